@@ -1,0 +1,60 @@
+"""Base API classes: caller scoping that subclasses cannot skip, and strict pagination."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from agentplatform.errors import InvalidInput
+
+
+class CallerAPIView(APIView):
+    """Every API view: authenticated, and knows its caller (owner) and API key."""
+
+    @property
+    def owner(self) -> Any:
+        return self.request.user
+
+    @property
+    def api_key(self) -> Any:
+        # The key object from ApiKeyAuthentication; None for an admin's browser session.
+        auth = self.request.auth
+        return auth if hasattr(auth, "key_hash") else None
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so that a typo is an error rather than ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class Cursor(CursorPagination):
+    """Opaque cursors; `?limit=` up to 200; a bad cursor is a 400, not an empty page."""
+
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 200
+    ordering: Any = "-created_at"
+
+    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:
+            raise InvalidInput("The pagination cursor is invalid.", details={"param": "cursor"}) from None
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and (not raw.isdigit() or int(raw) < 1):
+            raise InvalidInput("limit must be a positive integer.", details={"param": "limit"})
+        return super().get_page_size(request) or self.page_size

@@ -1,0 +1,80 @@
+"""Every API error, whatever raised it, answers `{"error": {"code", "message", "details"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from agentplatform.errors import PlatformError
+
+_DRF_CODES: dict[type[drf.APIException], str] = {
+    drf.ParseError: "malformed_json",
+    drf.NotAuthenticated: "not_authenticated",
+    drf.PermissionDenied: "permission_denied",
+    drf.NotFound: "not_found",
+    drf.MethodNotAllowed: "method_not_allowed",
+    drf.NotAcceptable: "not_acceptable",
+    drf.UnsupportedMediaType: "unsupported_media_type",
+    drf.Throttled: "rate_limited",
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _validation_message(detail: Any, prefix: str = "") -> str:
+    if isinstance(detail, dict) and detail:
+        field, value = next(iter(detail.items()))
+        name = field if field != "non_field_errors" else ""
+        return _validation_message(value, f"{prefix}.{name}" if prefix and name else (name or prefix))
+    if isinstance(detail, list) and detail:
+        return _validation_message(detail[0], prefix)
+    return f"{prefix}: {detail}" if prefix else str(detail)
+
+
+def _from_drf(exc: drf.APIException) -> tuple[str, str, Any]:
+    if isinstance(exc, drf.ValidationError):
+        return "invalid_request", _validation_message(exc.detail), exc.detail
+    if isinstance(exc, drf.AuthenticationFailed):
+        codes = exc.get_codes()
+        return (codes if isinstance(codes, str) else "authentication_failed"), str(exc.detail), None
+    code = next((c for kind, c in _DRF_CODES.items() if isinstance(exc, kind)), "error")
+    return code, str(exc.detail), None
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, PlatformError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("payload_too_large", "The request body is too large."), status=413)
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf.PermissionDenied()
+    if not isinstance(exc, drf.APIException):
+        return None  # a bug: Django's 500 handler answers (JSON under /api/, see below)
+    code, message, details = _from_drf(exc)
+    headers: dict[str, str] = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = str(exc.auth_header)  # type: ignore[attr-defined]
+    if isinstance(exc, drf.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait))
+    return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("internal_error", "An unexpected error occurred."), status=500)
+    return defaults.server_error(request)

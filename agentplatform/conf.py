@@ -1,0 +1,41 @@
+"""The platform's own knobs (`settings.AGENTPLATFORM`), read through one typed object."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    AGENTS: list[str] = field(default_factory=list)
+    MAX_INPUT_CHARS: int = 32_000
+    MAX_STEPS: int = 10
+    HISTORY_LIMIT: int = 50
+    TOOL_TIMEOUT: float = 30.0
+    MODEL_TIMEOUT: float = 60.0
+    MODEL_MAX_RETRIES: int = 2
+    API_DOCS_PUBLIC: bool = True
+
+
+@functools.cache
+def platform_settings() -> PlatformSettings:
+    configured: dict[str, Any] = getattr(settings, "AGENTPLATFORM", {})
+    known = {f.name for f in fields(PlatformSettings)}
+    unknown = set(configured) - known
+    if unknown:
+        raise ImproperlyConfigured(f"unknown AGENTPLATFORM settings: {', '.join(sorted(unknown))}")
+    return PlatformSettings(**configured)
+
+
+def _reset(*, setting: str, **_: Any) -> None:
+    if setting == "AGENTPLATFORM":
+        platform_settings.cache_clear()
+
+
+setting_changed.connect(_reset)

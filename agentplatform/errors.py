@@ -1,0 +1,47 @@
+"""Typed domain errors. Services raise them; the API maps them to HTTP in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PlatformError(Exception):
+    """An error the caller can act on: an HTTP status, a stable code and a readable message."""
+
+    status: int = 400
+    code: str = "invalid_request"
+    default_message: str = "The request is invalid."
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+
+class InvalidInput(PlatformError):
+    status = 400
+    code = "invalid_request"
+
+
+class Forbidden(PlatformError):
+    status = 403
+    code = "permission_denied"
+    default_message = "You may not do this."
+
+
+class NotFound(PlatformError):
+    status = 404
+    code = "not_found"
+    default_message = "Not found."
+
+
+class Conflict(PlatformError):
+    status = 409
+    code = "conflict"
+    default_message = "The resource is in a state that does not allow this."
+
+
+class PayloadTooLarge(PlatformError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "The request is too large."

@@ -1,0 +1,69 @@
+"""`manage.py up [--host H] [--port N]`: migrate, then run the embedded platform in the foreground."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from agentplatform.supervisor import ProcessSpec, Supervisor, python_command
+from agents.selectors import visible_agents
+
+
+class Command(BaseCommand):
+    help = "Migrate the database, then run the web server (Daphne) until Ctrl-C or SIGTERM."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-migrate", action="store_true", help="Skip migrations (done elsewhere).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host, port = options["host"], options["port"]
+        if not options["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        call_command("sync_agents", verbosity=0)
+        web = ProcessSpec(
+            "web",
+            python_command("-m", "daphne", "-b", host, "-p", str(port), "agentplatform.asgi:application"),
+        )
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104  # display only
+        supervisor = Supervisor([web])
+        code = supervisor.run(ready=lambda: _healthy(base), on_ready=lambda: self._banner(base))
+        self.stdout.write("agentplatform stopped.")
+        if code:
+            raise SystemExit(code)
+
+    def _banner(self, base: str) -> None:
+        agents = ", ".join(
+            f"{a.name}{' (offline demo model, no LLM)' if a.model.startswith('demo') else f' ({a.model})'}"
+            for a in visible_agents(None)
+        )
+        database = settings.DATABASES["default"]
+        where = database["NAME"] if "sqlite" in database["ENGINE"] else f"PostgreSQL {database['HOST']}"
+        self.stdout.write(
+            f"\nagentplatform is up\n"
+            f"  API:     {base}/api/v1/\n"
+            f"  Docs:    {base}/api/v1/docs/\n"
+            f"  Admin:   {base}/admin/\n"
+            f"  Agents:  {agents or 'none (set AGENTPLATFORM_AGENTS)'}\n"
+            f"  Data:    {where}\n\n"
+            f"  An API key:     python manage.py create_api_key --user you\n"
+            f"  An admin login: python manage.py create_admin --username admin\n"
+            f"  A first run:    curl -s {base}/api/v1/agents/demo/runs/ -H \"Authorization: Bearer $KEY\" \\\n"
+            f"                    -H 'Content-Type: application/json' -d '{{\"input\": \"Weather in Paris?\"}}'\n\n"
+            f"  Stop with Ctrl-C.\n"
+        )
+        self.stdout.flush()
+
+
+def _healthy(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/health/", timeout=1) as response:  # noqa: S310  # our own URL
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

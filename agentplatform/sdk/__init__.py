@@ -1,0 +1,1 @@
+"""The agent SDK. Importable without Django configured."""

@@ -1,0 +1,76 @@
+"""The provider-neutral conversation types and the model provider protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: Any  # usually a dict; a str when the model sent JSON we could not parse
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message as the model sees it. Roles: user, assistant, tool."""
+
+    role: str
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    name: str = ""
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    instructions: str
+    messages: tuple[ChatMessage, ...]
+    tools: tuple[ToolSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelResponse:
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str = ""
+
+
+class ProviderError(Exception):
+    """A model provider failed after its retries. `message` is the provider's own words."""
+
+    def __init__(self, provider: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.message = message
+        self.status = status
+
+
+@runtime_checkable
+class ModelProvider(Protocol):
+    """Anything with a `label` and `complete()` can be an agent's model."""
+
+    label: str
+
+    def complete(self, request: ModelRequest) -> ModelResponse: ...

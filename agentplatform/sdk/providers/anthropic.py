@@ -1,0 +1,113 @@
+"""Anthropic Messages through the official `anthropic` SDK (`ANTHROPIC_API_KEY`)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import anthropic
+
+from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
+
+
+def _content(message: ChatMessage) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        return [
+            {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id,
+                "content": message.content,
+                "is_error": message.is_error,
+            }
+        ]
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
+    for call in message.tool_calls:
+        arguments = call.arguments if isinstance(call.arguments, dict) else {}
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
+    return blocks
+
+
+def _to_anthropic(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
+    """Anthropic alternates user/assistant turns: tool results travel in a user turn."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _content(message)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
+
+
+class AnthropicModel:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        max_tokens: int = 4096,
+    ) -> None:
+        self.model = model
+        self.label = f"anthropic:{model}"
+        self.base_url = base_url
+        self.api_key = api_key
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_tokens = max_tokens
+
+    @functools.cached_property
+    def client(self) -> anthropic.Anthropic:
+        api_key = self.api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not api_key:
+            raise ProviderError(self.label, "no API key: set ANTHROPIC_API_KEY")
+        return anthropic.Anthropic(
+            api_key=api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
+        )
+
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        options: dict[str, Any] = {}
+        if request.instructions:
+            options["system"] = request.instructions
+        if request.tools:
+            options["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
+            ]
+        try:
+            reply = self.client.messages.create(
+                model=self.model,
+                max_tokens=self.max_tokens,
+                messages=_to_anthropic(request.messages),  # type: ignore[arg-type]  # plain dicts
+                **options,
+            )
+        except anthropic.APIStatusError as exc:
+            raise ProviderError(self.label, f"HTTP {exc.status_code}: {_status_message(exc)}", status=exc.status_code) from exc
+        except anthropic.APIError as exc:
+            raise ProviderError(self.label, exc.message) from exc
+        text = "".join(block.text for block in reply.content if block.type == "text")
+        calls = tuple(
+            ToolCall(id=block.id, name=block.name, arguments=block.input)
+            for block in reply.content
+            if block.type == "tool_use"
+        )
+        return ModelResponse(
+            text=text,
+            tool_calls=calls,
+            usage=Usage(reply.usage.input_tokens, reply.usage.output_tokens),
+            stop_reason=reply.stop_reason or "",
+        )
+
+
+def _status_message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return exc.message

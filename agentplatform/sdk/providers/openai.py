@@ -1,0 +1,111 @@
+"""OpenAI-compatible chat completions through the official `openai` SDK.
+
+Works with any server that speaks the protocol (vLLM, Ollama, llama.cpp) via `base_url`
+or the SDK's own `OPENAI_BASE_URL` / `OPENAI_API_KEY` environment variables.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Any
+
+import openai
+
+from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
+
+
+def _to_openai(message: ChatMessage) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.role == "assistant" and message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": _dump_arguments(call.arguments)},
+                }
+                for call in message.tool_calls
+            ],
+        }
+    return {"role": message.role, "content": message.content}
+
+
+def _dump_arguments(arguments: Any) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def _parse_arguments(raw: str | None) -> Any:
+    try:
+        return json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return raw
+
+
+class OpenAIModel:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+    ) -> None:
+        self.model = model
+        self.label = f"openai:{model}"
+        self.base_url = base_url
+        self.api_key = api_key
+        self.timeout = timeout
+        self.max_retries = max_retries
+
+    @functools.cached_property
+    def client(self) -> openai.OpenAI:
+        api_key = self.api_key or os.environ.get("OPENAI_API_KEY")
+        if not api_key:
+            raise ProviderError(self.label, "no API key: set OPENAI_API_KEY (any value for local servers)")
+        return openai.OpenAI(
+            api_key=api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
+        )
+
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        messages: list[Any] = [{"role": "system", "content": request.instructions}] if request.instructions else []
+        messages += [_to_openai(m) for m in request.messages]
+        tools: Any = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in request.tools
+        ]
+        try:
+            completion = self.client.chat.completions.create(
+                model=self.model, messages=messages, **({"tools": tools} if tools else {})
+            )
+        except openai.APIStatusError as exc:
+            raise ProviderError(self.label, _status_message(exc), status=exc.status_code) from exc
+        except openai.APIError as exc:
+            raise ProviderError(self.label, exc.message) from exc
+        choice = completion.choices[0]
+        calls = tuple(
+            ToolCall(id=c.id, name=c.function.name, arguments=_parse_arguments(c.function.arguments))
+            for c in choice.message.tool_calls or ()
+            if c.type == "function"
+        )
+        usage = completion.usage
+        return ModelResponse(
+            text=choice.message.content or "",
+            tool_calls=calls,
+            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
+            stop_reason=choice.finish_reason or "",
+        )
+
+
+def _status_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return f"HTTP {exc.status_code}: {error['message']}"
+    return f"HTTP {exc.status_code}: {exc.message}"

@@ -1,0 +1,102 @@
+"""Runs the embedded topology's processes in the foreground and stops them together.
+
+SIGINT (Ctrl-C) or SIGTERM stops every child, newest first: each gets SIGTERM, then
+SIGKILL after a grace period. If a child dies on its own, the others are stopped too and
+the supervisor exits non-zero, so a broken process is never silently left half-running.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+
+
+def python_command(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def _die_with_parent() -> None:
+    """Linux: a child gets SIGTERM if the supervisor itself is killed."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def child_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
+    return env
+
+
+class Supervisor:
+    def __init__(self, specs: list[ProcessSpec], *, grace_seconds: float = 10.0) -> None:
+        self.specs = specs
+        self.grace_seconds = grace_seconds
+        self.children: list[tuple[ProcessSpec, subprocess.Popen[bytes]]] = []
+        self.stop_requested: int | None = None
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.stop_requested = signum
+
+    def start(self) -> None:
+        env = child_environment()
+        for spec in self.specs:
+            process = subprocess.Popen(spec.argv, env=env, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509  # prctl only
+            logger.info("started %s (pid %s)", spec.name, process.pid)
+            self.children.append((spec, process))
+
+    def run(self, ready: Callable[[], bool], on_ready: Callable[[], None]) -> int:
+        """Start, announce once `ready()` holds, wait for a signal or a dead child; stop all."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            announced = False
+            while self.stop_requested is None:
+                dead = [(spec, p) for spec, p in self.children if p.poll() is not None]
+                if dead:
+                    spec, process = dead[0]
+                    logger.error("%s exited with code %s; stopping the rest", spec.name, process.returncode)
+                    return 1
+                if not announced and ready():
+                    on_ready()
+                    announced = True
+                time.sleep(0.2)
+            return 0
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def stop(self) -> None:
+        for spec, process in reversed(self.children):
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + self.grace_seconds
+        for spec, process in reversed(self.children):
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop within %ss; killing it", spec.name, self.grace_seconds)
+                process.kill()
+                process.wait()
+        self.children.clear()

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from agentplatform.api.docs import docs_permissions
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("agents.api.urls")),
+    path("api/v1/schema/", SpectacularAPIView.as_view(permission_classes=docs_permissions()), name="schema"),
+    path(
+        "api/v1/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=docs_permissions()),
+        name="docs",
+    ),
+]
+
+handler404 = "agentplatform.api.errors.not_found"
+handler500 = "agentplatform.api.errors.server_error"

@@ -1,0 +1,140 @@
+"""API shapes for agents, sessions, runs and messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from agentplatform.api.base import StrictSerializer
+from agents.models import Agent, Message, Run, Session
+
+METADATA_MAX_BYTES = 16_384
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Must be a JSON object.")
+    if len(json.dumps(value)) > METADATA_MAX_BYTES:
+        raise serializers.ValidationError(f"Must be at most {METADATA_MAX_BYTES} bytes of JSON.")
+    return value
+
+
+class ToolSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    parameters = serializers.JSONField(help_text="JSON schema of the arguments.")
+    permission = serializers.ChoiceField(choices=["allow", "confirm", "deny"])
+
+
+class AgentSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="name", read_only=True)
+    model = serializers.CharField(read_only=True)
+    demo_model = serializers.SerializerMethodField(help_text="True when the agent runs on the offline demo model.")
+    tools = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Agent
+        fields = ["id", "name", "description", "model", "demo_model", "enabled", "custom_turn", "tools"]
+
+    def get_demo_model(self, agent: Agent) -> bool:
+        return agent.model.split(":")[0] == "demo"
+
+    def get_tools(self, agent: Agent) -> list[dict[str, Any]]:
+        rows = [row for row in agent.tool_rows.all() if row.registered]
+        return [
+            {"name": r.name, "description": r.description, "parameters": r.parameters, "permission": r.permission}
+            for r in rows
+        ]
+
+
+class RunCreateSerializer(StrictSerializer):
+    input = serializers.CharField(help_text="The user's message.")
+    session_id = serializers.UUIDField(required=False, allow_null=True, help_text="Omit to start a new session.")
+    metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
+
+
+class UsageSerializer(serializers.Serializer):
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    run_id = serializers.UUIDField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "position",
+            "role",
+            "content",
+            "tool_calls",
+            "tool_call_id",
+            "tool_name",
+            "is_error",
+            "run_id",
+            "created_at",
+        ]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    session_id = serializers.UUIDField(read_only=True)
+    agent = serializers.CharField(source="agent.name", read_only=True)
+    usage = serializers.SerializerMethodField()
+    duration_ms = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "session_id",
+            "agent",
+            "status",
+            "input",
+            "output",
+            "error",
+            "usage",
+            "steps",
+            "model",
+            "metadata",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+        ]
+
+    def get_usage(self, run: Run) -> dict[str, int]:
+        return {
+            "input_tokens": run.input_tokens,
+            "output_tokens": run.output_tokens,
+            "total_tokens": run.input_tokens + run.output_tokens,
+        }
+
+
+class RunResultSerializer(RunSerializer):
+    messages = MessageSerializer(many=True, read_only=True, help_text="The messages this run added, in order.")
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "messages"]
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    agent = serializers.CharField(source="agent.name", read_only=True)
+
+    class Meta:
+        model = Session
+        fields = ["id", "agent", "title", "metadata", "message_count", "created_at", "updated_at"]
+
+
+class SessionCreateSerializer(StrictSerializer):
+    agent = serializers.CharField(help_text="The agent's id (its name).")
+    title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
+
+
+class SessionUpdateSerializer(StrictSerializer):
+    title = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    metadata = serializers.JSONField(required=False, validators=[_metadata])

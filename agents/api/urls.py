@@ -1,0 +1,16 @@
+from django.urls import path
+
+from agents.api import views
+
+urlpatterns = [
+    path("health/", views.HealthView.as_view(), name="health"),
+    path("ready/", views.ReadyView.as_view(), name="ready"),
+    path("agents/", views.AgentListView.as_view(), name="agent-list"),
+    path("agents/<slug:agent>/", views.AgentDetailView.as_view(), name="agent-detail"),
+    path("agents/<slug:agent>/runs/", views.AgentRunsView.as_view(), name="agent-runs"),
+    path("sessions/", views.SessionListView.as_view(), name="session-list"),
+    path("sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="session-detail"),
+    path("sessions/<str:session_id>/messages/", views.SessionMessagesView.as_view(), name="session-messages"),
+    path("sessions/<str:session_id>/runs/", views.SessionRunsView.as_view(), name="session-runs"),
+    path("runs/<str:run_id>/", views.RunDetailView.as_view(), name="run-detail"),
+]

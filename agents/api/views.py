@@ -1,0 +1,161 @@
+"""REST adapters: parse, call one service or selector, shape the output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from agentplatform.api.base import CallerAPIView, Cursor
+from agentplatform.errors import InvalidInput
+from agents import selectors, services
+from agents.api.serializers import (
+    AgentSerializer,
+    MessageSerializer,
+    RunCreateSerializer,
+    RunResultSerializer,
+    RunSerializer,
+    SessionCreateSerializer,
+    SessionSerializer,
+    SessionUpdateSerializer,
+)
+
+
+def _page(view: CallerAPIView, queryset: Any, serializer: Any, pagination: Cursor | None = None) -> Response:
+    paginator = pagination or Cursor()
+    page = paginator.paginate_queryset(queryset, view.request, view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+class AgentListView(CallerAPIView):
+    @extend_schema(responses=AgentSerializer(many=True), summary="List the agents this key may use")
+    def get(self, request: Request) -> Response:
+        agents = selectors.visible_agents(self.api_key).prefetch_related("tool_rows")
+        return Response({"results": AgentSerializer(agents, many=True).data})
+
+
+class AgentDetailView(CallerAPIView):
+    @extend_schema(responses=AgentSerializer, summary="An agent with its tools, schemas and permissions")
+    def get(self, request: Request, agent: str) -> Response:
+        return Response(AgentSerializer(selectors.get_agent(agent, self.api_key)).data)
+
+
+class AgentRunsView(CallerAPIView):
+    @extend_schema(
+        request=RunCreateSerializer,
+        responses={201: RunResultSerializer},
+        summary="Run the agent on an input and return the finished run",
+    )
+    def post(self, request: Request, agent: str) -> Response:
+        body = RunCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = services.start_run(
+            owner=self.owner, api_key=self.api_key, agent_name=agent, **body.validated_data
+        )
+        data = {**RunSerializer(result.run).data, "messages": MessageSerializer(result.messages, many=True).data}
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": f"/api/v1/runs/{result.run.pk}/"})
+
+
+class SessionListView(CallerAPIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("agent", str, description="Only this agent's sessions")],
+        responses=SessionSerializer(many=True),
+        summary="Your sessions, newest first",
+    )
+    def get(self, request: Request) -> Response:
+        sessions = selectors.owned_sessions(self.owner)
+        if "agent" in request.query_params:
+            sessions = sessions.filter(agent__name=request.query_params["agent"])
+        return _page(self, sessions, SessionSerializer)
+
+    @extend_schema(request=SessionCreateSerializer, responses={201: SessionSerializer}, summary="Start a session")
+    def post(self, request: Request) -> Response:
+        body = SessionCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        agent = selectors.get_agent(data.pop("agent"), self.api_key)
+        session = services.create_session(owner=self.owner, agent=agent, **data)
+        return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+class SessionDetailView(CallerAPIView):
+    @extend_schema(responses=SessionSerializer, summary="A session")
+    def get(self, request: Request, session_id: str) -> Response:
+        return Response(SessionSerializer(selectors.get_session(self.owner, session_id)).data)
+
+    @extend_schema(request=SessionUpdateSerializer, responses=SessionSerializer, summary="Rename or re-tag a session")
+    def patch(self, request: Request, session_id: str) -> Response:
+        session = selectors.get_session(self.owner, session_id)
+        body = SessionUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(SessionSerializer(services.update_session(session, **body.validated_data)).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a session with its runs and messages")
+    def delete(self, request: Request, session_id: str) -> Response:
+        services.delete_session(selectors.get_session(self.owner, session_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessageCursor(Cursor):
+    def get_ordering(self, request: Request, queryset: Any, view: Any) -> tuple[str, ...]:
+        order = request.query_params.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise InvalidInput("order must be 'asc' or 'desc'.", details={"param": "order"})
+        return ("position",) if order == "asc" else ("-position",)
+
+
+class SessionMessagesView(CallerAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("order", str, enum=["asc", "desc"], description="asc: oldest first (default)"),
+            OpenApiParameter("limit", int, description="Page size, 1-200 (default 50)"),
+            OpenApiParameter("cursor", str, description="From the previous page's next/previous link"),
+        ],
+        responses=MessageSerializer(many=True),
+        summary="A session's messages",
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        session = selectors.get_session(self.owner, session_id)
+        return _page(self, selectors.session_messages(session), MessageSerializer, MessageCursor())
+
+
+class SessionRunsView(CallerAPIView):
+    @extend_schema(responses=RunSerializer(many=True), summary="A session's runs, newest first")
+    def get(self, request: Request, session_id: str) -> Response:
+        session = selectors.get_session(self.owner, session_id)
+        return _page(self, selectors.owned_runs(self.owner).filter(session=session), RunSerializer)
+
+
+class RunDetailView(CallerAPIView):
+    @extend_schema(responses=RunSerializer, summary="A run")
+    def get(self, request: Request, run_id: str) -> Response:
+        return Response(RunSerializer(selectors.get_run(self.owner, run_id)).data)
+
+
+class HealthView(CallerAPIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(responses={200: dict}, summary="The process is up")
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+class ReadyView(CallerAPIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(responses={200: dict, 503: dict}, summary="The database is reachable")
+    def get(self, request: Request) -> Response:
+        try:
+            connection.ensure_connection()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001  # any database failure means "not ready"
+            return Response({"status": "unavailable", "database": type(exc).__name__}, status=503)
+        return Response({"status": "ready", "database": "ok"})

@@ -1,0 +1,46 @@
+"""The agents app's typed errors (mapped to HTTP by agentplatform.api.errors)."""
+
+from agentplatform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+
+
+class AgentNotFound(NotFound):
+    code = "agent_not_found"
+    default_message = "No such agent."
+
+
+class AgentDisabled(Conflict):
+    code = "agent_disabled"
+    default_message = "This agent is disabled by an operator."
+
+
+class AgentUnavailable(Conflict):
+    code = "agent_unavailable"
+    default_message = "This agent is not loaded in this deployment's code."
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+    default_message = "No such session."
+
+
+class SessionAgentMismatch(InvalidInput):
+    code = "session_agent_mismatch"
+    default_message = "This session belongs to another agent."
+
+
+class SessionBusy(Conflict):
+    code = "session_busy"
+    default_message = "This session already has an active run."
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+    default_message = "No such run."
+
+
+class InputTooLarge(PayloadTooLarge):
+    code = "input_too_large"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"

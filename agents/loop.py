@@ -1,0 +1,40 @@
+"""The built-in agent loop: call the model, run the tools it asks for, until it answers."""
+
+from __future__ import annotations
+
+from agentplatform.sdk.agent import ApprovalRequired
+from agentplatform.sdk.models import ModelProvider, ModelRequest
+from agents.runtime import MessageDraft, RunContext
+
+
+class MaxStepsExceeded(Exception):  # noqa: N818  # reads as the run's outcome
+    def __init__(self, max_steps: int) -> None:
+        super().__init__(f"The agent did not finish within {max_steps} model calls.")
+        self.max_steps = max_steps
+
+
+def run_loop(ctx: RunContext, provider: ModelProvider, instructions: str, max_steps: int) -> str:
+    """Returns the final answer; raises ApprovalRequired, ProviderError or MaxStepsExceeded.
+
+    Tool failures (bad arguments, exceptions, timeouts, refusals) are results the model
+    reads, and the loop goes on. Calls from one turn that need approval do not stop the
+    turn's other calls; the run stops after them.
+    """
+    tools = ctx.offered_tools()
+    for _ in range(max_steps):
+        request = ModelRequest(instructions, (*ctx.prior, *ctx.transcript), tools)
+        response = provider.complete(request)
+        ctx.steps += 1
+        ctx.usage.add(response.usage)
+        ctx.record(MessageDraft(role="assistant", content=response.text, tool_calls=response.tool_calls))
+        if not response.tool_calls:
+            return response.text
+        pending: list[ApprovalRequired] = []
+        for call in response.tool_calls:
+            try:
+                ctx.execute_call(call)
+            except ApprovalRequired as exc:
+                pending.append(exc)
+        if pending:
+            raise pending[0]
+    raise MaxStepsExceeded(max_steps)

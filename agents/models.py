@@ -1,0 +1,225 @@
+"""Agents, tools, sessions, runs, messages and API keys: the durable record."""
+
+from __future__ import annotations
+
+import uuid
+from functools import cached_property
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Agent(models.Model):
+    """A code-registered agent mirrored in the database, with operator overrides."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    description = models.TextField(blank=True)
+    code_model = models.CharField("model (from code)", max_length=200, editable=False)
+    code_instructions = models.TextField("instructions (from code)", blank=True, editable=False)
+    custom_turn = models.BooleanField(
+        default=False, editable=False, help_text="The agent overrides run(): it drives its own SDK or framework."
+    )
+    registered = models.BooleanField(
+        default=True, editable=False, help_text="Present in this deployment's code at the last sync."
+    )
+    enabled = models.BooleanField(default=True)
+    model_override = models.CharField(
+        max_length=200, blank=True, help_text="'provider:model', e.g. openai:gpt-4o-mini. Blank: use the code's."
+    )
+    instructions_override = models.TextField(blank=True, help_text="Blank: use the code's instructions.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def model(self) -> str:
+        return self.model_override or self.code_model
+
+    @property
+    def instructions(self) -> str:
+        return self.instructions_override or self.code_instructions
+
+
+class PermissionChoice(models.TextChoices):
+    ALLOW = "allow", "Allow"
+    CONFIRM = "confirm", "Confirm (human approval)"
+    DENY = "deny", "Deny"
+
+
+class Tool(models.Model):
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="tool_rows")
+    name = models.CharField(max_length=64)
+    description = models.TextField(blank=True, editable=False)
+    parameters = models.JSONField(default=dict, editable=False, help_text="JSON schema of the arguments.")
+    code_permission = models.CharField(
+        "permission (from code)", max_length=10, choices=PermissionChoice.choices, editable=False
+    )
+    permission_override = models.CharField(
+        max_length=10, choices=PermissionChoice.choices, blank=True, help_text="Blank: use the code's permission."
+    )
+    registered = models.BooleanField(default=True, editable=False)
+
+    class Meta:
+        ordering = ["agent", "name"]
+        constraints = [models.UniqueConstraint(fields=["agent", "name"], name="tool_unique_name_per_agent")]
+
+    def __str__(self) -> str:
+        return f"{self.agent.name}.{self.name}"
+
+    @property
+    def permission(self) -> str:
+        return self.permission_override or self.code_permission
+
+
+class Session(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_sessions")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="sessions")
+    title = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    message_count = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at", "-id"], name="session_owner_created"),
+            models.Index(fields=["owner", "agent", "-created_at", "-id"], name="session_owner_agent_created"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REQUIRES_APPROVAL = "requires_approval"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+# The only status changes a run may make; anything else is a bug or a race and is refused.
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.REQUIRES_APPROVAL, RunStatus.CANCELLED}
+    ),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.REQUIRES_APPROVAL: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="runs")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_runs")
+    api_key = models.ForeignKey("ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    input = models.TextField()
+    output = models.TextField(blank=True)
+    error = models.JSONField(null=True, blank=True, help_text='{"code", "message", "details"} when not completed.')
+    metadata = models.JSONField(default=dict, blank=True)
+    model = models.CharField(max_length=200, blank=True, help_text="The model this run used.")
+    steps = models.PositiveIntegerField(default=0, help_text="Model calls made.")
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["session", "-created_at", "-id"], name="run_session_created"),
+            models.Index(fields=["owner", "-created_at"], name="run_owner_created"),
+            models.Index(fields=["status"], name="run_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session"], condition=Q(status__in=ACTIVE_RUN_STATUSES), name="run_one_active_per_session"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.id} ({self.status})"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+
+class MessageRole(models.TextChoices):
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class Message(models.Model):
+    """One message of a session at a fixed position. Appended, never rewritten."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="messages")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    position = models.PositiveIntegerField()
+    role = models.CharField(max_length=10, choices=MessageRole.choices)
+    content = models.TextField(blank=True)
+    tool_calls = models.JSONField(
+        default=list, blank=True, help_text='Assistant turns: [{"id", "name", "arguments"}].'
+    )
+    tool_call_id = models.CharField(max_length=100, blank=True, help_text="Tool results: the call answered.")
+    tool_name = models.CharField(max_length=64, blank=True)
+    is_error = models.BooleanField(default=False, help_text="Tool results: the call failed or was refused.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "position"], name="message_unique_position_per_session")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.position}"
+
+
+class ApiKey(models.Model):
+    """An API key. Only a SHA-256 of the secret is stored; the key is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, editable=False, help_text="Shown to tell keys apart; not secret.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    agents = models.ManyToManyField(
+        Agent, blank=True, related_name="api_keys", help_text="Restrict the key to these agents. Empty: all agents."
+    )
+    scopes = models.JSONField(default=list, blank=True, help_text='Extra rights, e.g. ["approvals:decide"].')
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or self.user})"
+
+    @cached_property
+    def restricted_agent_ids(self) -> list[int]:
+        """The agents this key is limited to; empty means every agent."""
+        return list(self.agents.values_list("pk", flat=True))

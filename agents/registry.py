@@ -1,0 +1,47 @@
+"""The agents this deployment's code defines, loaded once per process from settings."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+from agentplatform.conf import platform_settings
+from agentplatform.sdk.agent import Agent
+from agentplatform.sdk.loading import AgentLoadError, load_agents
+from agentplatform.sdk.models import ModelProvider
+from agentplatform.sdk.providers import resolve_model
+
+
+@functools.cache
+def code_agents() -> dict[str, Agent]:
+    """Agents named by `AGENTPLATFORM["AGENTS"]` (and the `AGENTPLATFORM_AGENTS` variable)."""
+    agents: dict[str, Agent] = {}
+    for reference in platform_settings().AGENTS:
+        try:
+            loaded = load_agents(reference)
+        except AgentLoadError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
+        for agent in loaded:
+            if agent.name in agents and agents[agent.name] is not agent:
+                raise ImproperlyConfigured(f"two configured agents are named {agent.name!r}")
+            agents[agent.name] = agent
+    return agents
+
+
+@functools.cache
+def model_provider(spec: str) -> ModelProvider:
+    """One provider (and so one HTTP client pool) per model spec per process."""
+    conf = platform_settings()
+    return resolve_model(spec, timeout=conf.MODEL_TIMEOUT, max_retries=conf.MODEL_MAX_RETRIES)
+
+
+def _reset(*, setting: str, **_: Any) -> None:
+    if setting == "AGENTPLATFORM":
+        code_agents.cache_clear()
+        model_provider.cache_clear()
+
+
+setting_changed.connect(_reset)

@@ -1,0 +1,168 @@
+"""The run context given to an agent's turn: the permission gate, tool execution, the record.
+
+Every tool call, from the built-in loop or from an agent that drives its own framework,
+goes through `RunContext.execute_call`, which checks the permission, validates the
+arguments, runs the tool with a timeout and appends the result to the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentplatform.sdk.agent import Agent as CodeAgent
+from agentplatform.sdk.agent import ApprovalRequired, ToolCallError
+from agentplatform.sdk.models import ChatMessage, ToolCall, ToolSpec, Usage
+from agentplatform.sdk.tools import Tool, ToolArgumentsError, ToolPermission
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MessageDraft:
+    """A message about to be appended to the session."""
+
+    role: str
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    tool_name: str = ""
+    is_error: bool = False
+
+    def as_chat(self) -> ChatMessage:
+        return ChatMessage(
+            role=self.role,
+            content=self.content,
+            tool_calls=self.tool_calls,
+            tool_call_id=self.tool_call_id,
+            name=self.tool_name,
+            is_error=self.is_error,
+        )
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    content: str
+    error_code: str = ""
+    value: Any = None
+
+
+def render_result(value: Any) -> str:
+    """A tool's return value as the text the model reads."""
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _invoke(tool: Tool, arguments: dict[str, Any], timeout: float) -> Any:
+    """Run the tool in a worker thread; an async tool is cancelled at its timeout."""
+
+    def target() -> Any:
+        if tool.is_async:
+            return asyncio.run(asyncio.wait_for(tool.func(**arguments), timeout))
+        return tool.func(**arguments)
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tool-{tool.name}")
+    try:
+        return executor.submit(target).result(timeout=timeout)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class RunContext:
+    """Implements `agentplatform.RunContext` for one run."""
+
+    run_id: str
+    session_id: str
+    agent_name: str
+    metadata: Mapping[str, Any]
+    code_agent: CodeAgent
+    permissions: Mapping[str, ToolPermission]
+    tool_timeout: float
+    append: Callable[[list[MessageDraft]], None]
+    prior: list[ChatMessage] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    steps: int = 0
+    transcript: list[ChatMessage] = field(default_factory=list)
+
+    @property
+    def history(self) -> list[ChatMessage]:
+        return list(self.prior)
+
+    def record(self, *drafts: MessageDraft) -> None:
+        self.append(list(drafts))
+        self.transcript.extend(draft.as_chat() for draft in drafts)
+
+    def permission(self, name: str) -> ToolPermission:
+        return self.permissions.get(name, ToolPermission.DENY)
+
+    def offered_tools(self) -> tuple[ToolSpec, ...]:
+        """The tools the model may see: every tool that is not DENY."""
+        return tuple(
+            ToolSpec(t.name, t.description, t.parameters)
+            for t in self.code_agent.tools.values()
+            if self.permission(t.name) is not ToolPermission.DENY
+        )
+
+    def add_usage(self, input_tokens: int = 0, output_tokens: int = 0) -> None:
+        self.usage.add(Usage(input_tokens, output_tokens))
+
+    def call_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """For agents with their own turn: record the call, run it, return its value."""
+        call = ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=name, arguments=dict(arguments))
+        self.record(MessageDraft(role="assistant", tool_calls=(call,)))
+        outcome = self.execute_call(call)
+        if outcome.error_code:
+            raise ToolCallError(name, outcome.content, code=outcome.error_code)
+        return outcome.value
+
+    def execute_call(self, call: ToolCall) -> ToolOutcome:
+        """Gate, validate and run one call, then append its result to the session."""
+        outcome = self._outcome(call)
+        self.record(
+            MessageDraft(
+                role="tool",
+                content=outcome.content,
+                tool_call_id=call.id,
+                tool_name=call.name,
+                is_error=bool(outcome.error_code),
+            )
+        )
+        if outcome.error_code == "approval_required":
+            raise ApprovalRequired(call.name, call.arguments)
+        return outcome
+
+    def _outcome(self, call: ToolCall) -> ToolOutcome:
+        tool = self.code_agent.tools.get(call.name)
+        if tool is None:
+            return ToolOutcome(f"Error: unknown tool {call.name!r}.", "unknown_tool")
+        permission = self.permission(call.name)
+        if permission is ToolPermission.DENY:
+            return ToolOutcome(f"Refused: tool {call.name!r} is not permitted for this agent.", "tool_denied")
+        try:
+            arguments = tool.validate(call.arguments)
+        except ToolArgumentsError as exc:
+            return ToolOutcome(f"Error: {exc}", "invalid_arguments")
+        if permission is ToolPermission.CONFIRM:
+            return ToolOutcome(
+                f"Not executed: tool {call.name!r} requires human approval.", "approval_required"
+            )
+        timeout = tool.timeout or self.tool_timeout
+        try:
+            value = _invoke(tool, arguments, timeout)
+        except (FutureTimeout, TimeoutError):
+            return ToolOutcome(f"Error: tool {call.name!r} timed out after {timeout:g}s.", "tool_timeout")
+        except Exception as exc:  # noqa: BLE001  # a tool's failure is reported to the model
+            logger.info("tool %s raised %s", call.name, type(exc).__name__, exc_info=True)
+            return ToolOutcome(f"Error: {type(exc).__name__}: {exc}", "tool_error")
+        return ToolOutcome(render_result(value), value=value)

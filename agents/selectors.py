@@ -1,0 +1,65 @@
+"""Reads, with the joins they need, scoped to what a caller may see."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from agents.errors import AgentNotFound, RunNotFound, SessionNotFound
+from agents.models import Agent, ApiKey, Message, Run, Session
+
+
+def visible_agents(api_key: ApiKey | None) -> QuerySet[Agent]:
+    """Agents a caller may use: all of them, or the ones its key is restricted to."""
+    agents = Agent.objects.filter(registered=True)
+    if api_key is not None and api_key.restricted_agent_ids:
+        agents = agents.filter(pk__in=api_key.restricted_agent_ids)
+    return agents
+
+
+def get_agent(name: str, api_key: ApiKey | None) -> Agent:
+    try:
+        return visible_agents(api_key).prefetch_related("tool_rows").get(name=name)
+    except Agent.DoesNotExist:
+        raise AgentNotFound(f"No agent named {name!r}.") from None
+
+
+def owned_sessions(owner: Any) -> QuerySet[Session]:
+    return Session.objects.filter(owner=owner).select_related("agent")
+
+
+def get_session(owner: Any, session_id: UUID | str) -> Session:
+    try:
+        return owned_sessions(owner).get(pk=session_id)
+    except (Session.DoesNotExist, ValueError):
+        raise SessionNotFound(f"No session {session_id}.") from None
+
+
+def owned_runs(owner: Any) -> QuerySet[Run]:
+    return Run.objects.filter(owner=owner).select_related("agent")
+
+
+def get_run(owner: Any, run_id: UUID | str) -> Run:
+    try:
+        return owned_runs(owner).get(pk=run_id)
+    except (Run.DoesNotExist, ValueError):
+        raise RunNotFound(f"No run {run_id}.") from None
+
+
+def session_messages(session: Session) -> QuerySet[Message]:
+    return Message.objects.filter(session=session)
+
+
+def recent_messages(session_id: UUID, *, before_position: int, limit: int) -> list[Message]:
+    """The last `limit` messages before a position, oldest first (one indexed range scan)."""
+    rows = list(
+        Message.objects.filter(session_id=session_id, position__lt=before_position).order_by("-position")[:limit]
+    )
+    rows.reverse()
+    return rows
+
+
+def run_messages(run: Run) -> QuerySet[Message]:
+    return Message.objects.filter(run=run).order_by("position")

@@ -1,0 +1,338 @@
+"""State changes for agents, sessions, runs and API keys. Views and commands call these."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from agentplatform.conf import platform_settings
+from agentplatform.sdk.agent import Agent as CodeAgent
+from agentplatform.sdk.agent import ApprovalRequired
+from agentplatform.sdk.models import ChatMessage, ProviderError, ToolCall
+from agentplatform.sdk.tools import ToolPermission
+from agents import selectors
+from agents.errors import (
+    AgentDisabled,
+    AgentUnavailable,
+    InputTooLarge,
+    InvalidTransition,
+    SessionAgentMismatch,
+    SessionBusy,
+)
+from agents.keys import generate_key
+from agents.loop import MaxStepsExceeded, run_loop
+from agents.models import (
+    ACTIVE_RUN_STATUSES,
+    RUN_TRANSITIONS,
+    Agent,
+    ApiKey,
+    Message,
+    Run,
+    RunStatus,
+    Session,
+    Tool,
+)
+from agents.registry import code_agents, model_provider
+from agents.runtime import MessageDraft, RunContext
+
+logger = logging.getLogger(__name__)
+
+
+# --- agents -----------------------------------------------------------------------------
+
+
+def sync_agents(*, using: str = "default") -> dict[str, int]:
+    """Mirror the code's agents and tools into rows, keeping operators' overrides."""
+    agents = code_agents()
+    with transaction.atomic(using=using):
+        for agent in agents.values():
+            row, _ = Agent.objects.using(using).update_or_create(
+                name=agent.name,
+                defaults={
+                    "description": agent.description,
+                    "code_model": agent.model_label,
+                    "code_instructions": agent.instructions,
+                    "custom_turn": agent.overrides_run,
+                    "registered": True,
+                },
+            )
+            for tool in agent.tools.values():
+                Tool.objects.using(using).update_or_create(
+                    agent=row,
+                    name=tool.name,
+                    defaults={
+                        "description": tool.description,
+                        "parameters": tool.parameters,
+                        "code_permission": tool.permission.value,
+                        "registered": True,
+                    },
+                )
+            Tool.objects.using(using).filter(agent=row).exclude(name__in=list(agent.tools)).update(registered=False)
+        retired = Agent.objects.using(using).exclude(name__in=list(agents)).update(registered=False)
+    return {"agents": len(agents), "retired": retired}
+
+
+def tool_permissions(agent: Agent, code_agent: CodeAgent) -> dict[str, ToolPermission]:
+    """Each code tool's permission: the operator's override, else the code's default."""
+    overrides = {row.name: row.permission_override for row in agent.tool_rows.all() if row.permission_override}
+    return {
+        name: ToolPermission(overrides.get(name, tool.permission.value)) for name, tool in code_agent.tools.items()
+    }
+
+
+def _runnable(agent: Agent) -> CodeAgent:
+    if not agent.enabled:
+        raise AgentDisabled(f"Agent {agent.name!r} is disabled by an operator.")
+    code_agent = code_agents().get(agent.name)
+    if code_agent is None:
+        raise AgentUnavailable(f"Agent {agent.name!r} is not loaded in this deployment's code.")
+    return code_agent
+
+
+# --- sessions ---------------------------------------------------------------------------
+
+
+def create_session(*, owner: Any, agent: Agent, title: str = "", metadata: dict[str, Any] | None = None) -> Session:
+    return Session.objects.create(owner=owner, agent=agent, title=title, metadata=metadata or {})
+
+
+def update_session(session: Session, *, title: str | None = None, metadata: dict[str, Any] | None = None) -> Session:
+    changed = ["updated_at"]
+    if title is not None:
+        session.title = title
+        changed.append("title")
+    if metadata is not None:
+        session.metadata = metadata
+        changed.append("metadata")
+    session.save(update_fields=changed)
+    return session
+
+
+def delete_session(session: Session) -> None:
+    with transaction.atomic():
+        locked = Session.objects.select_for_update().get(pk=session.pk)
+        active = Run.objects.filter(session=locked, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True).first()
+        if active is not None:
+            raise SessionBusy("This session has an active run; wait for it to finish.", details={"run_id": str(active)})
+        locked.delete()
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    run: Run
+    messages: list[Message] = field(default_factory=list)
+
+
+def _append(session_id: UUID, run_id: UUID, start: int, drafts: list[MessageDraft]) -> list[Message]:
+    rows = [
+        Message(
+            session_id=session_id,
+            run_id=run_id,
+            position=start + offset,
+            role=draft.role,
+            content=draft.content,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in draft.tool_calls],
+            tool_call_id=draft.tool_call_id,
+            tool_name=draft.tool_name,
+            is_error=draft.is_error,
+        )
+        for offset, draft in enumerate(drafts)
+    ]
+    with transaction.atomic():
+        created = Message.objects.bulk_create(rows)
+        Session.objects.filter(pk=session_id).update(
+            message_count=F("message_count") + len(rows), updated_at=timezone.now()
+        )
+    return created
+
+
+def start_run(
+    *,
+    owner: Any,
+    api_key: ApiKey | None,
+    agent_name: str,
+    input: str,  # noqa: A002  # the API's name for it
+    session_id: UUID | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> RunResult:
+    """Create the run and its user message in one transaction, then execute it."""
+    if len(input) > platform_settings().MAX_INPUT_CHARS:
+        raise InputTooLarge(
+            f"input is {len(input)} characters; the limit is {platform_settings().MAX_INPUT_CHARS}.",
+            details={"limit": platform_settings().MAX_INPUT_CHARS},
+        )
+    agent = selectors.get_agent(agent_name, api_key)
+    code_agent = _runnable(agent)
+    run, user_message = _create_run(owner, api_key, agent, input, session_id, metadata or {})
+    return _execute(run, agent, code_agent, user_message)
+
+
+def _create_run(
+    owner: Any, api_key: ApiKey | None, agent: Agent, text: str, session_id: UUID | None, metadata: dict[str, Any]
+) -> tuple[Run, Message]:
+    try:
+        with transaction.atomic():
+            if session_id is None:
+                session = Session.objects.create(owner=owner, agent=agent, title=text[:80])
+            else:
+                session = selectors.get_session(owner, session_id)
+                session = Session.objects.select_for_update().get(pk=session.pk)
+                if session.agent_id != agent.pk:
+                    raise SessionAgentMismatch(
+                        f"Session {session.pk} belongs to agent {session.agent.name!r}, not {agent.name!r}."
+                    )
+            run = Run.objects.create(
+                session=session,
+                agent=agent,
+                owner=owner,
+                api_key=api_key,
+                status=RunStatus.RUNNING,
+                input=text,
+                metadata=metadata,
+                model=agent.model,
+                started_at=timezone.now(),
+            )
+            (user_message,) = _append(session.pk, run.pk, session.message_count, [MessageDraft("user", text)])
+    except IntegrityError:
+        active = Run.objects.filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True)
+        raise SessionBusy(details={"run_id": str(active.first()) if active else None}) from None
+    return run, user_message
+
+
+def _execute(run: Run, agent: Agent, code_agent: CodeAgent, user_message: Message) -> RunResult:
+    conf = platform_settings()
+    result = RunResult(run=run, messages=[user_message])
+    position = user_message.position + 1
+
+    def append(drafts: list[MessageDraft]) -> None:
+        nonlocal position
+        result.messages.extend(_append(run.session_id, run.pk, position, drafts))
+        position += len(drafts)
+
+    prior = selectors.recent_messages(run.session_id, before_position=user_message.position, limit=conf.HISTORY_LIMIT)
+    ctx = RunContext(
+        run_id=str(run.pk),
+        session_id=str(run.session_id),
+        agent_name=agent.name,
+        metadata=run.metadata,
+        code_agent=code_agent,
+        permissions=tool_permissions(agent, code_agent),
+        tool_timeout=code_agent.tool_timeout or conf.TOOL_TIMEOUT,
+        append=append,
+        prior=_as_history(prior),
+        transcript=[ChatMessage(role="user", content=run.input)],
+    )
+    outcome = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS)
+    result.run = finish_run(run.pk, ctx=ctx, **outcome)
+    return result
+
+
+def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int) -> dict[str, Any]:
+    """The turn's outcome as the fields `finish_run` records. Failures are outcomes here."""
+    try:
+        if code_agent.overrides_run:
+            output = str(code_agent.run(ctx.transcript[0].content, ctx) or "")
+            ctx.record(MessageDraft(role="assistant", content=output))
+        else:
+            provider = model_provider(agent.model)
+            output = run_loop(ctx, provider, agent.instructions, code_agent.max_steps or max_steps)
+    except ApprovalRequired as exc:
+        return _outcome(
+            RunStatus.REQUIRES_APPROVAL,
+            "approval_required",
+            f"Tool {exc.tool!r} requires human approval; the call was not executed.",
+            {"tool": exc.tool, "arguments": exc.arguments},
+        )
+    except ProviderError as exc:
+        return _outcome(RunStatus.FAILED, "provider_error", exc.message, {"provider": exc.provider, "status": exc.status})
+    except MaxStepsExceeded as exc:
+        return _outcome(RunStatus.FAILED, "max_steps_exceeded", str(exc), {"max_steps": exc.max_steps})
+    except Exception as exc:  # noqa: BLE001  # the agent's own code failed: the run records it
+        logger.exception("run %s: agent %s raised", ctx.run_id, agent.name)
+        return _outcome(RunStatus.FAILED, "agent_error", f"{type(exc).__name__}: {exc}", None)
+    return {"status": RunStatus.COMPLETED, "output": output}
+
+
+def _outcome(status: RunStatus, code: str, message: str, details: Any) -> dict[str, Any]:
+    return {"status": status, "error": {"code": code, "message": message, "details": details}}
+
+
+def _as_history(rows: Iterable[Message]) -> list[ChatMessage]:
+    """Stored messages as the model sees them; the window starts at a user message."""
+    history = [
+        ChatMessage(
+            role=row.role,
+            content=row.content,
+            tool_calls=tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in row.tool_calls),
+            tool_call_id=row.tool_call_id,
+            name=row.tool_name,
+            is_error=row.is_error,
+        )
+        for row in rows
+    ]
+    first_user = next((i for i, m in enumerate(history) if m.role == "user"), len(history))
+    return history[first_user:]
+
+
+def finish_run(
+    run_id: UUID,
+    *,
+    ctx: RunContext,
+    status: RunStatus,
+    output: str = "",
+    error: dict[str, Any] | None = None,
+) -> Run:
+    """Move a run to a final status, with its output, error, usage and timing."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("agent").get(pk=run_id)
+        check_transition(run, status)
+        run.status = status
+        run.output = output
+        run.error = error
+        run.steps = ctx.steps
+        run.input_tokens = ctx.usage.input_tokens
+        run.output_tokens = ctx.usage.output_tokens
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "output", "error", "steps", "input_tokens", "output_tokens", "finished_at"])
+    return run
+
+
+def check_transition(run: Run, status: str) -> None:
+    if status not in RUN_TRANSITIONS[run.status]:
+        raise InvalidTransition(f"A {run.status} run cannot become {status}.", details={"status": run.status})
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+def create_api_key(
+    *,
+    user: Any,
+    name: str = "",
+    agents: Iterable[Agent] = (),
+    scopes: Iterable[str] = (),
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key for `user`; the plaintext key is returned once and never stored."""
+    key, prefix, key_hash = generate_key()
+    with transaction.atomic():
+        api_key = ApiKey.objects.create(
+            user=user, name=name, prefix=prefix, key_hash=key_hash, scopes=sorted(set(scopes)), expires_at=expires_at
+        )
+        api_key.agents.set(list(agents))
+    return api_key, key
+
+
+def revoke_api_keys(keys: Iterable[ApiKey]) -> int:
+    return ApiKey.objects.filter(pk__in=[k.pk for k in keys], revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ContextConfig(AppConfig):
+    """Context providers fetched and injected into runs (the context issue)."""
+
+    name = "context"
