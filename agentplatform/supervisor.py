@@ -61,7 +61,12 @@ class Supervisor:
     def start(self) -> None:
         env = child_environment()
         for spec in self.specs:
-            process = subprocess.Popen(spec.argv, env=env, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509  # prctl only
+            process = subprocess.Popen(  # noqa: S603  # argv built from our own specs
+                spec.argv,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509  # prctl only
+            )
             logger.info("started %s (pid %s)", spec.name, process.pid)
             self.children.append((spec, process))
 
@@ -88,7 +93,7 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def stop(self) -> None:
-        for spec, process in reversed(self.children):
+        for _, process in reversed(self.children):
             if process.poll() is None:
                 process.terminate()
         deadline = time.monotonic() + self.grace_seconds

@@ -100,7 +100,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     filter_horizontal = ["agents"]
     actions = ["revoke"]
 
-    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
         if obj is None:
             return ["user", "name", "agents", "scopes", "expires_at"]
         return ["prefix", "user", "name", "agents", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
@@ -121,7 +121,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         api_key, key = services.create_api_key(
             user=obj.user, name=obj.name, scopes=obj.scopes or [], expires_at=obj.expires_at
         )
-        obj.pk, obj.prefix, obj.key_hash, obj.created_at = api_key.pk, api_key.prefix, api_key.key_hash, api_key.created_at
+        obj.pk, obj.prefix, obj.created_at = api_key.pk, api_key.prefix, api_key.created_at
         obj._state.adding = False
         messages.warning(
             request,

@@ -7,7 +7,7 @@ from agentplatform.sdk.models import ModelProvider, ModelRequest
 from agents.runtime import MessageDraft, RunContext
 
 
-class MaxStepsExceeded(Exception):  # noqa: N818  # reads as the run's outcome
+class MaxStepsExceeded(Exception):  # reads as the run's outcome
     def __init__(self, max_steps: int) -> None:
         super().__init__(f"The agent did not finish within {max_steps} model calls.")
         self.max_steps = max_steps

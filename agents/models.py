@@ -178,9 +178,7 @@ class Message(models.Model):
     position = models.PositiveIntegerField()
     role = models.CharField(max_length=10, choices=MessageRole.choices)
     content = models.TextField(blank=True)
-    tool_calls = models.JSONField(
-        default=list, blank=True, help_text='Assistant turns: [{"id", "name", "arguments"}].'
-    )
+    tool_calls = models.JSONField(default=list, blank=True, help_text='Assistant turns: [{"id", "name", "arguments"}].')
     tool_call_id = models.CharField(max_length=100, blank=True, help_text="Tool results: the call answered.")
     tool_name = models.CharField(max_length=64, blank=True)
     is_error = models.BooleanField(default=False, help_text="Tool results: the call failed or was refused.")

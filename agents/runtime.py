@@ -142,7 +142,7 @@ class RunContext:
             raise ApprovalRequired(call.name, call.arguments)
         return outcome
 
-    def _outcome(self, call: ToolCall) -> ToolOutcome:
+    def _outcome(self, call: ToolCall) -> ToolOutcome:  # noqa: PLR0911  # the gate: one return per refusal
         tool = self.code_agent.tools.get(call.name)
         if tool is None:
             return ToolOutcome(f"Error: unknown tool {call.name!r}.", "unknown_tool")
@@ -154,15 +154,13 @@ class RunContext:
         except ToolArgumentsError as exc:
             return ToolOutcome(f"Error: {exc}", "invalid_arguments")
         if permission is ToolPermission.CONFIRM:
-            return ToolOutcome(
-                f"Not executed: tool {call.name!r} requires human approval.", "approval_required"
-            )
+            return ToolOutcome(f"Not executed: tool {call.name!r} requires human approval.", "approval_required")
         timeout = tool.timeout or self.tool_timeout
         try:
             value = _invoke(tool, arguments, timeout)
         except (FutureTimeout, TimeoutError):
             return ToolOutcome(f"Error: tool {call.name!r} timed out after {timeout:g}s.", "tool_timeout")
-        except Exception as exc:  # noqa: BLE001  # a tool's failure is reported to the model
+        except Exception as exc:  # a tool's failure is reported to the model
             logger.info("tool %s raised %s", call.name, type(exc).__name__, exc_info=True)
             return ToolOutcome(f"Error: {type(exc).__name__}: {exc}", "tool_error")
         return ToolOutcome(render_result(value), value=value)

@@ -83,9 +83,7 @@ def sync_agents(*, using: str = "default") -> dict[str, int]:
 def tool_permissions(agent: Agent, code_agent: CodeAgent) -> dict[str, ToolPermission]:
     """Each code tool's permission: the operator's override, else the code's default."""
     overrides = {row.name: row.permission_override for row in agent.tool_rows.all() if row.permission_override}
-    return {
-        name: ToolPermission(overrides.get(name, tool.permission.value)) for name, tool in code_agent.tools.items()
-    }
+    return {name: ToolPermission(overrides.get(name, tool.permission.value)) for name, tool in code_agent.tools.items()}
 
 
 def _runnable(agent: Agent) -> CodeAgent:
@@ -174,12 +172,14 @@ def start_run(
         )
     agent = selectors.get_agent(agent_name, api_key)
     code_agent = _runnable(agent)
-    run, user_message = _create_run(owner, api_key, agent, input, session_id, metadata or {})
+    run, user_message = _create_run(
+        owner=owner, api_key=api_key, agent=agent, text=input, session_id=session_id, metadata=metadata or {}
+    )
     return _execute(run, agent, code_agent, user_message)
 
 
 def _create_run(
-    owner: Any, api_key: ApiKey | None, agent: Agent, text: str, session_id: UUID | None, metadata: dict[str, Any]
+    *, owner: Any, api_key: ApiKey | None, agent: Agent, text: str, session_id: UUID | None, metadata: dict[str, Any]
 ) -> tuple[Run, Message]:
     try:
         with transaction.atomic():
@@ -205,8 +205,10 @@ def _create_run(
             )
             (user_message,) = _append(session.pk, run.pk, session.message_count, [MessageDraft("user", text)])
     except IntegrityError:
+        if session_id is None:
+            raise  # a new session has no other run: this is a bug, not a busy session
         active = Run.objects.filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True)
-        raise SessionBusy(details={"run_id": str(active.first()) if active else None}) from None
+        raise SessionBusy(details={"run_id": str(active.first())}) from None
     return run, user_message
 
 
@@ -255,10 +257,11 @@ def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: i
             {"tool": exc.tool, "arguments": exc.arguments},
         )
     except ProviderError as exc:
-        return _outcome(RunStatus.FAILED, "provider_error", exc.message, {"provider": exc.provider, "status": exc.status})
+        details = {"provider": exc.provider, "status": exc.status}
+        return _outcome(RunStatus.FAILED, "provider_error", exc.message, details)
     except MaxStepsExceeded as exc:
         return _outcome(RunStatus.FAILED, "max_steps_exceeded", str(exc), {"max_steps": exc.max_steps})
-    except Exception as exc:  # noqa: BLE001  # the agent's own code failed: the run records it
+    except Exception as exc:  # the agent's own code failed: the run records it
         logger.exception("run %s: agent %s raised", ctx.run_id, agent.name)
         return _outcome(RunStatus.FAILED, "agent_error", f"{type(exc).__name__}: {exc}", None)
     return {"status": RunStatus.COMPLETED, "output": output}

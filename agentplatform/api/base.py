@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
@@ -28,6 +27,15 @@ class CallerAPIView(APIView):
         return auth if hasattr(auth, "key_hash") else None
 
 
+class TextField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so that a typo is an error rather than ignored."""
 
@@ -47,7 +55,7 @@ class Cursor(CursorPagination):
     max_page_size = 200
     ordering: Any = "-created_at"
 
-    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
         try:
             return super().paginate_queryset(queryset, request, view)
         except NotFound:

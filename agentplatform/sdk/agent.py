@@ -12,7 +12,7 @@ from agentplatform.sdk.tools import Tool
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-class ApprovalRequired(BaseException):  # noqa: N818  # control flow, not an error
+class ApprovalRequired(BaseException):  # control flow, not an error
     """Raised by `ctx.call_tool` for a CONFIRM tool: the run stops until a human decides.
 
     A BaseException so that a wrapped framework's `except Exception` cannot swallow it.

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+import django
+from django.core.management import call_command
+
 from agentplatform.sdk.agent import Agent
 from agentplatform.sdk.loading import reference_for
 
@@ -18,9 +21,6 @@ def serve(agents: Agent | Iterable[Agent], *, host: str = "127.0.0.1", port: int
     selected = [agents] if isinstance(agents, Agent) else list(agents)
     os.environ["AGENTPLATFORM_AGENTS"] = ",".join(reference_for(agent) for agent in selected)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
-
-    import django
-    from django.core.management import call_command
 
     django.setup()
     call_command("up", host=host, port=port)

@@ -7,18 +7,17 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agentplatform.api.base import StrictSerializer
+from agentplatform.api.base import StrictSerializer, TextField
 from agents.models import Agent, Message, Run, Session
 
 METADATA_MAX_BYTES = 16_384
 
 
-def _metadata(value: Any) -> dict[str, Any]:
+def _metadata(value: Any) -> None:
     if not isinstance(value, dict):
         raise serializers.ValidationError("Must be a JSON object.")
     if len(json.dumps(value)) > METADATA_MAX_BYTES:
         raise serializers.ValidationError(f"Must be at most {METADATA_MAX_BYTES} bytes of JSON.")
-    return value
 
 
 class ToolSerializer(serializers.Serializer):
@@ -50,7 +49,7 @@ class AgentSerializer(serializers.ModelSerializer):
 
 
 class RunCreateSerializer(StrictSerializer):
-    input = serializers.CharField(help_text="The user's message.")
+    input = TextField(help_text="The user's message.")
     session_id = serializers.UUIDField(required=False, allow_null=True, help_text="Omit to start a new session.")
     metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
 
@@ -130,11 +129,11 @@ class SessionSerializer(serializers.ModelSerializer):
 
 
 class SessionCreateSerializer(StrictSerializer):
-    agent = serializers.CharField(help_text="The agent's id (its name).")
-    title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    agent = TextField(help_text="The agent's id (its name).")
+    title = TextField(required=False, allow_blank=True, max_length=200, default="")
     metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
 
 
 class SessionUpdateSerializer(StrictSerializer):
-    title = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    title = TextField(required=False, allow_blank=True, max_length=200)
     metadata = serializers.JSONField(required=False, validators=[_metadata])

@@ -54,9 +54,7 @@ class AgentRunsView(CallerAPIView):
     def post(self, request: Request, agent: str) -> Response:
         body = RunCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = services.start_run(
-            owner=self.owner, api_key=self.api_key, agent_name=agent, **body.validated_data
-        )
+        result = services.start_run(owner=self.owner, api_key=self.api_key, agent_name=agent, **body.validated_data)
         data = {**RunSerializer(result.run).data, "messages": MessageSerializer(result.messages, many=True).data}
         return Response(data, status=status.HTTP_201_CREATED, headers={"Location": f"/api/v1/runs/{result.run.pk}/"})
 

@@ -248,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         """Stay quiet: the server is used in tests and benchmarks."""
 
     def handle(self) -> None:
@@ -260,7 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch()
 
-    do_GET = do_POST
+    def do_GET(self) -> None:
+        self._dispatch()
 
     def _dispatch(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -402,6 +403,17 @@ class FakeLLMServer:
         """Script replies, consumed first-in first-out by requests of either protocol."""
         with self._lock:
             self._queue.extend(replies)
+
+    def reset(self) -> None:
+        """Forget scripted replies and recorded requests (between tests)."""
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+
+    def pending(self) -> int:
+        """Scripted replies not yet consumed."""
+        with self._lock:
+            return len(self._queue)
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:

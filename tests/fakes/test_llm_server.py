@@ -125,6 +125,7 @@ def test_anthropic_parallel_tool_calls(server: FakeLLMServer, claude: anthropic.
     server.enqueue(ToolCalls([*TWO_CALLS.calls], text="Let me check.", input_tokens=30, output_tokens=7))
     message = ask_claude(claude)
     assert [block.type for block in message.content] == ["text", "tool_use", "tool_use"]
+    assert getattr(message.content[0], "text", None) == "Let me check."
     uses = tool_uses(message)
     assert [(use.name, use.input) for use in uses] == [
         ("get_weather", {"city": "Paris"}),
@@ -170,7 +171,7 @@ def test_openai_raw_stream_chunks(server: FakeLLMServer, gpt: openai.OpenAI) -> 
     ) as stream:
         chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert [chunk.choices[0].finish_reason for chunk in chunks[1:-1]][-1] == "stop"
+    assert [chunk.choices[0].finish_reason for chunk in chunks[:-1]] == [None] * (len(chunks) - 2) + ["stop"]
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None
     assert all(chunk.usage is None for chunk in chunks[:-1])

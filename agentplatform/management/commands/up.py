@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -54,7 +55,7 @@ class Command(BaseCommand):
             f"  Data:    {where}\n\n"
             f"  An API key:     python manage.py create_api_key --user you\n"
             f"  An admin login: python manage.py create_admin --username admin\n"
-            f"  A first run:    curl -s {base}/api/v1/agents/demo/runs/ -H \"Authorization: Bearer $KEY\" \\\n"
+            f'  A first run:    curl -s {base}/api/v1/agents/demo/runs/ -H "Authorization: Bearer $KEY" \\\n'
             f"                    -H 'Content-Type: application/json' -d '{{\"input\": \"Weather in Paris?\"}}'\n\n"
             f"  Stop with Ctrl-C.\n"
         )
@@ -64,6 +65,6 @@ class Command(BaseCommand):
 def _healthy(base: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base}/api/v1/health/", timeout=1) as response:  # noqa: S310  # our own URL
-            return bool(response.status == 200)
+            return bool(response.status == HTTPStatus.OK)
     except (urllib.error.URLError, OSError):
         return False

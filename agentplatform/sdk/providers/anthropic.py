@@ -87,7 +87,8 @@ class AnthropicModel:
                 **options,
             )
         except anthropic.APIStatusError as exc:
-            raise ProviderError(self.label, f"HTTP {exc.status_code}: {_status_message(exc)}", status=exc.status_code) from exc
+            message = f"HTTP {exc.status_code}: {_status_message(exc)}"
+            raise ProviderError(self.label, message, status=exc.status_code) from exc
         except anthropic.APIError as exc:
             raise ProviderError(self.label, exc.message) from exc
         text = "".join(block.text for block in reply.content if block.type == "text")

@@ -12,6 +12,7 @@ from typing import Any
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
 
+_FILLER = {"", "a", "an", "of", "to", "get", "set", "the", "do"}
 DEMO_NOTICE = "[demo model: offline, no LLM]"
 
 
@@ -22,7 +23,7 @@ def _words(text: str) -> list[str]:
 def _pick_tool(text: str, tools: tuple[ToolSpec, ...]) -> ToolSpec | None:
     words = {w.lower() for w in _words(text)}
     for spec in tools:
-        parts = {p for p in spec.name.lower().split("_") if len(p) > 2 and p not in {"get", "set", "the"}}
+        parts = {p for p in spec.name.lower().split("_") if p not in _FILLER}
         if parts & words:
             return spec
     return None
@@ -70,7 +71,8 @@ class DemoModel:
         user_text = last.content if last is not None else ""
         spec = _pick_tool(user_text, request.tools)
         if spec is not None:
-            call = ToolCall(id=f"demo_{len(request.messages)}", name=spec.name, arguments=_fill_arguments(user_text, spec))
+            arguments = _fill_arguments(user_text, spec)
+            call = ToolCall(id=f"demo_{len(request.messages)}", name=spec.name, arguments=arguments)
             return ModelResponse(tool_calls=(call,), usage=_usage(request, ""), stop_reason="tool_use")
         reply = f"{DEMO_NOTICE} You said: {user_text}"
         return ModelResponse(text=reply, usage=_usage(request, reply), stop_reason="end_turn")

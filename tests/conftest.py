@@ -1,0 +1,90 @@
+"""Shared fixtures: the fake model server, users, keys and an authenticated API client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from tests import sample_agents as test_agents
+from tests.factories import create_api_key, create_user
+from tests.fakes.llm_server import FakeLLMServer
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[FakeLLMServer]:
+    """One fake provider server for the session; the real SDKs find it through their env vars."""
+    mp = pytest.MonkeyPatch()
+    with FakeLLMServer() as server:
+        mp.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        mp.setenv("OPENAI_API_KEY", "test-openai-key")
+        mp.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
+        mp.setenv("ANTHROPIC_API_KEY", "test-anthropic-key")
+        yield server
+    mp.undo()
+
+
+@pytest.fixture
+def llm(llm_server: FakeLLMServer) -> Iterator[FakeLLMServer]:
+    """The fake server, emptied before each test; a test's scripted replies must all be used."""
+    llm_server.reset()
+    test_agents.CALLS.clear()
+    yield llm_server
+    assert llm_server.pending() == 0, "the test scripted replies that were never requested"
+
+
+class Api:
+    """A JSON client with a bearer key. Returns (status, parsed body)."""
+
+    def __init__(self, key: str | None) -> None:
+        self.client = Client()
+        self.key = key
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+
+    def request(self, method: str, path: str, body: Any = None, *, raw: str | None = None) -> tuple[int, Any]:
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        call: Callable[..., Any] = getattr(self.client, method.lower())
+        kwargs: dict[str, Any] = {"headers": self._headers()}
+        if data is not None:
+            kwargs.update(data=data, content_type="application/json")
+        response = call(path, **kwargs)
+        content = response.content
+        return response.status_code, (json.loads(content) if content else None)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any = None, *, raw: str | None = None) -> tuple[int, Any]:
+        return self.request("POST", path, body, raw=raw)
+
+    def patch(self, path: str, body: Any) -> tuple[int, Any]:
+        return self.request("PATCH", path, body)
+
+    def delete(self, path: str) -> tuple[int, Any]:
+        return self.request("DELETE", path)
+
+
+@pytest.fixture
+def alice(db: None) -> Any:
+    return create_user("alice")
+
+
+@pytest.fixture
+def api(alice: Any) -> Api:
+    """Alice's API client."""
+    _, key = create_api_key(alice)
+    return Api(key)
+
+
+@pytest.fixture
+def make_api(db: None) -> Callable[..., Api]:
+    def make(username: str = "bob", **key_options: Any) -> Api:
+        _, key = create_api_key(create_user(username), **key_options)
+        return Api(key)
+
+    return make
