@@ -77,26 +77,26 @@ class AnthropicAgent(Agent):
     """Runs its own tool loop on the Anthropic Messages API."""
 
     def run(self, input: str, ctx: RunContext) -> str:  # noqa: A002  # the SDK's name for it
-        client = anthropic.Anthropic()  # reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL
         tools = [
             {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in self.tools.values()
         ]
         messages = to_anthropic(ctx.history, input)
         steps = self.max_steps or 10
-        for _ in range(steps):
-            reply = client.messages.create(
-                model=MODEL,
-                max_tokens=1024,
-                system=self.instructions,
-                messages=messages,  # type: ignore[arg-type]  # plain dicts rather than the SDK's TypedDicts
-                tools=tools,  # type: ignore[arg-type]
-            )
-            ctx.add_usage(reply.usage.input_tokens, reply.usage.output_tokens)
-            if reply.stop_reason != "tool_use":
-                return "".join(block.text for block in reply.content if block.type == "text")
-            messages.append({"role": "assistant", "content": reply.content})
-            results = [run_tool(block, ctx) for block in reply.content if isinstance(block, ToolUseBlock)]
-            messages.append({"role": "user", "content": results})
+        with anthropic.Anthropic() as client:  # reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL
+            for _ in range(steps):
+                reply = client.messages.create(
+                    model=MODEL,
+                    max_tokens=1024,
+                    system=self.instructions,
+                    messages=messages,  # type: ignore[arg-type]  # plain dicts rather than the SDK's TypedDicts
+                    tools=tools,  # type: ignore[arg-type]
+                )
+                ctx.add_usage(reply.usage.input_tokens, reply.usage.output_tokens)
+                if reply.stop_reason != "tool_use":
+                    return "".join(block.text for block in reply.content if block.type == "text")
+                messages.append({"role": "assistant", "content": reply.content})
+                results = [run_tool(block, ctx) for block in reply.content if isinstance(block, ToolUseBlock)]
+                messages.append({"role": "user", "content": results})
         raise RuntimeError(f"no final answer after {steps} model calls")
 
 

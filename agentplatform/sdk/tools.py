@@ -69,10 +69,14 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
             name = ref.removeprefix("#/$defs/")
-            if name in seen:  # recursive model: keep the reference rather than loop
-                return {"type": "object"}
-            return walk(copy.deepcopy(defs[name]), seen | {name})
-        return {key: walk(value, seen) for key, value in node.items() if key != "title"}
+            siblings = {k: walk(v, seen) for k, v in node.items() if k not in ("$ref", "title")}
+            if name in seen:  # a recursive model: an object, rather than an endless schema
+                return {"type": "object", **siblings}
+            return {**walk(copy.deepcopy(defs[name]), seen | {name}), **siblings}
+        result = {key: walk(value, seen) for key, value in node.items() if key not in ("title", "properties")}
+        if isinstance(node.get("properties"), dict):  # property names are data, even one called "title"
+            result["properties"] = {name: walk(value, seen) for name, value in node["properties"].items()}
+        return result
 
     result = walk(schema, frozenset())
     assert isinstance(result, dict)
@@ -89,7 +93,10 @@ def _arguments_model(func: Callable[..., Any], param_docs: dict[str, str]) -> ty
         default = ... if param.default is param.empty else param.default
         fields[name] = (annotation, pydantic.Field(default, description=param_docs.get(name)))
     config = pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=False)
-    return pydantic.create_model(f"{func.__name__}_arguments", __config__=config, **fields)
+    try:
+        return pydantic.create_model(f"{func.__name__}_arguments", __config__=config, **fields)
+    except (pydantic.PydanticUserError, pydantic.PydanticSchemaGenerationError) as exc:
+        raise TypeError(f"tool {func.__name__!r}: {exc.message}") from exc
 
 
 @dataclass(frozen=True)
