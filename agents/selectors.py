@@ -37,6 +37,14 @@ def get_session(owner: Any, session_id: UUID | str) -> Session:
         raise SessionNotFound(f"No session {session_id}.") from None
 
 
+def lock_session(owner: Any, session_id: UUID | str) -> Session:
+    """The caller's session, locked for the rest of the transaction."""
+    try:
+        return Session.objects.select_for_update().get(pk=session_id, owner=owner)
+    except (Session.DoesNotExist, ValueError):
+        raise SessionNotFound(f"No session {session_id}.") from None
+
+
 def owned_runs(owner: Any) -> QuerySet[Run]:
     return Run.objects.filter(owner=owner).select_related("agent")
 

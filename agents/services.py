@@ -186,8 +186,7 @@ def _create_run(
             if session_id is None:
                 session = Session.objects.create(owner=owner, agent=agent, title=text[:80])
             else:
-                session = selectors.get_session(owner, session_id)
-                session = Session.objects.select_for_update().get(pk=session.pk)
+                session = selectors.lock_session(owner, session_id)
                 if session.agent_id != agent.pk:
                     raise SessionAgentMismatch(
                         f"Session {session.pk} belongs to agent {session.agent.name!r}, not {agent.name!r}."
@@ -236,7 +235,7 @@ def _execute(run: Run, agent: Agent, code_agent: CodeAgent, user_message: Messag
         transcript=[ChatMessage(role="user", content=run.input)],
     )
     outcome = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS)
-    result.run = finish_run(run.pk, ctx=ctx, **outcome)
+    result.run = finish_run(run, ctx=ctx, **outcome)
     return result
 
 
@@ -289,31 +288,38 @@ def _as_history(rows: Iterable[Message]) -> list[ChatMessage]:
 
 
 def finish_run(
-    run_id: UUID,
+    run: Run,
     *,
     ctx: RunContext,
     status: RunStatus,
     output: str = "",
     error: dict[str, Any] | None = None,
 ) -> Run:
-    """Move a run to a final status, with its output, error, usage and timing."""
-    with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("agent").get(pk=run_id)
-        check_transition(run, status)
-        run.status = status
-        run.output = output
-        run.error = error
-        run.steps = ctx.steps
-        run.input_tokens = ctx.usage.input_tokens
-        run.output_tokens = ctx.usage.output_tokens
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "output", "error", "steps", "input_tokens", "output_tokens", "finished_at"])
+    """Move a run to a final status, with its output, error, usage and timing.
+
+    One conditional UPDATE: it applies only while the run is in a status that may move to
+    `status` (compare-and-set, so a concurrent change cannot be overwritten).
+    """
+    fields = {
+        "status": status,
+        "output": output,
+        "error": error,
+        "steps": ctx.steps,
+        "input_tokens": ctx.usage.input_tokens,
+        "output_tokens": ctx.usage.output_tokens,
+        "finished_at": timezone.now(),
+    }
+    updated = Run.objects.filter(pk=run.pk, status__in=statuses_that_may_become(status)).update(**fields)
+    if not updated:
+        current = Run.objects.values_list("status", flat=True).get(pk=run.pk)
+        raise InvalidTransition(f"A {current} run cannot become {status}.", details={"status": current})
+    for name, value in fields.items():
+        setattr(run, name, value)
     return run
 
 
-def check_transition(run: Run, status: str) -> None:
-    if status not in RUN_TRANSITIONS[run.status]:
-        raise InvalidTransition(f"A {run.status} run cannot become {status}.", details={"status": run.status})
+def statuses_that_may_become(status: str) -> list[str]:
+    return [source for source, targets in RUN_TRANSITIONS.items() if status in targets]
 
 
 # --- API keys ---------------------------------------------------------------------------

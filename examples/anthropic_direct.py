@@ -14,28 +14,28 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Literal
 
 import anthropic
 from anthropic.types import ToolUseBlock
 
 from agentplatform import Agent, ChatMessage, RunContext, ToolCallError, ToolPermission, serve, tool
 
-MODEL = os.environ.get("ANTHROPIC_MODEL", "claude-sonnet-4-5")
-_FACTORS = {"km": 1000.0, "mi": 1609.344, "m": 1.0, "ft": 0.3048}
+MODEL = os.environ.get("ANTHROPIC_MODEL", "claude-sonnet-5-5")
+Unit = Literal["km", "mi", "m", "ft"]  # becomes an enum in the schema; other values are refused
+_METRES = {"km": 1000.0, "mi": 1609.344, "m": 1.0, "ft": 0.3048}
 
 
 @tool
-def convert_length(value: float, from_unit: str, to_unit: str) -> str:
-    """Convert a length between km, mi, m and ft.
+def convert_length(value: float, from_unit: Unit, to_unit: Unit) -> str:
+    """Convert a length between kilometres, miles, metres and feet.
 
     Args:
         value: The number to convert.
-        from_unit: One of km, mi, m, ft.
-        to_unit: One of km, mi, m, ft.
+        from_unit: The unit of `value`.
+        to_unit: The unit to convert to.
     """
-    result = value * _FACTORS[from_unit] / _FACTORS[to_unit]  # an unknown unit raises: the model sees the error
-    return f"{value:g} {from_unit} = {result:.4g} {to_unit}"
+    return f"{value:g} {from_unit} = {value * _METRES[from_unit] / _METRES[to_unit]:.4g} {to_unit}"
 
 
 @tool

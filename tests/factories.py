@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from agents import services
 from agents.models import Agent, ApiKey
 
 
-def create_user(username: str = "alice", **overrides: Any) -> AbstractBaseUser:
+def create_user(username: str = "alice", **overrides: Any) -> User:
     return get_user_model().objects.create_user(username=username, password="pw-for-tests", **overrides)
 
 

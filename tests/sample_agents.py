@@ -102,7 +102,6 @@ class Calculator(Agent):
         return str(result)
 
 
-
 calculator = Calculator(name="calc", tools=[add, delete_everything.with_permission(ToolPermission.DENY)])
 
 AGENTS = [openai_agent, anthropic_agent, calculator, demo_agent]

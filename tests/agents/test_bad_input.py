@@ -178,7 +178,12 @@ def test_no_key(alice):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("key_state", "code"),
-    [("unknown", "invalid_api_key"), ("malformed", "invalid_api_key"), ("revoked", "api_key_revoked"), ("expired", "api_key_expired")],
+    [
+        ("unknown", "invalid_api_key"),
+        ("malformed", "invalid_api_key"),
+        ("revoked", "api_key_revoked"),
+        ("expired", "api_key_expired"),
+    ],
 )
 def test_bad_keys(key_state, code):
     api_key, key = create_api_key(create_user("carol"))

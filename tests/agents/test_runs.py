@@ -103,7 +103,9 @@ def test_a_failed_tool_call_is_reported_to_the_model_and_the_run_goes_on(api, ll
 
 @pytest.mark.django_db
 def test_a_confirm_tool_does_not_run_and_the_run_requires_approval(api, llm):
-    llm.enqueue(ToolCalls([Call("send_email", {"to": "bob@example.com", "subject": "hi"}), Call("add", {"a": 1, "b": 1})]))
+    llm.enqueue(
+        ToolCalls([Call("send_email", {"to": "bob@example.com", "subject": "hi"}), Call("add", {"a": 1, "b": 1})])
+    )
 
     status, run = api.post("/api/v1/agents/oai/runs/", {"input": "email bob"})
 
@@ -174,9 +176,7 @@ def test_a_session_continues_with_its_history(api, llm):
     llm.enqueue(Text("Hello Ada."), Text("Your name is Ada."))
     _, first = api.post("/api/v1/agents/oai/runs/", {"input": "I am Ada."})
 
-    status, second = api.post(
-        "/api/v1/agents/oai/runs/", {"input": "Who am I?", "session_id": first["session_id"]}
-    )
+    status, second = api.post("/api/v1/agents/oai/runs/", {"input": "Who am I?", "session_id": first["session_id"]})
 
     assert status == 201
     assert second["session_id"] == first["session_id"]

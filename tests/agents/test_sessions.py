@@ -75,7 +75,7 @@ def test_messages_page_oldest_first_and_newest_first(api, llm):
 
     assert _messages(api, run["session_id"], "limit=5") == list(range(24))
     assert _messages(api, run["session_id"], "limit=7&order=desc") == list(reversed(range(24)))
-    status, page = api.get(f"/api/v1/sessions/{run['session_id']}/messages/?order=desc&limit=2")
+    _, page = api.get(f"/api/v1/sessions/{run['session_id']}/messages/?order=desc&limit=2")
     assert [m["role"] for m in page["results"]] == ["assistant", "tool"]
 
 

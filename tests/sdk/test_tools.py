@@ -8,10 +8,9 @@ import subprocess
 import sys
 from typing import Literal
 
-from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
-
 import pydantic
 import pytest
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from agentplatform import Agent, Tool, ToolPermission, tool
 from agentplatform.sdk.tools import ToolArgumentsError
@@ -39,7 +38,7 @@ class Filter(pydantic.BaseModel):
 
 
 @tool
-def create_ticket(
+def create_ticket(  # noqa: PLR0917  # a tool's signature is what the model fills in
     title: str,
     priority: Priority,
     tags: list[str],

@@ -1,0 +1,154 @@
+"""`manage.py up` and `serve(agent)` start a working platform and stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A fresh embedded deployment: its own data directory, SQLite, real settings."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "OPENAI", "ANTHROPIC"))}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="agentplatform.settings",
+        AGENTPLATFORM_DATA_DIR=str(tmp_path / "data"),
+        PYTHONPATH=str(ROOT),
+    )
+    environment.pop("AGENTPLATFORM_AGENTS", None)
+    return environment
+
+
+def _launch(argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen[str]:
+    with log.open("w") as out:  # the child keeps its own copy of the file descriptor
+        return subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_banner(process: subprocess.Popen[str], log: Path, timeout: float = 60) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = log.read_text() if log.exists() else ""
+        if "Stop with Ctrl-C." in seen:
+            return seen
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"no banner; exit={process.poll()} output:\n{seen}")
+
+
+def _api_key(env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "create_api_key", "--user", "tester"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return result.stdout.strip()
+
+
+def _post(url: str, key: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read())
+
+
+def _stop(process: subprocess.Popen[str], sig: int) -> int:
+    process.send_signal(sig)
+    return process.wait(timeout=30)
+
+
+def _port_closed(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_up_serves_the_demo_agent_and_stops_on_sigterm(env, started, tmp_path):
+    port, log = _free_port(), tmp_path / "up.log"
+    process = _launch([sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port)], env, log)
+    started.append(process)
+
+    banner = _wait_for_banner(process, log)
+    status, run = _post(
+        f"http://127.0.0.1:{port}/api/v1/agents/demo/runs/", _api_key(env), {"input": "Weather in Rome?"}
+    )
+
+    assert f"http://127.0.0.1:{port}/api/v1/docs/" in banner
+    assert "create_api_key" in banner
+    assert "create_admin" in banner
+    assert "demo (offline demo model, no LLM)" in banner
+    assert (status, run["status"]) == (201, "completed")
+    assert "Rome" in run["output"]
+    assert _stop(process, signal.SIGTERM) == 0
+    assert _port_closed(port)
+
+
+def test_serve_runs_a_scripts_agent_and_stops_on_ctrl_c(env, started, tmp_path):
+    script = tmp_path / "shouter.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            from agentplatform import Agent, serve, tool
+
+            @tool
+            def shout(text: str) -> str:
+                \"\"\"Shout the text.\"\"\"
+                return text.upper() + "!"
+
+            agent = Agent(name="shouter", tools=[shout])
+
+            if __name__ == "__main__":
+                serve(agent, port=int(sys.argv[1]))
+            """
+        )
+    )
+    port, log = _free_port(), tmp_path / "serve.log"
+    process = _launch([sys.executable, str(script), str(port)], env, log, cwd=tmp_path)
+    started.append(process)
+
+    banner = _wait_for_banner(process, log)
+    status, run = _post(f"http://127.0.0.1:{port}/api/v1/agents/shouter/runs/", _api_key(env), {"input": "shout Hello"})
+
+    assert "shouter" in banner
+    assert (status, run["status"]) == (201, "completed")
+    assert run["messages"][2]["content"] == "HELLO!"
+    assert _stop(process, signal.SIGINT) == 0
+    assert _port_closed(port)

@@ -1,0 +1,160 @@
+"""The admin (behind 2FA): agents with overrides, readable transcripts, runs, API keys."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from agents.models import Agent, ApiKey, Tool
+from tests.conftest import Api
+from tests.factories import create_api_key, create_user
+
+
+@pytest.fixture
+def staff(db):
+    user = get_user_model().objects.create_superuser("root", "root@example.com", "s3cret-pass")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    return user, device
+
+
+@pytest.fixture
+def admin_client(staff):
+    """Signed in through the real login form: password plus the TOTP code."""
+    _, device = staff
+    client = Client()
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {
+            "username": "root",
+            "password": "s3cret-pass",
+            "otp_device": device.persistent_id,
+            "otp_token": f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}",
+            "next": "/admin/",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return client
+
+
+@pytest.mark.django_db
+def test_a_password_alone_does_not_open_the_admin(staff):
+    client = Client()
+    client.login(username="root", password="s3cret-pass")
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_agents_show_the_demo_label_and_take_overrides(admin_client):
+    page = admin_client.get("/admin/agents/agent/").content.decode()
+    assert "offline demo model, no LLM" in page
+
+    agent = Agent.objects.get(name="oai")
+    change = admin_client.get(f"/admin/agents/agent/{agent.pk}/change/")
+    assert change.status_code == 200
+    tools = list(Tool.objects.filter(agent=agent).order_by("name"))
+    form = {
+        "enabled": "",
+        "model_override": "openai:gpt-other",
+        "instructions_override": "Be verbose.",
+        "tool_rows-TOTAL_FORMS": str(len(tools)),
+        "tool_rows-INITIAL_FORMS": str(len(tools)),
+        "tool_rows-MIN_NUM_FORMS": "0",
+        "tool_rows-MAX_NUM_FORMS": "1000",
+    }
+    for i, tool in enumerate(tools):
+        form[f"tool_rows-{i}-id"] = str(tool.pk)
+        form[f"tool_rows-{i}-agent"] = str(agent.pk)
+        form[f"tool_rows-{i}-permission_override"] = "deny" if tool.name == "add" else ""
+
+    response = admin_client.post(f"/admin/agents/agent/{agent.pk}/change/", form)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    agent.refresh_from_db()
+    assert (agent.enabled, agent.model, agent.instructions) == (False, "openai:gpt-other", "Be verbose.")
+    assert Tool.objects.get(agent=agent, name="add").permission == "deny"
+
+
+@pytest.mark.django_db
+def test_an_operator_override_changes_the_next_run(admin_client, api, llm):
+    tool = Tool.objects.get(agent__name="calc", name="add")
+    tool.permission_override = "deny"
+    tool.save()
+
+    _, run = api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})
+
+    assert run["status"] == "failed"  # the calculator's add is refused, and its code raises
+    assert run["messages"][2]["content"].startswith("Refused")
+
+
+@pytest.mark.django_db
+def test_a_session_transcript_is_readable_in_order(admin_client, api, llm):
+    _, run = api.post("/api/v1/agents/demo/runs/", {"input": "What's the weather in Oslo?"})
+
+    page = admin_client.get(f"/admin/agents/session/{run['session_id']}/change/").content.decode()
+
+    positions = [page.index(text) for text in ["#0 user", "#1 assistant", "#2 tool", "#3 assistant"]]
+    assert positions == sorted(positions)
+    assert "What&#x27;s the weather in Oslo?" in page
+    assert "get_weather" in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/", "/admin/agents/session/", "/admin/agents/run/", "/admin/agents/apikey/", "/admin/agents/apikey/add/"],
+)
+def test_admin_pages_render(admin_client, api, llm, path):
+    api.post("/api/v1/agents/demo/runs/", {"input": "hello"})
+
+    assert admin_client.get(path).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_run_page_renders(admin_client, api, llm):
+    _, run = api.post("/api/v1/agents/demo/runs/", {"input": "hello"})
+
+    page = admin_client.get(f"/admin/agents/run/{run['id']}/change/")
+
+    assert page.status_code == 200
+    assert "hello" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_creating_a_key_shows_it_once_and_it_works(admin_client, llm):
+    user = create_user("dave")
+
+    response = admin_client.post(
+        "/admin/agents/apikey/add/",
+        {"user": str(user.pk), "name": "ci", "scopes": "[]", "expires_at_0": "", "expires_at_1": ""},
+        follow=True,
+    )
+
+    page = response.content.decode()
+    key = re.search(r"<code id='new-api-key'>(ap_[^<]+)</code>", page)
+    assert key, page[:3000]
+    api_key = ApiKey.objects.get(user=user)
+    assert api_key.key_hash != key.group(1)
+    assert key.group(1) not in admin_client.get(f"/admin/agents/apikey/{api_key.pk}/change/").content.decode()
+    assert Api(key.group(1)).get("/api/v1/agents/")[0] == 200
+
+
+@pytest.mark.django_db
+def test_revoking_keys_from_the_list(admin_client):
+    api_key, key = create_api_key(create_user("erin"))
+
+    response = admin_client.post(
+        "/admin/agents/apikey/", {"action": "revoke", "_selected_action": [str(api_key.pk)]}, follow=True
+    )
+
+    assert "1 key(s) revoked." in response.content.decode()
+    status, body = Api(key).get("/api/v1/agents/")
+    assert (status, body["error"]["code"]) == (401, "api_key_revoked")
