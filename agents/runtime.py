@@ -17,6 +17,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connections
+
 from agentplatform.sdk.agent import Agent as CodeAgent
 from agentplatform.sdk.agent import ApprovalRequired, ToolCallError
 from agentplatform.sdk.models import ChatMessage, ToolCall, ToolSpec, Usage
@@ -67,9 +69,12 @@ def _invoke(tool: Tool, arguments: dict[str, Any], timeout: float) -> Any:
     """Run the tool in a worker thread; an async tool is cancelled at its timeout."""
 
     def target() -> Any:
-        if tool.is_async:
-            return asyncio.run(asyncio.wait_for(tool.func(**arguments), timeout))
-        return tool.func(**arguments)
+        try:
+            if tool.is_async:
+                return asyncio.run(asyncio.wait_for(tool.func(**arguments), timeout))
+            return tool.func(**arguments)
+        finally:
+            connections.close_all()  # a tool that used the ORM leaves no connection behind
 
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tool-{tool.name}")
     try:

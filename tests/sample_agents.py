@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import threading
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from agentplatform import Agent, RunContext, ToolCallError, ToolPermission, tool
 from agentplatform.demo import agent as demo_agent
 
 CALLS: list[tuple[str, dict[str, Any]]] = []  # what the tools actually executed, for assertions
+GATE = threading.Event()  # `wait_at_gate` blocks until a test sets it
 
 
 class Unit(enum.Enum):
@@ -74,7 +76,15 @@ def delete_everything() -> str:
     return "deleted"
 
 
+@tool(timeout=10)
+def wait_at_gate() -> str:
+    """Blocks until the test opens the gate."""
+    CALLS.append(("wait_at_gate", {}))
+    return "passed" if GATE.wait(timeout=10) else "gate never opened"
+
+
 TOOLS = [
+    wait_at_gate,
     get_weather,
     add,
     explode,

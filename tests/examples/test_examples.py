@@ -140,20 +140,12 @@ def test_anthropic_sends_tool_errors_back_as_is_error(fake_llm: FakeLLMServer, a
         ToolCalls(
             [
                 Call("convert_length", {"value": 1, "from_unit": "parsec", "to_unit": "m"}, id="toolu_bad"),
-                Call("convert_length", {"value": 1, "from_unit": "m", "to_unit": "ft"}, id="toolu_denied"),
+                Call("book_meeting_room", {"room": "Blue", "time": "now"}, id="toolu_denied"),
             ]
         ),
         Text("Sorry, I cannot convert that."),
     )
-    ctx = FakeContext(agent)
-    ctx.denied = set()
-
-    def deny_second(name: str, arguments: Mapping[str, Any]) -> Any:
-        if len(ctx.calls) == 1:  # the second call of the turn is refused, as a DENY permission would
-            ctx.denied.add(name)
-        return FakeContext.call_tool(ctx, name, arguments)
-
-    ctx.call_tool = deny_second  # type: ignore[method-assign]
+    ctx = FakeContext(agent, denied={"book_meeting_room"})  # as an operator's DENY would
 
     assert agent.run("Convert 1 parsec to metres", ctx) == "Sorry, I cannot convert that."
 
@@ -164,6 +156,7 @@ def test_anthropic_sends_tool_errors_back_as_is_error(fake_llm: FakeLLMServer, a
     assert denied["tool_use_id"] == "toolu_denied"
     assert denied["is_error"] is True
     assert denied["content"].startswith("Refused:")
+    assert [name for name, _ in ctx.calls] == ["convert_length", "book_meeting_room"]
 
 
 def test_anthropic_confirm_tool_stops_the_run(fake_llm: FakeLLMServer, anthropic_example: ModuleType) -> None:
@@ -231,7 +224,7 @@ def test_anthropic_gives_up_after_max_steps(
 
 @pytest.fixture
 def framework_example() -> ModuleType:
-    pytest.importorskip("pydantic_ai", reason="pip install -r examples/requirements.txt")
+    pytest.importorskip("pydantic_ai", reason="pydantic_ai is not installed: pip install -r examples/requirements.txt")
     return load_example("framework_wrapper")
 
 
