@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -99,6 +100,7 @@ class RunContext:
     usage: Usage = field(default_factory=Usage)
     steps: int = 0
     transcript: list[ChatMessage] = field(default_factory=list)
+    thread: threading.Thread = field(default_factory=threading.current_thread)
 
     @property
     def history(self) -> list[ChatMessage]:
@@ -107,6 +109,10 @@ class RunContext:
     def record(self, *drafts: MessageDraft) -> None:
         self.append(list(drafts))
         self.transcript.extend(draft.as_chat() for draft in drafts)
+        if threading.current_thread() is not self.thread:
+            # A framework called a tool from its own worker thread: do not leave that
+            # thread holding a database connection.
+            connections.close_all()
 
     def permission(self, name: str) -> ToolPermission:
         return self.permissions.get(name, ToolPermission.DENY)

@@ -4,8 +4,7 @@ The platform still owns what matters in production: every tool call goes through
 `ctx.call_tool`, which applies the tool's permission (ALLOW / CONFIRM / DENY), validates
 the arguments and records the call and its result in the session.
 
-    pip install -r examples/requirements.txt
-    ANTHROPIC_API_KEY=sk-ant-... python examples/anthropic_direct.py
+    ANTHROPIC_API_KEY=sk-ant-... python examples/anthropic_direct.py  # needs only the project's requirements
 
 Environment: ANTHROPIC_API_KEY, optionally ANTHROPIC_BASE_URL and ANTHROPIC_MODEL.
 """

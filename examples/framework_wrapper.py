@@ -62,7 +62,8 @@ def refund_order(order_id: str, amount: float) -> str:
 
 def adapter(platform_tool: Tool, ctx: RunContext) -> pydantic_ai.Tool[None]:
     """What Pydantic AI sees of a platform tool: its name, description and schema, and a call
-    that goes through `ctx.call_tool`. Sync on purpose: Pydantic AI runs it in a worker thread."""
+    that goes through `ctx.call_tool` (which validates the arguments against that schema).
+    Sync on purpose: Pydantic AI runs it in a worker thread, outside the event loop."""
 
     def call(**arguments: Any) -> Any:
         try:
@@ -102,17 +103,22 @@ class PydanticAIAgent(Agent):
             tools=[adapter(t, ctx) for t in self.tools.values()],
         )
         usage = pydantic_ai.RunUsage()  # filled in as the run goes, so an interrupted run still counts
+        limits = pydantic_ai.UsageLimits(request_limit=self.max_steps or 10)
         try:
-            return asyncio.run(_run(framework_agent, input, to_pydantic_ai(ctx.history), usage))
+            return asyncio.run(_run(framework_agent, input, to_pydantic_ai(ctx.history), usage, limits))
         finally:
             ctx.add_usage(usage.input_tokens, usage.output_tokens)
 
 
 async def _run(
-    framework_agent: pydantic_ai.Agent[None, str], text: str, history: list[ModelMessage], usage: pydantic_ai.RunUsage
+    framework_agent: pydantic_ai.Agent[None, str],
+    text: str,
+    history: list[ModelMessage],
+    usage: pydantic_ai.RunUsage,
+    limits: pydantic_ai.UsageLimits,
 ) -> str:
     async with framework_agent:  # closes the model's HTTP client when the turn ends
-        result = await framework_agent.run(text, message_history=history, usage=usage)
+        result = await framework_agent.run(text, message_history=history, usage=usage, usage_limits=limits)
     return result.output
 
 

@@ -42,6 +42,28 @@ def admin_client(staff):
 
 
 @pytest.mark.django_db
+def test_with_one_authenticator_password_and_code_sign_in_in_one_step(staff):
+    _, device = staff
+    code = f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}"
+
+    response = Client().post(
+        "/admin/login/?next=/admin/", {"username": "root", "password": "s3cret-pass", "otp_token": code}
+    )
+
+    assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_wrong_code_does_not_sign_in(staff):
+    response = Client().post(
+        "/admin/login/?next=/admin/", {"username": "root", "password": "s3cret-pass", "otp_token": "000000"}
+    )
+
+    assert response.status_code == 200
+    assert "Invalid token" in response.content.decode()
+
+
+@pytest.mark.django_db
 def test_a_password_alone_does_not_open_the_admin(staff):
     client = Client()
     client.login(username="root", password="s3cret-pass")

@@ -310,3 +310,18 @@ def test_framework_replays_history(fake_llm: FakeLLMServer, framework_example: M
     assert messages[3] == {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "processing"}'}
     assert messages[4]["content"] == "It is processing."
     assert messages[5]["content"] == "And its total?"
+
+
+def test_framework_stops_at_max_steps(
+    fake_llm: FakeLLMServer, framework_example: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pydantic_ai
+
+    agent = framework_example.agent
+    monkeypatch.setattr(agent, "max_steps", 1)
+    fake_llm.enqueue(ToolCalls([Call("lookup_order", {"order_id": "A-1001"})]))
+
+    with pytest.raises(pydantic_ai.UsageLimitExceeded):
+        agent.run("Keep looking", FakeContext(agent))
+
+    assert len(fake_llm.requests) == 1

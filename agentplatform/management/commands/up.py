@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import urllib.error
 import urllib.request
 from http import HTTPStatus
@@ -40,10 +42,13 @@ class Command(BaseCommand):
             raise SystemExit(code)
 
     def _banner(self, base: str) -> None:
+        rows = list(visible_agents(None))
         agents = ", ".join(
             f"{a.name}{' (offline demo model, no LLM)' if a.model.startswith('demo') else f' ({a.model})'}"
-            for a in visible_agents(None)
+            for a in rows
         )
+        example = rows[0].name if rows else "AGENT"
+        manage = f"{_python()} manage.py"
         database = settings.DATABASES["default"]
         where = database["NAME"] if "sqlite" in database["ENGINE"] else f"PostgreSQL {database['HOST']}"
         self.stdout.write(
@@ -53,13 +58,19 @@ class Command(BaseCommand):
             f"  Admin:   {base}/admin/\n"
             f"  Agents:  {agents or 'none (set AGENTPLATFORM_AGENTS)'}\n"
             f"  Data:    {where}\n\n"
-            f"  An API key:     python manage.py create_api_key --user you\n"
-            f"  An admin login: python manage.py create_admin --username admin\n"
-            f'  A first run:    curl -s {base}/api/v1/agents/demo/runs/ -H "Authorization: Bearer $KEY" \\\n'
+            f"  An API key:     {manage} create_api_key --user you\n"
+            f"  An admin login: {manage} create_admin --username admin\n"
+            f'  A first run:    curl -s {base}/api/v1/agents/{example}/runs/ -H "Authorization: Bearer $KEY" \\\n'
             f"                    -H 'Content-Type: application/json' -d '{{\"input\": \"Weather in Paris?\"}}'\n\n"
             f"  Stop with Ctrl-C.\n"
         )
         self.stdout.flush()
+
+
+def _python() -> str:
+    """How to call this interpreter from the current directory (a venv's python, or python)."""
+    relative = os.path.relpath(sys.executable)
+    return relative if not relative.startswith("..") else "python"
 
 
 def _healthy(base: str) -> bool:
