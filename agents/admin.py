@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -65,11 +66,12 @@ class SessionAdmin(admin.ModelAdmin):
         total = session.message_count
         rows = list(Message.objects.filter(session=session).order_by("-position")[:TRANSCRIPT_LIMIT])
         rows.reverse()
+        entries = [
+            {"m": row, "calls": [(c["name"], json.dumps(c["arguments"], ensure_ascii=False)) for c in row.tool_calls]}
+            for row in rows
+        ]
         return SafeString(
-            render_to_string(
-                "admin/agents/transcript.html",
-                {"messages": rows, "total": total, "shown": len(rows), "session": session},
-            )
+            render_to_string("admin/agents/transcript.html", {"entries": entries, "total": total, "shown": len(rows)})
         )
 
     def has_add_permission(self, request: HttpRequest) -> bool:

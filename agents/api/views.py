@@ -16,6 +16,7 @@ from agentplatform.errors import InvalidInput
 from agents import selectors, services
 from agents.api.serializers import (
     AgentSerializer,
+    ErrorSerializer,
     MessageSerializer,
     RunCreateSerializer,
     RunResultSerializer,
@@ -48,7 +49,7 @@ class AgentDetailView(CallerAPIView):
 class AgentRunsView(CallerAPIView):
     @extend_schema(
         request=RunCreateSerializer,
-        responses={201: RunResultSerializer},
+        responses={201: RunResultSerializer, **{s: ErrorSerializer for s in (400, 401, 404, 409, 413)}},
         summary="Run the agent on an input and return the finished run",
     )
     def post(self, request: Request, agent: str) -> Response:

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.test import Client
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -127,6 +128,7 @@ def test_a_session_transcript_is_readable_in_order(admin_client, api, llm):
     assert positions == sorted(positions)
     assert "What&#x27;s the weather in Oslo?" in page
     assert "get_weather" in page
+    assert "{&quot;city&quot;: &quot;Oslo&quot;}" in page
 
 
 @pytest.mark.django_db
@@ -180,3 +182,23 @@ def test_revoking_keys_from_the_list(admin_client):
     assert "1 key(s) revoked." in response.content.decode()
     status, body = Api(key).get("/api/v1/agents/")
     assert (status, body["error"]["code"]) == (401, "api_key_revoked")
+
+
+@pytest.mark.django_db
+def test_the_openapi_schema_describes_the_api_and_its_key_scheme(client):
+    response = client.get("/api/v1/schema/?format=json")
+
+    schema = response.json()
+    assert "/api/v1/agents/{agent}/runs/" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key from `manage.py create_api_key` or the admin: `Authorization: Bearer ap_…`",
+    }
+    assert client.get("/api/v1/docs/").status_code == 200
+
+
+def test_the_schema_generates_without_warnings(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+
+    assert "/api/v1/sessions/{session_id}/messages/" in (tmp_path / "schema.yaml").read_text()
