@@ -1,0 +1,1 @@
+"""The platform's benchmark: see bench/README.md. Run with `python bench/run.py [--quick]`."""

@@ -1,0 +1,191 @@
+"""The benchmark's own stack: PostgreSQL, the fake model server and the platform.
+
+`running_stack()` starts them in that order and always stops them in reverse (SIGTERM,
+then SIGKILL after a grace period), then removes its temporary directory, also when the
+benchmark fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
+PYTHON = sys.executable
+PORT_RANGE = (20000, 29999)
+START_TIMEOUT = 120.0
+STOP_GRACE = 20.0
+
+
+@dataclass(frozen=True)
+class Stack:
+    workdir: Path
+    database_url: str
+    model_url: str
+    base_url: str
+    api_key: str
+    platform_pid: int
+    env: dict[str, str]
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr; stdout carries only the results table."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def free_port(taken: set[int]) -> int:
+    """A random port in 20000-29999 that nothing listens on (and we have not handed out)."""
+    for _ in range(500):
+        port = random.randint(*PORT_RANGE)
+        if port in taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise RuntimeError("no free port in 20000-29999")
+
+
+def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes] | None, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} before it was ready")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} was not ready within {START_TIMEOUT:g}s")
+        time.sleep(0.1)
+
+
+def _terminate(process: subprocess.Popen[bytes], name: str) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            log(f"{name} (pid {process.pid}) ignored SIGTERM for {STOP_GRACE:g}s; killing it")
+            process.kill()
+            process.wait()
+    log(f"stopped {name} (pid {process.pid}, exit code {process.returncode})")
+
+
+def _spawn(
+    cleanup: contextlib.ExitStack, argv: list[str], env: dict[str, str], logfile: Path, name: str
+) -> subprocess.Popen[bytes]:
+    """Start a child in its own session (Ctrl-C reaches only us; we stop it), logging to a file."""
+    with logfile.open("wb") as out:
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    cleanup.callback(_terminate, process, name)
+    log(f"started {name} (pid {process.pid}), log: {logfile}")
+    return process
+
+
+def _stop_postgres(directory: Path, env: dict[str, str]) -> None:
+    subprocess.run([str(POSTGRES_SCRIPT), "stop", str(directory)], env=env, check=False, timeout=STOP_GRACE * 3)
+    log("stopped PostgreSQL")
+
+
+def _remove(workdir: Path) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
+    log(f"removed {workdir}")
+
+
+def _start_postgres(cleanup: contextlib.ExitStack, directory: Path, port: int) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "PG_OPTIONS"}  # durability stays on: no fsync=off
+    cleanup.callback(_stop_postgres, directory, env)
+    result = subprocess.run(
+        [str(POSTGRES_SCRIPT), "start", str(directory), str(port)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"scripts/postgres.sh start failed ({result.returncode}): {result.stderr.strip()}")
+    log(f"started PostgreSQL on port {port}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _start_fake_model(cleanup: contextlib.ExitStack, workdir: Path, port: int) -> str:
+    logfile = workdir / "llm_server.log"
+    argv = [PYTHON, "-m", "tests.fakes.llm_server", "--port", str(port), "--mode", "one-tool-call"]
+    process = _spawn(cleanup, argv, dict(os.environ), logfile, "fake model server")
+    _wait_for(lambda: "listening on" in logfile.read_text(errors="replace"), process, "fake model server")
+    return f"http://127.0.0.1:{port}"
+
+
+def platform_env(database_url: str, model_url: str, data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        AGENTPLATFORM_DATA_DIR=str(data_dir),
+        OPENAI_BASE_URL=f"{model_url}/v1",
+        OPENAI_API_KEY="bench",
+        AGENTPLATFORM_AGENTS="bench.agents:agent",
+    )
+    return env
+
+
+def healthy(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/v1/health/", timeout=1) as response:  # our own URL
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _start_platform(cleanup: contextlib.ExitStack, env: dict[str, str], workdir: Path, port: int) -> tuple[str, int]:
+    argv = [PYTHON, "manage.py", "up", "--host", "127.0.0.1", "--port", str(port)]
+    process = _spawn(cleanup, argv, env, workdir / "platform.log", "platform (manage.py up)")
+    base_url = f"http://127.0.0.1:{port}"
+    _wait_for(lambda: healthy(base_url), process, "platform")
+    return base_url, process.pid
+
+
+def create_api_key(env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [PYTHON, "manage.py", "create_api_key", "--user", "bench", "--name", "bench"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"create_api_key failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def running_stack() -> Iterator[Stack]:
+    with contextlib.ExitStack() as cleanup:
+        workdir = Path(tempfile.mkdtemp(prefix="agentplatform-bench-"))
+        cleanup.callback(_remove, workdir)
+        workdir.chmod(0o755)  # PostgreSQL runs as the postgres user when we are root: it must reach its directory
+        ports: set[int] = set()
+        database_url = _start_postgres(cleanup, workdir / "postgres", free_port(ports))
+        model_url = _start_fake_model(cleanup, workdir, free_port(ports))
+        env = platform_env(database_url, model_url, workdir / "data")
+        base_url, pid = _start_platform(cleanup, env, workdir, free_port(ports))
+        log(f"platform is healthy at {base_url}")
+        yield Stack(workdir, database_url, model_url, base_url, create_api_key(env), pid, env)
