@@ -67,8 +67,13 @@ def database_from_url(url: str, *, sqlite_default: Path) -> dict[str, Any]:
         return _sqlite(Path(unquote(parts.path)) if parts.path not in ("", "/") else sqlite_default)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported (postgres or sqlite)")
-    options = dict(parse_qsl(parts.query))
+    options: dict[str, Any] = dict(parse_qsl(parts.query))
     host = unquote(parts.hostname or "")
+    pool_size = env_int("DATABASE_POOL_MAX_SIZE", 10)
+    if pool_size:
+        # Django runs each ASGI request on its own thread, and connections are per thread:
+        # without a pool every request would open (and leak) a connection.
+        options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0)}
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parts.path.lstrip("/")),
@@ -77,7 +82,7 @@ def database_from_url(url: str, *, sqlite_default: Path) -> dict[str, Any]:
         # A socket directory may be given as ?host=/path, as libpq allows.
         "HOST": options.pop("host", host),
         "PORT": str(parts.port or ""),
-        "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
+        "CONN_MAX_AGE": 0 if pool_size else env_int("DATABASE_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": options,
     }

@@ -11,6 +11,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,18 @@ _PR_SET_PDEATHSIG = 1
 class ProcessSpec:
     name: str
     argv: list[str]
+    pass_fds: tuple[int, ...] = ()
+
+
+def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """One listening socket that several server processes accept on (the kernel spreads them)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
 
 
 def python_command(*args: str) -> list[str]:
@@ -64,8 +77,9 @@ class Supervisor:
             process = subprocess.Popen(  # noqa: S603  # argv built from our own specs
                 spec.argv,
                 env=env,
+                pass_fds=spec.pass_fds,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509  # prctl only
+                preexec_fn=_die_with_parent,  # noqa: PLW1509  # it only calls prctl
             )
             logger.info("started %s (pid %s)", spec.name, process.pid)
             self.children.append((spec, process))

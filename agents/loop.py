@@ -14,7 +14,8 @@ class MaxStepsExceeded(Exception):  # reads as the run's outcome
 
 
 def run_loop(ctx: RunContext, provider: ModelProvider, instructions: str, max_steps: int) -> str:
-    """Returns the final answer; raises ApprovalRequired, ProviderError or MaxStepsExceeded.
+    """Returns the final answer (the caller records it with the run's completion); raises
+    ApprovalRequired, ProviderError or MaxStepsExceeded.
 
     Tool failures (bad arguments, exceptions, timeouts, refusals) are results the model
     reads, and the loop goes on. Calls from one turn that need approval do not stop the
@@ -26,9 +27,9 @@ def run_loop(ctx: RunContext, provider: ModelProvider, instructions: str, max_st
         response = provider.complete(request)
         ctx.steps += 1
         ctx.usage.add(response.usage)
-        ctx.record(MessageDraft(role="assistant", content=response.text, tool_calls=response.tool_calls))
         if not response.tool_calls:
             return response.text
+        ctx.record(MessageDraft(role="assistant", content=response.text, tool_calls=response.tool_calls))
         pending: list[ApprovalRequired] = []
         for call in response.tool_calls:
             try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from functools import cached_property
 
 from django.conf import settings
 from django.db import models
@@ -216,8 +215,3 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name or self.user})"
-
-    @cached_property
-    def restricted_agent_ids(self) -> list[int]:
-        """The agents this key is limited to; empty means every agent."""
-        return list(self.agents.values_list("pk", flat=True))

@@ -5,25 +5,36 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from agents.errors import AgentNotFound, RunNotFound, SessionNotFound
-from agents.models import Agent, ApiKey, Message, Run, Session
+from agents.models import Agent, ApiKey, Message, Run, Session, Tool
 
 
 def visible_agents(api_key: ApiKey | None) -> QuerySet[Agent]:
-    """Agents a caller may use: all of them, or the ones its key is restricted to."""
+    """Agents a caller may use: all of them, or the ones its key is restricted to.
+
+    The restriction is a subquery, so checking it costs no extra round trip.
+    """
     agents = Agent.objects.filter(registered=True)
-    if api_key is not None and api_key.restricted_agent_ids:
-        agents = agents.filter(pk__in=api_key.restricted_agent_ids)
+    if api_key is not None:
+        restricted_to = ApiKey.agents.through.objects.filter(apikey_id=api_key.pk)
+        agents = agents.filter(~Exists(restricted_to) | Exists(restricted_to.filter(agent_id=OuterRef("pk"))))
     return agents
 
 
-def get_agent(name: str, api_key: ApiKey | None) -> Agent:
+def get_agent(name: str, api_key: ApiKey | None, *, with_tools: bool = False) -> Agent:
+    agents = visible_agents(api_key)
     try:
-        return visible_agents(api_key).prefetch_related("tool_rows").get(name=name)
+        return (agents.prefetch_related("tool_rows") if with_tools else agents).get(name=name)
     except Agent.DoesNotExist:
         raise AgentNotFound(f"No agent named {name!r}.") from None
+
+
+def permission_overrides(agent: Agent) -> dict[str, str]:
+    """Operators' per-tool permission overrides, read fresh for every run."""
+    rows = Tool.objects.filter(agent=agent).exclude(permission_override="")
+    return dict(rows.values_list("name", "permission_override"))
 
 
 def owned_sessions(owner: Any) -> QuerySet[Session]:

@@ -82,7 +82,7 @@ def sync_agents(*, using: str = "default") -> dict[str, int]:
 
 def tool_permissions(agent: Agent, code_agent: CodeAgent) -> dict[str, ToolPermission]:
     """Each code tool's permission: the operator's override, else the code's default."""
-    overrides = {row.name: row.permission_override for row in agent.tool_rows.all() if row.permission_override}
+    overrides = selectors.permission_overrides(agent)
     return {name: ToolPermission(overrides.get(name, tool.permission.value)) for name, tool in code_agent.tools.items()}
 
 
@@ -147,7 +147,7 @@ def _append(session_id: UUID, run_id: UUID, start: int, drafts: list[MessageDraf
         )
         for offset, draft in enumerate(drafts)
     ]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside a larger change, all of it or nothing
         created = Message.objects.bulk_create(rows)
         Session.objects.filter(pk=session_id).update(
             message_count=F("message_count") + len(rows), updated_at=timezone.now()
@@ -221,7 +221,11 @@ def _execute(run: Run, agent: Agent, code_agent: CodeAgent, user_message: Messag
         result.messages.extend(_append(run.session_id, run.pk, position, drafts))
         position += len(drafts)
 
-    prior = selectors.recent_messages(run.session_id, before_position=user_message.position, limit=conf.HISTORY_LIMIT)
+    prior = (
+        selectors.recent_messages(run.session_id, before_position=user_message.position, limit=conf.HISTORY_LIMIT)
+        if user_message.position
+        else []
+    )
     ctx = RunContext(
         run_id=str(run.pk),
         session_id=str(run.session_id),
@@ -235,7 +239,10 @@ def _execute(run: Run, agent: Agent, code_agent: CodeAgent, user_message: Messag
         transcript=[ChatMessage(role="user", content=run.input)],
     )
     outcome = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS)
-    result.run = finish_run(run, ctx=ctx, **outcome)
+    with transaction.atomic():  # the answer and the run's completion are one change
+        if outcome["status"] == RunStatus.COMPLETED:
+            append([MessageDraft(role="assistant", content=outcome["output"])])
+        result.run = finish_run(run, ctx=ctx, **outcome)
     return result
 
 
@@ -244,7 +251,6 @@ def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: i
     try:
         if code_agent.overrides_run:
             output = str(code_agent.run(ctx.transcript[0].content, ctx) or "")
-            ctx.record(MessageDraft(role="assistant", content=output))
         else:
             provider = model_provider(agent.model)
             output = run_loop(ctx, provider, agent.instructions, code_agent.max_steps or max_steps)

@@ -43,13 +43,13 @@ class AgentListView(CallerAPIView):
 class AgentDetailView(CallerAPIView):
     @extend_schema(responses=AgentSerializer, summary="An agent with its tools, schemas and permissions")
     def get(self, request: Request, agent: str) -> Response:
-        return Response(AgentSerializer(selectors.get_agent(agent, self.api_key)).data)
+        return Response(AgentSerializer(selectors.get_agent(agent, self.api_key, with_tools=True)).data)
 
 
 class AgentRunsView(CallerAPIView):
     @extend_schema(
         request=RunCreateSerializer,
-        responses={201: RunResultSerializer, **{s: ErrorSerializer for s in (400, 401, 404, 409, 413)}},
+        responses={201: RunResultSerializer, **dict.fromkeys((400, 401, 404, 409, 413), ErrorSerializer)},
         summary="Run the agent on an input and return the finished run",
     )
     def post(self, request: Request, agent: str) -> Response:

@@ -11,9 +11,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agentplatform.supervisor import ProcessSpec, Supervisor, python_command
+from agentplatform.env import env_int
+from agentplatform.supervisor import ProcessSpec, Supervisor, listening_socket, python_command
 from agents.selectors import visible_agents
 
 
@@ -23,6 +24,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=env_int("AGENTPLATFORM_WEB_WORKERS", os.cpu_count() or 1, minimum=1),
+            help="Web server processes sharing the port (default: one per core).",
+        )
         parser.add_argument("--no-migrate", action="store_true", help="Skip migrations (done elsewhere).")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -30,13 +37,20 @@ class Command(BaseCommand):
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         call_command("sync_agents", verbosity=0)
-        web = ProcessSpec(
-            "web",
-            python_command("-m", "daphne", "-b", host, "-p", str(port), "agentplatform.asgi:application"),
-        )
+        try:
+            sock = listening_socket(host, port)
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        fd = sock.fileno()
+        web = [
+            ProcessSpec(
+                f"web-{n}", python_command("-m", "daphne", "--fd", str(fd), "agentplatform.asgi:application"), (fd,)
+            )
+            for n in range(1, options["workers"] + 1)
+        ]
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104  # display only
-        supervisor = Supervisor([web])
-        code = supervisor.run(ready=lambda: _healthy(base), on_ready=lambda: self._banner(base))
+        with sock:
+            code = Supervisor(web).run(ready=lambda: _healthy(base), on_ready=lambda: self._banner(base))
         self.stdout.write("agentplatform stopped.")
         if code:
             raise SystemExit(code)

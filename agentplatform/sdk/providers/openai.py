@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
 
@@ -79,10 +80,14 @@ class OpenAIModel:
             {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
             for t in request.tools
         ]
+        body: dict[str, Any] = {"model": self.model, "messages": messages}
+        if tools:
+            body["tools"] = tools
         try:
-            completion = self.client.chat.completions.create(
-                model=self.model, messages=messages, **({"tools": tools} if tools else {})
-            )
+            # The SDK's client (auth, retries with backoff, errors, typed response), given a
+            # body that is already plain JSON: `chat.completions.create` would re-walk every
+            # message through its type-driven transform, a cost that grows with the history.
+            completion = self.client.post("/chat/completions", body=body, cast_to=ChatCompletion)
         except openai.APIStatusError as exc:
             raise ProviderError(self.label, _status_message(exc), status=exc.status_code) from exc
         except openai.APIError as exc:
