@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
-class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]  # untyped base class
+class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "agents.auth.ApiKeyAuthentication"
     name = "ApiKey"
 
