@@ -20,7 +20,7 @@ class PlatformSettings:
     TOOL_TIMEOUT: float = 30.0
     MODEL_TIMEOUT: float = 60.0
     MODEL_MAX_RETRIES: int = 2
-    API_DOCS_PUBLIC: bool = True
+    API_DOCS_PUBLIC: bool = False
 
 
 @functools.cache

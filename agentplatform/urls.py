@@ -2,15 +2,15 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from agentplatform.api.docs import docs_permissions
+from agentplatform.api.docs import DocsAccess
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("agents.api.urls")),
-    path("api/v1/schema/", SpectacularAPIView.as_view(permission_classes=docs_permissions()), name="schema"),
+    path("api/v1/schema/", SpectacularAPIView.as_view(permission_classes=[DocsAccess]), name="schema"),
     path(
         "api/v1/docs/",
-        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=docs_permissions()),
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[DocsAccess]),
         name="docs",
     ),
 ]

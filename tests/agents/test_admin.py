@@ -185,8 +185,18 @@ def test_revoking_keys_from_the_list(admin_client):
 
 
 @pytest.mark.django_db
-def test_the_openapi_schema_describes_the_api_and_its_key_scheme(client):
-    response = client.get("/api/v1/schema/?format=json")
+def test_the_docs_need_a_key_or_an_admin_session(client, api, admin_client, settings):
+    assert client.get("/api/v1/schema/").status_code == 401
+    assert client.get("/api/v1/docs/").status_code == 401
+    assert api.get("/api/v1/schema/?format=json")[0] == 200
+    assert admin_client.get("/api/v1/docs/").status_code == 200
+    settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "API_DOCS_PUBLIC": True}
+    assert client.get("/api/v1/docs/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_openapi_schema_describes_the_api_and_its_key_scheme(admin_client):
+    response = admin_client.get("/api/v1/schema/?format=json")
 
     schema = response.json()
     assert "/api/v1/agents/{agent}/runs/" in schema["paths"]
@@ -195,7 +205,7 @@ def test_the_openapi_schema_describes_the_api_and_its_key_scheme(client):
         "scheme": "bearer",
         "description": "An API key from `manage.py create_api_key` or the admin: `Authorization: Bearer ap_…`",
     }
-    assert client.get("/api/v1/docs/").status_code == 200
+    assert admin_client.get("/api/v1/docs/").status_code == 200
 
 
 def test_the_schema_generates_without_warnings(tmp_path):

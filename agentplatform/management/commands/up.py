@@ -68,7 +68,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"\nagentplatform is up\n"
             f"  API:     {base}/api/v1/\n"
-            f"  Docs:    {base}/api/v1/docs/\n"
+            f"  Docs:    {base}/api/v1/docs/  (with a key, or after signing in to the admin)\n"
             f"  Admin:   {base}/admin/\n"
             f"  Agents:  {agents or 'none (set AGENTPLATFORM_AGENTS)'}\n"
             f"  Data:    {where}\n\n"
