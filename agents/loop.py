@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from agentplatform.sdk.agent import ApprovalRequired
-from agentplatform.sdk.models import ModelProvider, ModelRequest
-from agents.runtime import MessageDraft, RunContext
+from agentplatform.sdk.models import ChatMessage, ModelProvider, ModelRequest
+from agents.runtime import RunContext
 
 
 class MaxStepsExceeded(Exception):  # reads as the run's outcome
@@ -29,7 +29,7 @@ def run_loop(ctx: RunContext, provider: ModelProvider, instructions: str, max_st
         ctx.usage.add(response.usage)
         if not response.tool_calls:
             return response.text
-        ctx.record(MessageDraft(role="assistant", content=response.text, tool_calls=response.tool_calls))
+        ctx.record(ChatMessage(role="assistant", content=response.text, tool_calls=response.tool_calls))
         pending: list[ApprovalRequired] = []
         for call in response.tool_calls:
             try:

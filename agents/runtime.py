@@ -29,28 +29,6 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class MessageDraft:
-    """A message about to be appended to the session."""
-
-    role: str
-    content: str = ""
-    tool_calls: tuple[ToolCall, ...] = ()
-    tool_call_id: str = ""
-    tool_name: str = ""
-    is_error: bool = False
-
-    def as_chat(self) -> ChatMessage:
-        return ChatMessage(
-            role=self.role,
-            content=self.content,
-            tool_calls=self.tool_calls,
-            tool_call_id=self.tool_call_id,
-            name=self.tool_name,
-            is_error=self.is_error,
-        )
-
-
-@dataclass(frozen=True)
 class ToolOutcome:
     content: str
     error_code: str = ""
@@ -95,7 +73,7 @@ class RunContext:
     code_agent: CodeAgent
     permissions: Mapping[str, ToolPermission]
     tool_timeout: float
-    append: Callable[[list[MessageDraft]], None]
+    append: Callable[[list[ChatMessage]], None]
     prior: list[ChatMessage] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     steps: int = 0
@@ -106,9 +84,9 @@ class RunContext:
     def history(self) -> list[ChatMessage]:
         return list(self.prior)
 
-    def record(self, *drafts: MessageDraft) -> None:
-        self.append(list(drafts))
-        self.transcript.extend(draft.as_chat() for draft in drafts)
+    def record(self, *messages: ChatMessage) -> None:
+        self.append(list(messages))
+        self.transcript.extend(messages)
         if threading.current_thread() is not self.thread:
             # A framework called a tool from its own worker thread: do not leave that
             # thread holding a database connection.
@@ -131,7 +109,7 @@ class RunContext:
     def call_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
         """For agents with their own turn: record the call, run it, return its value."""
         call = ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=name, arguments=dict(arguments))
-        self.record(MessageDraft(role="assistant", tool_calls=(call,)))
+        self.record(ChatMessage(role="assistant", tool_calls=(call,)))
         outcome = self.execute_call(call)
         if outcome.error_code:
             raise ToolCallError(name, outcome.content, code=outcome.error_code)
@@ -141,11 +119,11 @@ class RunContext:
         """Gate, validate and run one call, then append its result to the session."""
         outcome = self._outcome(call)
         self.record(
-            MessageDraft(
+            ChatMessage(
                 role="tool",
                 content=outcome.content,
                 tool_call_id=call.id,
-                tool_name=call.name,
+                name=call.name,
                 is_error=bool(outcome.error_code),
             )
         )

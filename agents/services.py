@@ -41,7 +41,7 @@ from agents.models import (
     Tool,
 )
 from agents.registry import code_agents, model_provider
-from agents.runtime import MessageDraft, RunContext
+from agents.runtime import RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -132,20 +132,20 @@ class RunResult:
     messages: list[Message] = field(default_factory=list)
 
 
-def _append(session_id: UUID, run_id: UUID, start: int, drafts: list[MessageDraft]) -> list[Message]:
+def _append(session_id: UUID, run_id: UUID, start: int, messages: list[ChatMessage]) -> list[Message]:
     rows = [
         Message(
             session_id=session_id,
             run_id=run_id,
             position=start + offset,
-            role=draft.role,
-            content=draft.content,
-            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in draft.tool_calls],
-            tool_call_id=draft.tool_call_id,
-            tool_name=draft.tool_name,
-            is_error=draft.is_error,
+            role=message.role,
+            content=message.content,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls],
+            tool_call_id=message.tool_call_id,
+            tool_name=message.name,
+            is_error=message.is_error,
         )
-        for offset, draft in enumerate(drafts)
+        for offset, message in enumerate(messages)
     ]
     with transaction.atomic(savepoint=False):  # inside a larger change, all of it or nothing
         created = Message.objects.bulk_create(rows)
@@ -202,7 +202,7 @@ def _create_run(
                 model=agent.model,
                 started_at=timezone.now(),
             )
-            (user_message,) = _append(session.pk, run.pk, session.message_count, [MessageDraft("user", text)])
+            (user_message,) = _append(session.pk, run.pk, session.message_count, [ChatMessage("user", text)])
     except IntegrityError:
         if session_id is None:
             raise  # a new session has no other run: this is a bug, not a busy session
@@ -216,10 +216,10 @@ def _execute(run: Run, agent: Agent, code_agent: CodeAgent, user_message: Messag
     result = RunResult(run=run, messages=[user_message])
     position = user_message.position + 1
 
-    def append(drafts: list[MessageDraft]) -> None:
+    def append(messages: list[ChatMessage]) -> None:
         nonlocal position
-        result.messages.extend(_append(run.session_id, run.pk, position, drafts))
-        position += len(drafts)
+        result.messages.extend(_append(run.session_id, run.pk, position, messages))
+        position += len(messages)
 
     prior = (
         selectors.recent_messages(run.session_id, before_position=user_message.position, limit=conf.HISTORY_LIMIT)
@@ -241,7 +241,7 @@ def _execute(run: Run, agent: Agent, code_agent: CodeAgent, user_message: Messag
     outcome = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS)
     with transaction.atomic():  # the answer and the run's completion are one change
         if outcome["status"] == RunStatus.COMPLETED:
-            append([MessageDraft(role="assistant", content=outcome["output"])])
+            append([ChatMessage(role="assistant", content=outcome["output"])])
         result.run = finish_run(run, ctx=ctx, **outcome)
     return result
 

@@ -15,7 +15,10 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ChatMessage:
-    """One message as the model sees it. Roles: user, assistant, tool."""
+    """One message of a conversation: what the model is sent and what the session records.
+
+    Roles: user, assistant (text and/or tool calls), tool (a call's result; `name` is the tool).
+    """
 
     role: str
     content: str = ""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import anthropic
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
+from agentplatform.sdk.providers.base import SDKModel
 
 
 def _content(message: ChatMessage) -> list[dict[str, Any]]:
@@ -43,32 +43,15 @@ def _to_anthropic(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
     return turns
 
 
-class AnthropicModel:
-    def __init__(
-        self,
-        model: str,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 2,
-        max_tokens: int = 4096,
-    ) -> None:
-        self.model = model
-        self.label = f"anthropic:{model}"
-        self.base_url = base_url
-        self.api_key = api_key
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.max_tokens = max_tokens
+class AnthropicModel(SDKModel):
+    provider = "anthropic"
+    key_variable = "ANTHROPIC_API_KEY"
+    max_tokens = 4096
 
     @functools.cached_property
     def client(self) -> anthropic.Anthropic:
-        api_key = self.api_key or os.environ.get("ANTHROPIC_API_KEY")
-        if not api_key:
-            raise ProviderError(self.label, "no API key: set ANTHROPIC_API_KEY")
         return anthropic.Anthropic(
-            api_key=api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
+            api_key=self.resolved_api_key(), base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
         )
 
     def complete(self, request: ModelRequest) -> ModelResponse:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
+from agentplatform.sdk.providers.base import SDKModel
 
 
 def _to_openai(message: ChatMessage) -> dict[str, Any]:
@@ -47,30 +47,15 @@ def _parse_arguments(raw: str | None) -> Any:
         return raw
 
 
-class OpenAIModel:
-    def __init__(
-        self,
-        model: str,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 2,
-    ) -> None:
-        self.model = model
-        self.label = f"openai:{model}"
-        self.base_url = base_url
-        self.api_key = api_key
-        self.timeout = timeout
-        self.max_retries = max_retries
+class OpenAIModel(SDKModel):
+    provider = "openai"
+    key_variable = "OPENAI_API_KEY"
+    key_hint = " (any value for a local server)"
 
     @functools.cached_property
     def client(self) -> openai.OpenAI:
-        api_key = self.api_key or os.environ.get("OPENAI_API_KEY")
-        if not api_key:
-            raise ProviderError(self.label, "no API key: set OPENAI_API_KEY (any value for local servers)")
         return openai.OpenAI(
-            api_key=api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
+            api_key=self.resolved_api_key(), base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
         )
 
     def complete(self, request: ModelRequest) -> ModelResponse:
