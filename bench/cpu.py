@@ -1,7 +1,7 @@
 """CPU accounting from /proc (Linux): the platform's processes, and the whole machine.
 
 Tells whether a round was limited by the platform itself (its processes near one core:
-one Daphne process runs Python on one core at a time) or by something else on the machine.
+each Daphne process runs Python on one core at a time) or by something else on the machine.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ class Round:
 
     @property
     def platform_cores(self) -> float:
-        """How many cores the platform's processes kept busy on average (one Daphne process: at most ~1)."""
+        """How many cores the platform's processes kept busy on average (at most one per Daphne process)."""
         return math.nan if self.cpu is None else (self.cpu[1].platform - self.cpu[0].platform) / self.wall_seconds
 
     @property

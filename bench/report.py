@@ -25,7 +25,7 @@ RUNS_HEADER = (
     "| Platform CPU ms/run | Platform cores | Machine busy |"
 )
 SETUP = (
-    "One machine: `manage.py up` (one Daphne process), PostgreSQL, the fake model server "
+    "One machine: `manage.py up` (its default: one Daphne process per core), PostgreSQL, the fake model server "
     "(`one-tool-call`: 2 model calls + 1 tool call per run) and the load client share the cores."
 )
 
