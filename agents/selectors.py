@@ -56,6 +56,13 @@ def lock_session(owner: Any, session_id: UUID | str) -> Session:
         raise SessionNotFound(f"No session {session_id}.") from None
 
 
+def next_position(session_id: UUID) -> int:
+    """The position after the session's last message (one step down the unique index)."""
+    positions = Message.objects.filter(session_id=session_id).order_by("-position").values_list("position", flat=True)
+    last = positions.first()
+    return 0 if last is None else last + 1
+
+
 def owned_runs(owner: Any) -> QuerySet[Run]:
     return Run.objects.filter(owner=owner).select_related("agent")
 

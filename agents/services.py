@@ -10,7 +10,6 @@ from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from agentplatform.conf import platform_settings
@@ -133,6 +132,11 @@ class RunResult:
 
 
 def _append(session_id: UUID, run_id: UUID, start: int, messages: list[ChatMessage]) -> list[Message]:
+    """Insert messages at positions `start`, `start + 1`, ... (one statement).
+
+    The run holding the session (one active run per session) owns the positions after
+    the session's last message; the unique (session, position) index backs that up.
+    """
     rows = [
         Message(
             session_id=session_id,
@@ -147,12 +151,7 @@ def _append(session_id: UUID, run_id: UUID, start: int, messages: list[ChatMessa
         )
         for offset, message in enumerate(messages)
     ]
-    with transaction.atomic(savepoint=False):  # inside a larger change, all of it or nothing
-        created = Message.objects.bulk_create(rows)
-        Session.objects.filter(pk=session_id).update(
-            message_count=F("message_count") + len(rows), updated_at=timezone.now()
-        )
-    return created
+    return Message.objects.bulk_create(rows)
 
 
 def start_run(
@@ -202,7 +201,8 @@ def _create_run(
                 model=agent.model,
                 started_at=timezone.now(),
             )
-            (user_message,) = _append(session.pk, run.pk, session.message_count, [ChatMessage("user", text)])
+            start = 0 if session_id is None else selectors.next_position(session.pk)
+            (user_message,) = _append(session.pk, run.pk, start, [ChatMessage("user", text)])
     except IntegrityError:
         if session_id is None:
             raise  # a new session has no other run: this is a bug, not a busy session
@@ -239,10 +239,13 @@ def _execute(run: Run, agent: Agent, code_agent: CodeAgent, user_message: Messag
         transcript=[ChatMessage(role="user", content=run.input)],
     )
     outcome = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS)
-    with transaction.atomic():  # the answer and the run's completion are one change
+    with transaction.atomic():  # the answer, the run's completion and the session's count: one change
         if outcome["status"] == RunStatus.COMPLETED:
             append([ChatMessage(role="assistant", content=outcome["output"])])
         result.run = finish_run(run, ctx=ctx, **outcome)
+        # Positions are contiguous from 0, so this is the exact count (and it heals a count
+        # left behind by a run that crashed before finishing).
+        Session.objects.filter(pk=run.session_id).update(message_count=position, updated_at=timezone.now())
     return result
 
 

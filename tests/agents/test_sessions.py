@@ -121,3 +121,21 @@ def test_agents_list_their_tools_with_schemas_and_permissions(api):
     }
     _, demo = api.get("/api/v1/agents/demo/")
     assert demo["demo_model"] is True
+
+
+@pytest.mark.django_db
+def test_a_run_that_died_midway_leaves_the_session_usable_and_the_count_exact(api, llm):
+    # Given a session whose last run died after writing messages, before finishing
+    _, run = api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})
+    session = Session.objects.get(pk=run["session_id"])
+    dead = Run.objects.create(session=session, agent=session.agent, owner=session.owner, status="failed", input="x")
+    Message.objects.create(session=session, run=dead, position=6, role="user", content="x")
+    Message.objects.create(session=session, run=dead, position=7, role="assistant", content="partial")
+
+    # When the next run comes
+    status, second = api.post("/api/v1/agents/calc/runs/", {"input": "2+2", "session_id": str(session.pk)})
+
+    # Then it continues after the last message, and the count is exact again
+    assert status == 201
+    assert [m["position"] for m in second["messages"]] == [8, 9, 10, 11, 12, 13]
+    assert api.get(f"/api/v1/sessions/{session.pk}/")[1]["message_count"] == 14
