@@ -9,11 +9,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from agents import services
-from agents.models import Agent, ApiKey, Message, Run, Session, Tool
+from agents.models import Agent, ApiKey, Message, Run, RunEvent, Session, Tool
 
 TRANSCRIPT_LIMIT = 200
 
@@ -84,7 +84,16 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ["status", "agent"]
     search_fields = ["id", "session__id", "owner__username"]
     list_select_related = ["agent", "owner"]
-    readonly_fields = [field.name for field in Run._meta.fields] + ["duration_ms"]
+    readonly_fields = [field.name for field in Run._meta.fields] + ["duration_ms", "event_log"]
+
+    @admin.display(description="Events")
+    def event_log(self, run: Run) -> SafeString:
+        rows = RunEvent.objects.filter(run=run).order_by("seq")
+        return format_html_join(
+            "\n",
+            "<div><code>#{} {}</code> <span class='help'>{}</span> {}</div>",
+            ((e.seq, e.type, e.created_at.strftime("%H:%M:%S.%f")[:-3], json.dumps(e.data)[:300]) for e in rows),
+        ) or SafeString("<p>No events.</p>")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

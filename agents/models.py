@@ -193,6 +193,23 @@ class Message(models.Model):
         return f"{self.role} #{self.position}"
 
 
+class RunEvent(models.Model):
+    """One step of a run, in order: the durable record that live streams replay from."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField(help_text="1, 2, 3, ... within the run; clients resume after it.")
+    type = models.CharField(max_length=40)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="run_event_unique_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.seq}"
+
+
 class ApiKey(models.Model):
     """An API key. Only a SHA-256 of the secret is stored; the key is shown once."""
 

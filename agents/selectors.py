@@ -8,7 +8,7 @@ from uuid import UUID
 from django.db.models import Exists, OuterRef, QuerySet
 
 from agents.errors import AgentNotFound, RunNotFound, SessionNotFound
-from agents.models import Agent, ApiKey, Message, Run, Session, Tool
+from agents.models import Agent, ApiKey, Message, Run, RunEvent, Session, Tool
 
 
 def visible_agents(api_key: ApiKey | None) -> QuerySet[Agent]:
@@ -85,6 +85,12 @@ def recent_messages(session_id: UUID, *, before_position: int, limit: int) -> li
     )
     rows.reverse()
     return rows
+
+
+def run_events_after(run_id: UUID, after: int, limit: int = 500) -> tuple[list[RunEvent], str]:
+    """The next events of a run after sequence number `after`, and the run's status."""
+    status = Run.objects.values_list("status", flat=True).get(pk=run_id)
+    return list(RunEvent.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")[:limit]), status
 
 
 def run_messages(run: Run) -> QuerySet[Message]:

@@ -17,7 +17,7 @@ from agentplatform.sdk.agent import Agent as CodeAgent
 from agentplatform.sdk.agent import ApprovalRequired
 from agentplatform.sdk.models import ChatMessage, ProviderError, ToolCall
 from agentplatform.sdk.tools import ToolPermission
-from agents import selectors
+from agents import events, selectors
 from agents.errors import (
     AgentDisabled,
     AgentUnavailable,
@@ -26,6 +26,7 @@ from agents.errors import (
     SessionAgentMismatch,
     SessionBusy,
 )
+from agents.events import Event
 from agents.keys import generate_key
 from agents.loop import MaxStepsExceeded, run_loop
 from agents.models import (
@@ -35,6 +36,7 @@ from agents.models import (
     ApiKey,
     Message,
     Run,
+    RunEvent,
     RunStatus,
     Session,
     Tool,
@@ -126,9 +128,27 @@ def delete_session(session: Session) -> None:
 
 
 @dataclass
-class RunResult:
+class RunRecord:
+    """What a run has written: its messages and events, and where the next ones go."""
+
     run: Run
+    position: int
+    seq: int = 0
     messages: list[Message] = field(default_factory=list)
+
+    def write(self, messages: list[ChatMessage], *, before: Iterable[Event] = (), after: Iterable[Event] = ()) -> None:
+        """Append messages and the events they stand for, in order, as one change."""
+        with transaction.atomic(savepoint=False):
+            created = _append(self.run.session_id, self.run.pk, self.position, messages) if messages else []
+            derived = [event for message in created for event in events.for_message(message)]
+            rows = [
+                RunEvent(run_id=self.run.pk, seq=self.seq + offset, type=kind, data=data)
+                for offset, (kind, data) in enumerate([*before, *derived, *after], start=1)
+            ]
+            RunEvent.objects.bulk_create(rows)
+        self.position += len(created)
+        self.seq += len(rows)
+        self.messages.extend(created)
 
 
 def _append(session_id: UUID, run_id: UUID, start: int, messages: list[ChatMessage]) -> list[Message]:
@@ -162,7 +182,7 @@ def start_run(
     input: str,  # noqa: A002  # the API's name for it
     session_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
-) -> RunResult:
+) -> RunRecord:
     """Create the run and its user message in one transaction, then execute it."""
     if len(input) > platform_settings().MAX_INPUT_CHARS:
         raise InputTooLarge(
@@ -171,15 +191,15 @@ def start_run(
         )
     agent = selectors.get_agent(agent_name, api_key)
     code_agent = _runnable(agent)
-    run, user_message = _create_run(
+    record = _create_run(
         owner=owner, api_key=api_key, agent=agent, text=input, session_id=session_id, metadata=metadata or {}
     )
-    return _execute(run, agent, code_agent, user_message)
+    return _execute(record, agent, code_agent)
 
 
 def _create_run(
     *, owner: Any, api_key: ApiKey | None, agent: Agent, text: str, session_id: UUID | None, metadata: dict[str, Any]
-) -> tuple[Run, Message]:
+) -> RunRecord:
     try:
         with transaction.atomic():
             if session_id is None:
@@ -201,29 +221,23 @@ def _create_run(
                 model=agent.model,
                 started_at=timezone.now(),
             )
-            start = 0 if session_id is None else selectors.next_position(session.pk)
-            (user_message,) = _append(session.pk, run.pk, start, [ChatMessage("user", text)])
+            record = RunRecord(run, position=0 if session_id is None else selectors.next_position(session.pk))
+            record.write([ChatMessage("user", text)], before=[events.run_started(run)])
     except IntegrityError:
         if session_id is None:
             raise  # a new session has no other run: this is a bug, not a busy session
         active = Run.objects.filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True)
         raise SessionBusy(details={"run_id": str(active.first())}) from None
-    return run, user_message
+    return record
 
 
-def _execute(run: Run, agent: Agent, code_agent: CodeAgent, user_message: Message) -> RunResult:
+def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecord:
     conf = platform_settings()
-    result = RunResult(run=run, messages=[user_message])
-    position = user_message.position + 1
-
-    def append(messages: list[ChatMessage]) -> None:
-        nonlocal position
-        result.messages.extend(_append(run.session_id, run.pk, position, messages))
-        position += len(messages)
-
+    run = record.run
+    user_position = record.position - 1
     prior = (
-        selectors.recent_messages(run.session_id, before_position=user_message.position, limit=conf.HISTORY_LIMIT)
-        if user_message.position
+        selectors.recent_messages(run.session_id, before_position=user_position, limit=conf.HISTORY_LIMIT)
+        if user_position
         else []
     )
     ctx = RunContext(
@@ -234,19 +248,20 @@ def _execute(run: Run, agent: Agent, code_agent: CodeAgent, user_message: Messag
         code_agent=code_agent,
         permissions=tool_permissions(agent, code_agent),
         tool_timeout=code_agent.tool_timeout or conf.TOOL_TIMEOUT,
-        append=append,
+        append=record.write,
         prior=_as_history(prior),
         transcript=[ChatMessage(role="user", content=run.input)],
     )
     outcome = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS)
     with transaction.atomic():  # the answer, the run's completion and the session's count: one change
-        if outcome["status"] == RunStatus.COMPLETED:
-            append([ChatMessage(role="assistant", content=outcome["output"])])
-        result.run = finish_run(run, ctx=ctx, **outcome)
+        record.run = finish_run(run, ctx=ctx, **outcome)
+        completed = outcome["status"] == RunStatus.COMPLETED
+        answer = [ChatMessage(role="assistant", content=outcome["output"])] if completed else []
+        record.write(answer, after=[events.run_finished(record.run)])
         # Positions are contiguous from 0, so this is the exact count (and it heals a count
         # left behind by a run that crashed before finishing).
-        Session.objects.filter(pk=run.session_id).update(message_count=position, updated_at=timezone.now())
-    return result
+        Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
+    return record
 
 
 def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int) -> dict[str, Any]:

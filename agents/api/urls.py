@@ -13,4 +13,5 @@ urlpatterns = [
     path("sessions/<str:session_id>/messages/", views.SessionMessagesView.as_view(), name="session-messages"),
     path("sessions/<str:session_id>/runs/", views.SessionRunsView.as_view(), name="session-runs"),
     path("runs/<str:run_id>/", views.RunDetailView.as_view(), name="run-detail"),
+    path("runs/<str:run_id>/events/", views.RunEventsView.as_view(), name="run-events"),
 ]

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agentplatform.api.base import CallerAPIView, Cursor
+from agentplatform.api.sse import EventStreamRenderer, event_stream_response
 from agentplatform.errors import InvalidInput
 from agents import selectors, services
 from agents.api.serializers import (
@@ -25,6 +29,7 @@ from agents.api.serializers import (
     SessionSerializer,
     SessionUpdateSerializer,
 )
+from agents.api.streams import follow_run
 
 
 def _page(view: CallerAPIView, queryset: Any, serializer: Any, pagination: Cursor | None = None) -> Response:
@@ -134,6 +139,25 @@ class RunDetailView(CallerAPIView):
     @extend_schema(responses=RunSerializer, summary="A run")
     def get(self, request: Request, run_id: str) -> Response:
         return Response(RunSerializer(selectors.get_run(self.owner, run_id)).data)
+
+
+class RunEventsView(CallerAPIView):
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, description="Resume after this event"),
+            OpenApiParameter("after", int, description="The same as Last-Event-ID, for clients that cannot set it"),
+        ],
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        summary="A run's events as Server-Sent Events, replayed from the start or after Last-Event-ID",
+    )
+    def get(self, request: Request, run_id: str) -> StreamingHttpResponse:
+        run = selectors.get_run(self.owner, run_id)
+        raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
+        if not raw.isdigit():
+            raise InvalidInput("Last-Event-ID must be a non-negative integer.", details={"param": "Last-Event-ID"})
+        return event_stream_response(follow_run(run.pk, int(raw)))
 
 
 class HealthView(CallerAPIView):

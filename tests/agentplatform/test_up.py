@@ -80,6 +80,13 @@ def _post(url: str, key: str, body: dict) -> tuple[int, dict]:
         return response.status, json.loads(response.read())
 
 
+def _get_text(url: str, key: str) -> str:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        return str(response.read().decode())
+
+
 def _stop(process: subprocess.Popen[str], sig: int) -> int:
     process.send_signal(sig)
     return process.wait(timeout=30)
@@ -106,9 +113,9 @@ def test_up_serves_the_demo_agent_and_stops_on_sigterm(env, started, tmp_path):
     started.append(process)
 
     banner = _wait_for_banner(process, log)
-    status, run = _post(
-        f"http://127.0.0.1:{port}/api/v1/agents/demo/runs/", _api_key(env), {"input": "Weather in Rome?"}
-    )
+    key = _api_key(env)
+    status, run = _post(f"http://127.0.0.1:{port}/api/v1/agents/demo/runs/", key, {"input": "Weather in Rome?"})
+    events = _get_text(f"http://127.0.0.1:{port}/api/v1/runs/{run['id']}/events/", key)
 
     assert f"http://127.0.0.1:{port}/api/v1/docs/" in banner
     assert "create_api_key" in banner
@@ -116,6 +123,13 @@ def test_up_serves_the_demo_agent_and_stops_on_sigterm(env, started, tmp_path):
     assert "demo (offline demo model, no LLM)" in banner
     assert (status, run["status"]) == (201, "completed")
     assert "Rome" in run["output"]
+    assert [line for line in events.splitlines() if line.startswith("event: ")] == [
+        "event: run.started",
+        "event: tool.call.started",
+        "event: tool.call.completed",
+        "event: message.completed",
+        "event: run.completed",
+    ]
     assert _stop(process, signal.SIGTERM) == 0
     assert _port_closed(port)
 

@@ -38,7 +38,9 @@ def test_a_run_with_a_tool_call_costs_the_same_queries_in_a_short_and_a_long_ses
     long = _queries(one_run)
 
     assert short == long
-    assert short <= 13, f"{short} queries for one run with one tool call"
+    # key, agent, permissions, session lock, next position, run, then per step one INSERT of
+    # messages and one of events, history, the run's final UPDATE and the session's count
+    assert short <= 17, f"{short} queries for one run with one tool call"
 
 
 @pytest.mark.django_db

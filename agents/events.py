@@ -1,0 +1,87 @@
+"""Run events: what each step of a run looks like to a client that follows it.
+
+Events are derived here from what the run records (its messages and its final status),
+so the stream and the transcript cannot disagree. Each is stored with a per-run sequence
+number (`RunEvent.seq`) and served as Server-Sent Events with that number as the id.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from agents.models import Message, Run, RunEvent, RunStatus
+
+
+class EventType(StrEnum):
+    RUN_STARTED = "run.started"
+    TOOL_CALL_STARTED = "tool.call.started"
+    TOOL_CALL_COMPLETED = "tool.call.completed"
+    MESSAGE_COMPLETED = "message.completed"
+    RUN_COMPLETED = "run.completed"
+    RUN_FAILED = "run.failed"
+    RUN_REQUIRES_APPROVAL = "run.requires_approval"
+    RUN_CANCELLED = "run.cancelled"
+
+
+FINAL_EVENTS = {
+    RunStatus.COMPLETED: EventType.RUN_COMPLETED,
+    RunStatus.FAILED: EventType.RUN_FAILED,
+    RunStatus.REQUIRES_APPROVAL: EventType.RUN_REQUIRES_APPROVAL,
+    RunStatus.CANCELLED: EventType.RUN_CANCELLED,
+}
+
+Event = tuple[EventType, dict[str, Any]]
+
+
+def run_started(run: Run) -> Event:
+    data = {"run_id": str(run.pk), "session_id": str(run.session_id), "agent": run.agent.name, "input": run.input}
+    return EventType.RUN_STARTED, data
+
+
+def for_message(message: Message) -> list[Event]:
+    """The events one recorded message stands for (a user message has none of its own)."""
+    if message.role == "tool":
+        data = {
+            "call_id": message.tool_call_id,
+            "name": message.tool_name,
+            "result": message.content,
+            "is_error": message.is_error,
+            "position": message.position,
+        }
+        return [(EventType.TOOL_CALL_COMPLETED, data)]
+    if message.role != "assistant":
+        return []
+    events: list[Event] = [
+        (
+            EventType.TOOL_CALL_STARTED,
+            {"call_id": call["id"], "name": call["name"], "arguments": call["arguments"], "position": message.position},
+        )
+        for call in message.tool_calls
+    ]
+    if message.content and not message.tool_calls:
+        events.append((EventType.MESSAGE_COMPLETED, {"content": message.content, "position": message.position}))
+    return events
+
+
+def run_finished(run: Run) -> Event:
+    usage = {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}
+    data = {"status": run.status, "output": run.output, "error": run.error, "usage": usage, "steps": run.steps}
+    return FINAL_EVENTS[RunStatus(run.status)], data
+
+
+def is_final(event_type: str) -> bool:
+    return event_type in FINAL_EVENTS.values()
+
+
+def as_sse(event: RunEvent) -> str:
+    """One event in the text/event-stream format; the id is what Last-Event-ID resumes after."""
+    payload = {
+        "seq": event.seq,
+        "type": event.type,
+        "run_id": str(event.run_id),
+        "data": event.data,
+        "created_at": event.created_at.isoformat(),
+    }
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"

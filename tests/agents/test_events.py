@@ -1,0 +1,121 @@
+"""A run's events: stored in order with a sequence number, replayed as Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from django.test import AsyncClient
+
+from agents.models import RunEvent
+from tests.fakes.llm_server import Call, Error, Text, ToolCalls
+
+
+def _read_sse(path: str, key: str, last_event_id: str | None = None) -> tuple[int, dict[str, str], list[dict]]:
+    """Status, headers and parsed events of one SSE response, read to its end."""
+
+    async def read() -> tuple[int, dict[str, str], str]:
+        headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        response = await AsyncClient().get(path, headers=headers)
+        body = b"".join([chunk async for chunk in response.streaming_content])  # type: ignore[attr-defined]
+        return response.status_code, dict(response.headers), body.decode()
+
+    status, headers, text = asyncio.run(read())
+    frames = [frame for frame in text.split("\n\n") if frame.strip()]
+    parsed = []
+    for frame in frames:
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if not line.startswith(":"))
+        parsed.append({"id": fields["id"], "event": fields["event"], **json.loads(fields["data"])})
+    return status, headers, parsed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_runs_events_are_ordered_and_match_its_steps(api, llm):
+    llm.enqueue(ToolCalls([Call("add", {"a": 2, "b": 3}), Call("explode", {"reason": "x"})]), Text("5, and a failure"))
+    _, run = api.post("/api/v1/agents/oai/runs/", {"input": "go"})
+
+    status, headers, events = _read_sse(f"/api/v1/runs/{run['id']}/events/", api.key)
+
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/event-stream")
+    assert headers["Cache-Control"] == "no-cache, no-transform"
+    assert headers["X-Accel-Buffering"] == "no"
+    assert [(e["seq"], e["type"]) for e in events] == [
+        (1, "run.started"),
+        (2, "tool.call.started"),
+        (3, "tool.call.started"),
+        (4, "tool.call.completed"),
+        (5, "tool.call.completed"),
+        (6, "message.completed"),
+        (7, "run.completed"),
+    ]
+    assert [e["id"] for e in events] == [str(e["seq"]) for e in events]
+    assert events[0]["data"]["input"] == "go"
+    assert events[1]["data"]["arguments"] == {"a": 2, "b": 3}
+    assert events[3]["data"] == {
+        "call_id": events[1]["data"]["call_id"],
+        "name": "add",
+        "result": "5",
+        "is_error": False,
+        "position": 2,
+    }
+    assert events[4]["data"]["is_error"] is True
+    assert events[5]["data"]["content"] == "5, and a failure"
+    assert events[6]["data"]["status"] == "completed"
+    assert events[6]["data"]["usage"] == {"input_tokens": 20, "output_tokens": 10}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_resumes_after_its_last_event_without_loss_or_duplicates(api, llm):
+    llm.enqueue(ToolCalls([Call("add", {"a": 1, "b": 1})]), Text("2"))
+    _, run = api.post("/api/v1/agents/oai/runs/", {"input": "go"})
+    path = f"/api/v1/runs/{run['id']}/events/"
+
+    _, _, everything = _read_sse(path, api.key)
+    _, _, rest = _read_sse(path, api.key, last_event_id="2")
+    _, _, nothing = _read_sse(path, api.key, last_event_id=str(everything[-1]["seq"]))
+
+    assert [e["seq"] for e in rest] == [e["seq"] for e in everything[2:]]
+    assert rest == everything[2:]
+    assert nothing == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_run_ends_with_its_error(api, llm):
+    llm.enqueue(*[Error(500, "down", headers={"retry-after-ms": "1"})] * 3)
+    _, run = api.post("/api/v1/agents/oai/runs/", {"input": "go"})
+
+    _, _, events = _read_sse(f"/api/v1/runs/{run['id']}/events/", api.key)
+
+    assert [e["type"] for e in events] == ["run.started", "run.failed"]
+    assert events[-1]["data"]["error"]["code"] == "provider_error"
+
+
+@pytest.mark.django_db
+def test_events_are_stored_with_the_run(api, llm):
+    _, run = api.post("/api/v1/agents/calc/runs/", {"input": "2+2"})
+
+    stored = list(RunEvent.objects.filter(run_id=run["id"]).values_list("seq", "type"))
+
+    assert stored == [
+        (1, "run.started"),
+        (2, "tool.call.started"),
+        (3, "tool.call.completed"),
+        (4, "tool.call.started"),
+        (5, "tool.call.completed"),
+        (6, "message.completed"),
+        (7, "run.completed"),
+    ]
+
+
+@pytest.mark.django_db
+def test_another_users_run_and_a_bad_last_event_id(api, llm, make_api):
+    _, run = api.post("/api/v1/agents/calc/runs/", {"input": "2+2"})
+
+    status, body = make_api("mallory").get(f"/api/v1/runs/{run['id']}/events/")
+    assert (status, body["error"]["code"]) == (404, "run_not_found")
+    status, body = api.get(f"/api/v1/runs/{run['id']}/events/?after=-1")
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
