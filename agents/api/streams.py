@@ -7,13 +7,21 @@ from collections.abc import AsyncIterator
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
+from django.db import connection
 
 from agentplatform.api.sse import HEARTBEAT
 from agents import events, selectors
-from agents.models import ACTIVE_RUN_STATUSES
+from agents.models import ACTIVE_RUN_STATUSES, RunEvent
 
 POLL_SECONDS = 0.2
 HEARTBEAT_SECONDS = 15.0
+
+
+def _poll(run_id: UUID, after: int) -> tuple[list[RunEvent], str]:
+    try:
+        return selectors.run_events_after(run_id, after)
+    finally:
+        connection.close()  # a long-lived stream holds no database connection between polls
 
 
 async def follow_run(run_id: UUID, after: int) -> AsyncIterator[str]:
@@ -24,7 +32,7 @@ async def follow_run(run_id: UUID, after: int) -> AsyncIterator[str]:
     """
     last, quiet = after, 0.0
     while True:
-        batch, status = await sync_to_async(selectors.run_events_after)(run_id, last)
+        batch, status = await sync_to_async(_poll)(run_id, last)
         for event in batch:
             yield events.as_sse(event)
             last = event.seq
