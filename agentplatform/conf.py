@@ -20,6 +20,7 @@ class PlatformSettings:
     TOOL_TIMEOUT: float = 30.0
     MODEL_TIMEOUT: float = 60.0
     MODEL_MAX_RETRIES: int = 2
+    RUN_WAIT_SECONDS: float = 60.0
     API_DOCS_PUBLIC: bool = False
 
 

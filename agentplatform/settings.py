@@ -129,6 +129,20 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Redis: Celery's broker and run-completion signals. `manage.py up` starts an embedded one.
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_TASK_ACKS_LATE = True  # a task is acknowledged when done: a worker that dies leaves it queued
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = "runs"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
 AGENTPLATFORM = {
     "AGENTS": env_list("AGENTPLATFORM_AGENTS", ["agentplatform.demo:agent"]),
     "MAX_INPUT_CHARS": env_int("AGENTPLATFORM_MAX_INPUT_CHARS", 32_000, minimum=1),
@@ -137,6 +151,7 @@ AGENTPLATFORM = {
     "TOOL_TIMEOUT": env_float("AGENTPLATFORM_TOOL_TIMEOUT", 30.0, minimum=0.001),
     "MODEL_TIMEOUT": env_float("AGENTPLATFORM_MODEL_TIMEOUT", 60.0, minimum=0.001),
     "MODEL_MAX_RETRIES": env_int("AGENTPLATFORM_MODEL_MAX_RETRIES", 2),
+    "RUN_WAIT_SECONDS": env_float("AGENTPLATFORM_RUN_WAIT_SECONDS", 60.0),
     "API_DOCS_PUBLIC": env_bool("AGENTPLATFORM_API_DOCS_PUBLIC", False),
 }
 

@@ -30,6 +30,16 @@ class ProcessSpec:
     name: str
     argv: list[str]
     pass_fds: tuple[int, ...] = ()
+    ready: Callable[[], bool] | None = None  # started processes after this one wait for it
+
+
+READY_TIMEOUT_SECONDS = 30.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
@@ -61,6 +71,10 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+class ChildFailedError(Exception):
+    pass
+
+
 class Supervisor:
     def __init__(self, specs: list[ProcessSpec], *, grace_seconds: float = 10.0) -> None:
         self.specs = specs
@@ -83,12 +97,26 @@ class Supervisor:
             )
             logger.info("started %s (pid %s)", spec.name, process.pid)
             self.children.append((spec, process))
+            if spec.ready is not None:
+                self._wait_ready(spec, process)
+
+    def _wait_ready(self, spec: ProcessSpec, process: subprocess.Popen[bytes]) -> None:
+        assert spec.ready is not None
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while not spec.ready():
+            if process.poll() is not None or time.monotonic() > deadline or self.stop_requested is not None:
+                raise ChildFailedError(f"{spec.name} did not become ready")
+            time.sleep(0.05)
 
     def run(self, ready: Callable[[], bool], on_ready: Callable[[], None]) -> int:
         """Start, announce once `ready()` holds, wait for a signal or a dead child; stop all."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self.start()
+            try:
+                self.start()
+            except ChildFailedError as exc:
+                logger.error("%s; stopping the rest", exc)
+                return 1
             announced = False
             while self.stop_requested is None:
                 dead = [(spec, p) for spec, p in self.children if p.poll() is not None]

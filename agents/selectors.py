@@ -63,6 +63,12 @@ def next_position(session_id: UUID) -> int:
     return 0 if last is None else last + 1
 
 
+def last_seq(run_id: UUID) -> int:
+    """The sequence number of a run's last event (0 before the first)."""
+    seq = RunEvent.objects.filter(run_id=run_id).order_by("-seq").values_list("seq", flat=True).first()
+    return seq or 0
+
+
 def owned_runs(owner: Any) -> QuerySet[Run]:
     return Run.objects.filter(owner=owner).select_related("agent")
 

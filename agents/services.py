@@ -9,13 +9,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from agentplatform import notify
+from agentplatform.celery import Queue, TaskName, app
 from agentplatform.conf import platform_settings
 from agentplatform.sdk.agent import Agent as CodeAgent
 from agentplatform.sdk.agent import ApprovalRequired
-from agentplatform.sdk.models import ChatMessage, ProviderError, ToolCall
+from agentplatform.sdk.models import ChatMessage, ProviderError, ToolCall, Usage
 from agentplatform.sdk.tools import ToolPermission
 from agents import events, selectors
 from agents.errors import (
@@ -182,24 +184,23 @@ def start_run(
     input: str,  # noqa: A002  # the API's name for it
     session_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
-) -> RunRecord:
-    """Create the run and its user message in one transaction, then execute it."""
+) -> Run:
+    """Create the queued run and its user message in one transaction; a worker executes it."""
     if len(input) > platform_settings().MAX_INPUT_CHARS:
         raise InputTooLarge(
             f"input is {len(input)} characters; the limit is {platform_settings().MAX_INPUT_CHARS}.",
             details={"limit": platform_settings().MAX_INPUT_CHARS},
         )
     agent = selectors.get_agent(agent_name, api_key)
-    code_agent = _runnable(agent)
-    record = _create_run(
+    _runnable(agent)
+    return _create_run(
         owner=owner, api_key=api_key, agent=agent, text=input, session_id=session_id, metadata=metadata or {}
     )
-    return _execute(record, agent, code_agent)
 
 
 def _create_run(
     *, owner: Any, api_key: ApiKey | None, agent: Agent, text: str, session_id: UUID | None, metadata: dict[str, Any]
-) -> RunRecord:
+) -> Run:
     try:
         with transaction.atomic():
             if session_id is None:
@@ -215,20 +216,50 @@ def _create_run(
                 agent=agent,
                 owner=owner,
                 api_key=api_key,
-                status=RunStatus.RUNNING,
+                status=RunStatus.QUEUED,
                 input=text,
                 metadata=metadata,
                 model=agent.model,
-                started_at=timezone.now(),
             )
-            record = RunRecord(run, position=0 if session_id is None else selectors.next_position(session.pk))
-            record.write([ChatMessage("user", text)], before=[events.run_started(run)])
+            start = 0 if session_id is None else selectors.next_position(session.pk)
+            _append(session.pk, run.pk, start, [ChatMessage("user", text)])
+            transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)], queue=Queue.RUNS))
     except IntegrityError:
         if session_id is None:
             raise  # a new session has no other run: this is a bug, not a busy session
         active = Run.objects.filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True)
         raise SessionBusy(details={"run_id": str(active.first())}) from None
-    return record
+    return run
+
+
+def execute_queued_run(run_id: UUID) -> dict[str, Any]:
+    """Claim a queued run (only one worker can) and execute it; a small summary for the task."""
+    with transaction.atomic():
+        claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=timezone.now()
+        )
+        if not claimed:
+            status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+            return {"run_id": str(run_id), "executed": False, "status": status}
+        run = Run.objects.select_related("agent").get(pk=run_id)
+        record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+        record.write([], before=[events.run_started(run)])
+    try:
+        code_agent = _runnable(run.agent)
+    except (AgentDisabled, AgentUnavailable) as exc:
+        _finish(record, RunContext.detached(run), _outcome(RunStatus.FAILED, exc.code, exc.message, None))
+    else:
+        _execute(record, run.agent, code_agent)
+    return {"run_id": str(run_id), "executed": True, "status": record.run.status}
+
+
+def wait_for_run(run: Run, timeout: float) -> tuple[Run, list[Message]]:
+    """The run once a worker has finished it, or as it is when `timeout` runs out."""
+    if not connection.in_atomic_block:
+        connection.close()  # hold no pooled connection while waiting
+    notify.wait_done(str(run.pk), timeout)
+    run = Run.objects.select_related("agent").get(pk=run.pk)
+    return run, list(selectors.run_messages(run))
 
 
 def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecord:
@@ -252,16 +283,21 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecor
         prior=_as_history(prior),
         transcript=[ChatMessage(role="user", content=run.input)],
     )
-    outcome = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS)
+    _finish(record, ctx, _run_turn(ctx, agent, code_agent, conf.MAX_STEPS))
+    return record
+
+
+def _finish(record: RunRecord, ctx: RunContext, outcome: dict[str, Any]) -> None:
+    run = record.run
     with transaction.atomic():  # the answer, the run's completion and the session's count: one change
-        record.run = finish_run(run, ctx=ctx, **outcome)
+        record.run = finish_run(run, steps=ctx.steps, usage=ctx.usage, **outcome)
         completed = outcome["status"] == RunStatus.COMPLETED
         answer = [ChatMessage(role="assistant", content=outcome["output"])] if completed else []
         record.write(answer, after=[events.run_finished(record.run)])
         # Positions are contiguous from 0, so this is the exact count (and it heals a count
         # left behind by a run that crashed before finishing).
         Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
-    return record
+        transaction.on_commit(lambda: notify.signal_done(str(run.pk)))
 
 
 def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int) -> dict[str, Any]:
@@ -314,10 +350,11 @@ def _as_history(rows: Iterable[Message]) -> list[ChatMessage]:
 def finish_run(
     run: Run,
     *,
-    ctx: RunContext,
     status: RunStatus,
     output: str = "",
     error: dict[str, Any] | None = None,
+    steps: int = 0,
+    usage: Usage | None = None,
 ) -> Run:
     """Move a run to a final status, with its output, error, usage and timing.
 
@@ -328,9 +365,9 @@ def finish_run(
         "status": status,
         "output": output,
         "error": error,
-        "steps": ctx.steps,
-        "input_tokens": ctx.usage.input_tokens,
-        "output_tokens": ctx.usage.output_tokens,
+        "steps": steps,
+        "input_tokens": usage.input_tokens if usage else 0,
+        "output_tokens": usage.output_tokens if usage else 0,
         "finished_at": timezone.now(),
     }
     updated = Run.objects.filter(pk=run.pk, status__in=statuses_that_may_become(status)).update(**fields)

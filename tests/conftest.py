@@ -7,11 +7,20 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.test import Client
 
+from agentplatform.celery import app
 from tests import sample_agents as test_agents
 from tests.factories import create_api_key, create_user
 from tests.fakes.llm_server import FakeLLMServer
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """A real Celery worker (in this process, on threads) consuming from the real Redis."""
+    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="WARNING"):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +84,8 @@ def alice(db: None) -> Any:
 
 
 @pytest.fixture
-def api(alice: Any) -> Api:
-    """Alice's API client."""
+def api(alice: Any, celery_worker: None) -> Api:
+    """Alice's API client (a worker executes her runs)."""
     _, key = create_api_key(alice)
     return Api(key)
 

@@ -1,7 +1,16 @@
-"""Test settings: the real settings, plus the test agents and quick timeouts."""
+"""Test settings: the real settings, plus the test agents, quick timeouts and a real Redis."""
+
+import atexit
+import os
 
 from agentplatform.settings import *  # noqa: F403
 from agentplatform.settings import AGENTPLATFORM
+from tests.infra import start_redis, stop
+
+if "REDIS_URL" not in os.environ:  # one throwaway Redis per test run, shared with its subprocesses
+    _redis, os.environ["REDIS_URL"] = start_redis()
+    atexit.register(stop, _redis)
+REDIS_URL = CELERY_BROKER_URL = os.environ["REDIS_URL"]
 
 AGENTPLATFORM = {
     **AGENTPLATFORM,

@@ -62,6 +62,13 @@ class RunCreateSerializer(StrictSerializer):
     input = TextField(help_text="The user's message.")
     session_id = serializers.UUIDField(required=False, allow_null=True, help_text="Omit to start a new session.")
     metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
+    background = serializers.BooleanField(default=False, help_text="Answer 202 at once; the run goes on.")
+    stream = serializers.BooleanField(default=False, help_text="Answer with the run's events (SSE).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["background"] and attrs["stream"]:
+            raise serializers.ValidationError({"stream": ["Choose background or stream, not both."]})
+        return attrs
 
 
 class UsageSerializer(serializers.Serializer):

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from agentplatform.api.base import CallerAPIView, Cursor
 from agentplatform.api.sse import EventStreamRenderer, event_stream_response
+from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
 from agents import selectors, services
 from agents.api.serializers import (
@@ -30,6 +31,7 @@ from agents.api.serializers import (
     SessionUpdateSerializer,
 )
 from agents.api.streams import follow_run
+from agents.models import ACTIVE_RUN_STATUSES, Message, Run
 
 
 def _page(view: CallerAPIView, queryset: Any, serializer: Any, pagination: Cursor | None = None) -> Response:
@@ -52,17 +54,42 @@ class AgentDetailView(CallerAPIView):
 
 
 class AgentRunsView(CallerAPIView):
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
     @extend_schema(
         request=RunCreateSerializer,
-        responses={201: RunResultSerializer, **dict.fromkeys((400, 401, 404, 409, 413), ErrorSerializer)},
-        summary="Run the agent on an input and return the finished run",
+        responses={
+            201: RunResultSerializer,
+            202: RunResultSerializer,
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            **dict.fromkeys((400, 401, 404, 409, 413), ErrorSerializer),
+        },
+        summary="Run the agent: wait for the finished run (201), or 202 in the background, or stream its events",
+        description=(
+            "By default the request waits for a worker to finish the run (201) and, past "
+            "AGENTPLATFORM_RUN_WAIT_SECONDS, answers 202 while the run goes on. `background: true` "
+            "answers 202 at once; `stream: true` answers with the run's events as Server-Sent Events."
+        ),
     )
-    def post(self, request: Request, agent: str) -> Response:
+    def post(self, request: Request, agent: str) -> Response | StreamingHttpResponse:
         body = RunCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = services.start_run(owner=self.owner, api_key=self.api_key, agent_name=agent, **body.validated_data)
-        data = {**RunSerializer(result.run).data, "messages": MessageSerializer(result.messages, many=True).data}
-        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": f"/api/v1/runs/{result.run.pk}/"})
+        options = dict(body.validated_data)
+        background, stream = options.pop("background"), options.pop("stream")
+        run = services.start_run(owner=self.owner, api_key=self.api_key, agent_name=agent, **options)
+        if stream:
+            return event_stream_response(follow_run(run.pk, 0))
+        if background:
+            return _run_response(run, [])
+        return _run_response(*services.wait_for_run(run, platform_settings().RUN_WAIT_SECONDS))
+
+
+def _run_response(run: Run, messages: list[Message]) -> Response:
+    """201 with the finished run, or 202 with where to follow one that goes on."""
+    data = {**RunSerializer(run).data, "messages": MessageSerializer(messages, many=True).data}
+    finished = run.status not in ACTIVE_RUN_STATUSES
+    code = status.HTTP_201_CREATED if finished else status.HTTP_202_ACCEPTED
+    return Response(data, status=code, headers={"Location": f"/api/v1/runs/{run.pk}/"})
 
 
 class SessionListView(CallerAPIView):

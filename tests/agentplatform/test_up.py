@@ -29,7 +29,8 @@ def _free_port() -> int:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """A fresh embedded deployment: its own data directory, SQLite, real settings."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "OPENAI", "ANTHROPIC"))}
+    skipped = ("DATABASE_URL", "OPENAI", "ANTHROPIC", "REDIS_URL", "CELERY_")  # `up` starts its own Redis
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(skipped)}
     environment.update(
         DJANGO_SETTINGS_MODULE="agentplatform.settings",
         AGENTPLATFORM_DATA_DIR=str(tmp_path / "data"),

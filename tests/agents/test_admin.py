@@ -42,7 +42,7 @@ def admin_client(staff):
     return client
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_with_one_authenticator_password_and_code_sign_in_in_one_step(staff):
     _, device = staff
     code = f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}"
@@ -54,7 +54,7 @@ def test_with_one_authenticator_password_and_code_sign_in_in_one_step(staff):
     assert response.status_code == 302
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_wrong_code_does_not_sign_in(staff):
     response = Client().post(
         "/admin/login/?next=/admin/", {"username": "root", "password": "s3cret-pass", "otp_token": "000000"}
@@ -64,7 +64,7 @@ def test_a_wrong_code_does_not_sign_in(staff):
     assert "Invalid token" in response.content.decode()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_password_alone_does_not_open_the_admin(staff):
     client = Client()
     client.login(username="root", password="s3cret-pass")
@@ -75,7 +75,7 @@ def test_a_password_alone_does_not_open_the_admin(staff):
     assert response["Location"].startswith("/admin/login/")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_agents_show_the_demo_label_and_take_overrides(admin_client):
     page = admin_client.get("/admin/agents/agent/").content.decode()
     assert "offline demo model, no LLM" in page
@@ -106,7 +106,7 @@ def test_agents_show_the_demo_label_and_take_overrides(admin_client):
     assert Tool.objects.get(agent=agent, name="add").permission == "deny"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_an_operator_override_changes_the_next_run(admin_client, api, llm):
     tool = Tool.objects.get(agent__name="calc", name="add")
     tool.permission_override = "deny"
@@ -118,7 +118,7 @@ def test_an_operator_override_changes_the_next_run(admin_client, api, llm):
     assert run["messages"][2]["content"].startswith("Refused")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_session_transcript_is_readable_in_order(admin_client, api, llm):
     _, run = api.post("/api/v1/agents/demo/runs/", {"input": "What's the weather in Oslo?"})
 
@@ -131,7 +131,7 @@ def test_a_session_transcript_is_readable_in_order(admin_client, api, llm):
     assert "{&quot;city&quot;: &quot;Oslo&quot;}" in page
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "path",
     ["/admin/", "/admin/agents/session/", "/admin/agents/run/", "/admin/agents/apikey/", "/admin/agents/apikey/add/"],
@@ -142,7 +142,7 @@ def test_admin_pages_render(admin_client, api, llm, path):
     assert admin_client.get(path).status_code == 200
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_run_page_renders(admin_client, api, llm):
     _, run = api.post("/api/v1/agents/demo/runs/", {"input": "hello"})
 
@@ -154,7 +154,7 @@ def test_a_run_page_renders(admin_client, api, llm):
     assert "#3 run.completed" in page.content.decode()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_creating_a_key_shows_it_once_and_it_works(admin_client, llm):
     user = create_user("dave")
 
@@ -173,7 +173,7 @@ def test_creating_a_key_shows_it_once_and_it_works(admin_client, llm):
     assert Api(key.group(1)).get("/api/v1/agents/")[0] == 200
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_revoking_keys_from_the_list(admin_client):
     api_key, key = create_api_key(create_user("erin"))
 
@@ -186,7 +186,7 @@ def test_revoking_keys_from_the_list(admin_client):
     assert (status, body["error"]["code"]) == (401, "api_key_revoked")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_docs_need_a_key_or_an_admin_session(client, api, admin_client, settings):
     assert client.get("/api/v1/schema/").status_code == 401
     assert client.get("/api/v1/docs/").status_code == 401
@@ -196,7 +196,7 @@ def test_the_docs_need_a_key_or_an_admin_session(client, api, admin_client, sett
     assert client.get("/api/v1/docs/").status_code == 200
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_openapi_schema_describes_the_api_and_its_key_scheme(admin_client):
     response = admin_client.get("/api/v1/schema/?format=json")
 

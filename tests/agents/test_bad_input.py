@@ -31,7 +31,7 @@ def _assert_error(status: int, body: dict, expected_status: int, code: str) -> N
     assert body["error"]["message"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("raw", "status", "code"),
     [
@@ -66,7 +66,7 @@ def test_malformed_run_requests(api, existing_session, raw, status, code):
     assert _row_counts() == before
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_error_names_the_field(api):
     status, body = api.post("/api/v1/agents/calc/runs/", {})
 
@@ -75,7 +75,7 @@ def test_the_error_names_the_field(api):
     assert body["error"]["details"] == {"input": ["This field is required."]}
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_input_over_the_limit(api, existing_session, settings):
     settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "MAX_INPUT_CHARS": 10}
     before = _row_counts()
@@ -87,7 +87,7 @@ def test_input_over_the_limit(api, existing_session, settings):
     assert _row_counts() == before
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_request_body_over_the_byte_limit(api, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
 
@@ -97,7 +97,7 @@ def test_a_request_body_over_the_byte_limit(api, settings):
     assert _row_counts() == (0, 0, 0)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_unknown_agent(api):
     status, body = api.post("/api/v1/agents/nobody/runs/", {"input": "hi"})
 
@@ -105,7 +105,7 @@ def test_unknown_agent(api):
     assert _row_counts() == (0, 0, 0)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_disabled_agent(api):
     Agent.objects.filter(name="calc").update(enabled=False)
 
@@ -115,7 +115,7 @@ def test_disabled_agent(api):
     assert _row_counts() == (0, 0, 0)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_agent_removed_from_code(api):
     Agent.objects.create(name="retired", code_model="demo")
 
@@ -124,7 +124,7 @@ def test_agent_removed_from_code(api):
     _assert_error(status, body, 409, "agent_unavailable")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_unknown_session(api, existing_session):
     before = _row_counts()
 
@@ -134,7 +134,7 @@ def test_unknown_session(api, existing_session):
     assert _row_counts() == before
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_session_of_another_agent(api, existing_session):
     before = _row_counts()
 
@@ -144,7 +144,7 @@ def test_session_of_another_agent(api, existing_session):
     assert _row_counts() == before
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_session_with_an_active_run_is_busy(api, existing_session):
     session = Session.objects.get(pk=existing_session)
     active = Run.objects.create(session=session, agent=session.agent, owner=session.owner, status="running", input="x")
@@ -157,7 +157,7 @@ def test_a_session_with_an_active_run_is_busy(api, existing_session):
     assert _row_counts() == before
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "query",
     ["cursor=garbage", "limit=0", "limit=abc", "order=sideways"],
@@ -168,14 +168,14 @@ def test_bad_pagination(api, existing_session, query):
     _assert_error(status, body, 400, "invalid_request")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_no_key(alice):
     status, body = Api(None).post("/api/v1/agents/calc/runs/", {"input": "1+1"})
 
     _assert_error(status, body, 401, "not_authenticated")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("key_state", "code"),
     [
@@ -202,14 +202,14 @@ def test_bad_keys(key_state, code):
     assert _row_counts() == (0, 0, 0)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_unknown_endpoint_is_json(api):
     status, body = api.get("/api/v1/nothing-here/")
 
     _assert_error(status, body, 404, "not_found")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_wrong_method(api):
     status, body = api.request("PUT", "/api/v1/agents/", {})
 

@@ -94,7 +94,7 @@ def test_a_failed_run_ends_with_its_error(api, llm):
     assert events[-1]["data"]["error"]["code"] == "provider_error"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_events_are_stored_with_the_run(api, llm):
     _, run = api.post("/api/v1/agents/calc/runs/", {"input": "2+2"})
 
@@ -111,7 +111,7 @@ def test_events_are_stored_with_the_run(api, llm):
     ]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_another_users_run_and_a_bad_last_event_id(api, llm, make_api):
     _, run = api.post("/api/v1/agents/calc/runs/", {"input": "2+2"})
 

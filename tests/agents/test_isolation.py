@@ -13,7 +13,7 @@ def alices_run(api, llm):
     return run
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_another_user_cannot_see_or_touch_alices_session(alices_run, make_api):
     bob = make_api("bob")
     session_id, run_id = alices_run["session_id"], alices_run["id"]
@@ -34,7 +34,7 @@ def test_another_user_cannot_see_or_touch_alices_session(alices_run, make_api):
     assert bob.get("/api/v1/sessions/")[1]["results"] == []
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_alice_sees_her_own(alices_run, api):
     status, body = api.get(f"/api/v1/runs/{alices_run['id']}/")
 
@@ -43,7 +43,7 @@ def test_alice_sees_her_own(alices_run, api):
     assert [s["id"] for s in api.get("/api/v1/sessions/")[1]["results"]] == [alices_run["session_id"]]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_key_limited_to_some_agents(make_api, llm):
     limited = make_api("carol", agents=[agent_row("calc")])
 
@@ -56,7 +56,7 @@ def test_a_key_limited_to_some_agents(make_api, llm):
     assert limited.post("/api/v1/agents/calc/runs/", {"input": "1+1"})[0] == 201
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_health_is_public_and_the_rest_is_not(client):
     assert client.get("/api/v1/health/").json() == {"status": "ok"}
     assert client.get("/api/v1/ready/").json() == {"status": "ready", "database": "ok"}

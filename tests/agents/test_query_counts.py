@@ -1,11 +1,18 @@
-"""Hot paths run a fixed number of queries, whatever the session's length."""
+"""Hot paths run a fixed number of queries, whatever the session's length.
+
+These tests never commit (no worker ever sees their runs): each run is created in the
+background mode and then executed here, so that every query it makes is counted.
+"""
 
 from __future__ import annotations
+
+from uuid import UUID
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from agents import services
 from tests.fakes.llm_server import Call, Text, ToolCalls
 
 
@@ -16,43 +23,49 @@ def _queries(action) -> int:
     return sum(1 for query in captured if "SAVEPOINT" not in query["sql"])
 
 
-def _grow(api, llm, session_id: str, runs: int) -> None:
-    for _ in range(runs):
-        llm.enqueue(ToolCalls([Call("add", {"a": 1, "b": 2})]), Text("3"))
-        api.post("/api/v1/agents/oai/runs/", {"input": "1+2", "session_id": session_id})
+def _run(api, llm, session_id: str | None = None) -> tuple[str, int, int]:
+    """A run with one tool call: (session id, queries to create it, queries to execute it)."""
+    llm.enqueue(ToolCalls([Call("add", {"a": 1, "b": 2})]), Text("3"))
+    body = {"input": "1+2", "background": True, **({"session_id": session_id} if session_id else {})}
+    created: dict = {}
+
+    def create() -> None:
+        status, created["run"] = api.post("/api/v1/agents/oai/runs/", body)
+        assert status == 202
+
+    create_queries = _queries(create)
+    run = created["run"]
+    execute_queries = _queries(lambda: services.execute_queued_run(UUID(run["id"])))
+    return run["session_id"], create_queries, execute_queries
 
 
 @pytest.mark.django_db
-def test_a_run_with_a_tool_call_costs_the_same_queries_in_a_short_and_a_long_session(api, llm):
-    llm.enqueue(Text("hi"))
-    _, first = api.post("/api/v1/agents/oai/runs/", {"input": "hello"})
-    session_id = first["session_id"]
+def test_creating_and_executing_a_run_costs_the_same_in_a_short_and_a_long_session(api, llm):
+    session_id, _, _ = _run(api, llm)
+    _, short_create, short_execute = _run(api, llm, session_id)
+    for _ in range(30):
+        _run(api, llm, session_id)
 
-    def one_run() -> None:
-        llm.enqueue(ToolCalls([Call("add", {"a": 1, "b": 2})]), Text("3"))
-        status, _ = api.post("/api/v1/agents/oai/runs/", {"input": "1+2", "session_id": session_id})
-        assert status == 201
+    _, long_create, long_execute = _run(api, llm, session_id)
 
-    short = _queries(one_run)
-    _grow(api, llm, session_id, 30)
-    long = _queries(one_run)
-
-    assert short == long
-    # key, agent, permissions, session lock, next position, run, then per step one INSERT of
-    # messages and one of events, history, the run's final UPDATE and the session's count
-    assert short <= 17, f"{short} queries for one run with one tool call"
+    assert (short_create, short_execute) == (long_create, long_execute)
+    # key, agent, session lock, next position, run, user message
+    assert short_create <= 6, f"{short_create} queries to create a run"
+    # claim, run, next position, last event, started event, permissions, history, then per step one INSERT
+    # of messages and one of events, the run's final UPDATE and the session's count
+    assert short_execute <= 15, f"{short_execute} queries to execute a run with one tool call"
 
 
 @pytest.mark.django_db
 def test_reading_the_last_messages_costs_the_same_queries_in_a_short_and_a_long_session(
     api, llm, django_assert_max_num_queries
 ):
-    llm.enqueue(Text("hi"))
-    _, first = api.post("/api/v1/agents/oai/runs/", {"input": "hello"})
-    url = f"/api/v1/sessions/{first['session_id']}/messages/?order=desc&limit=50"
+    session_id, _, _ = _run(api, llm)
+    url = f"/api/v1/sessions/{session_id}/messages/?order=desc&limit=50"
 
     short = _queries(lambda: api.get(url))
-    _grow(api, llm, first["session_id"], 30)
+    for _ in range(15):
+        _run(api, llm, session_id)
     long = _queries(lambda: api.get(url))
 
     assert short == long

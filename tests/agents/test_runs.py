@@ -19,7 +19,7 @@ def _last_tool_results(request_body: dict, protocol: str) -> list[str]:
     return [b["content"] for b in blocks if b.get("type") == "tool_result"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("agent", PROVIDERS)
 def test_a_run_calls_a_tool_and_answers(api, llm, agent):
     # Given a model that asks for the weather, then answers
@@ -55,7 +55,7 @@ def test_a_run_calls_a_tool_and_answers(api, llm, agent):
     assert _last_tool_results(second.body, second.protocol) == ["sunny in Paris, 21 celsius"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("agent", PROVIDERS)
 def test_parallel_tool_calls_and_an_async_tool(api, llm, agent):
     llm.enqueue(
@@ -71,7 +71,7 @@ def test_parallel_tool_calls_and_an_async_tool(api, llm, agent):
     assert results == ["5", '{"key": "k", "value": "K"}']
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("call", "expected"),
     [
@@ -101,7 +101,7 @@ def test_a_failed_tool_call_is_reported_to_the_model_and_the_run_goes_on(api, ll
     )
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_confirm_tool_does_not_run_and_the_run_requires_approval(api, llm):
     llm.enqueue(
         ToolCalls([Call("send_email", {"to": "bob@example.com", "subject": "hi"}), Call("add", {"a": 1, "b": 1})])
@@ -117,7 +117,7 @@ def test_a_confirm_tool_does_not_run_and_the_run_requires_approval(api, llm):
     assert run["messages"][2]["content"] == "Not executed: tool 'send_email' requires human approval."
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_loop_stops_at_max_steps(api, llm, settings):
     settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "MAX_STEPS": 2}
     llm.enqueue(ToolCalls([Call("add", {"a": 1, "b": 1})]), ToolCalls([Call("add", {"a": 1, "b": 2})]))
@@ -130,7 +130,7 @@ def test_the_loop_stops_at_max_steps(api, llm, settings):
     assert run["steps"] == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("agent", PROVIDERS)
 def test_provider_rate_limits_are_retried(api, llm, agent):
     llm.enqueue(Error(429, "slow down", headers={"retry-after-ms": "5"}), Error(503, "busy"), Text("finally"))
@@ -143,7 +143,7 @@ def test_provider_rate_limits_are_retried(api, llm, agent):
     assert len(llm.requests) == 3
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("agent", PROVIDERS)
 def test_a_provider_that_keeps_failing_fails_the_run_with_its_message(api, llm, agent):
     llm.enqueue(*[Error(500, "the model is on fire", headers={"retry-after-ms": "1"})] * 3)
@@ -158,7 +158,7 @@ def test_a_provider_that_keeps_failing_fails_the_run_with_its_message(api, llm, 
     assert Run.objects.get(pk=run["id"]).finished_at is not None
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_provider_timeout_fails_the_run(api, llm, settings):
     settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "MODEL_TIMEOUT": 0.2, "MODEL_MAX_RETRIES": 0}
     llm.enqueue(Delay(1.0, Text("late")))
@@ -171,7 +171,7 @@ def test_a_provider_timeout_fails_the_run(api, llm, settings):
     assert "timed out" in run["error"]["message"].lower()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_session_continues_with_its_history(api, llm):
     llm.enqueue(Text("Hello Ada."), Text("Your name is Ada."))
     _, first = api.post("/api/v1/agents/oai/runs/", {"input": "I am Ada."})
@@ -185,7 +185,7 @@ def test_a_session_continues_with_its_history(api, llm):
     assert sent == [("system", "Be brief."), ("user", "I am Ada."), ("assistant", "Hello Ada."), ("user", "Who am I?")]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_history_sent_to_the_model_is_bounded(api, llm, settings):
     settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "HISTORY_LIMIT": 2}
     llm.enqueue(Text("one"), Text("two"), Text("three"))
@@ -199,7 +199,7 @@ def test_history_sent_to_the_model_is_bounded(api, llm, settings):
     assert Message.objects.filter(session_id=run["session_id"]).count() == 6
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_an_agent_with_its_own_turn_goes_through_the_tool_gate(api, llm):
     status, run = api.post("/api/v1/agents/calc/runs/", {"input": "2+40"})
 
@@ -219,7 +219,7 @@ def test_an_agent_with_its_own_turn_goes_through_the_tool_gate(api, llm):
     assert test_agents.CALLS == [("add", {"a": 2, "b": 40})]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_an_agent_whose_code_raises_fails_the_run_with_the_error(api, llm):
     status, run = api.post("/api/v1/agents/calc/runs/", {"input": "not a sum"})
 
@@ -229,7 +229,7 @@ def test_an_agent_whose_code_raises_fails_the_run_with_the_error(api, llm):
     assert "ValueError" in run["error"]["message"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_demo_agent_runs_offline_with_a_tool_call(api, llm):
     status, run = api.post("/api/v1/agents/demo/runs/", {"input": "What's the weather in Paris?"})
 

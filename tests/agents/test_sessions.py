@@ -19,7 +19,7 @@ def _messages(api, session_id: str, query: str = "") -> list[int]:
     return positions
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_create_get_update_and_delete_a_session(api):
     status, session = api.post("/api/v1/sessions/", {"agent": "calc", "title": "sums", "metadata": {"team": "x"}})
     assert status == 201
@@ -35,7 +35,7 @@ def test_create_get_update_and_delete_a_session(api):
     assert api.get(f"/api/v1/sessions/{session['id']}/")[0] == 404
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_run_in_a_created_session(api, llm):
     _, session = api.post("/api/v1/sessions/", {"agent": "calc"})
 
@@ -46,7 +46,7 @@ def test_a_run_in_a_created_session(api, llm):
     assert api.get(f"/api/v1/sessions/{session['id']}/")[1]["message_count"] == 6
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_deleting_a_session_removes_its_runs_and_messages(api, llm):
     _, run = api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})
 
@@ -55,7 +55,7 @@ def test_deleting_a_session_removes_its_runs_and_messages(api, llm):
     assert (Session.objects.count(), Run.objects.count(), Message.objects.count()) == (0, 0, 0)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_session_with_an_active_run_cannot_be_deleted(api, llm):
     _, run = api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})
     session = Session.objects.get(pk=run["session_id"])
@@ -67,7 +67,7 @@ def test_a_session_with_an_active_run_cannot_be_deleted(api, llm):
     assert Session.objects.filter(pk=session.pk).exists()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_messages_page_oldest_first_and_newest_first(api, llm):
     _, run = api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})
     for _ in range(3):
@@ -79,7 +79,7 @@ def test_messages_page_oldest_first_and_newest_first(api, llm):
     assert [m["role"] for m in page["results"]] == ["assistant", "tool"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_sessions_are_newest_first_and_filter_by_agent(api, llm):
     ids = [api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})[1]["session_id"] for _ in range(3)]
     demo = api.post("/api/v1/agents/demo/runs/", {"input": "hello"})[1]["session_id"]
@@ -92,7 +92,7 @@ def test_sessions_are_newest_first_and_filter_by_agent(api, llm):
     assert [s["id"] for s in only_calc["results"]] == list(reversed(ids))
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_sessions_runs_newest_first(api, llm):
     _, first = api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})
     _, second = api.post("/api/v1/agents/calc/runs/", {"input": "2+2", "session_id": first["session_id"]})
@@ -103,7 +103,7 @@ def test_a_sessions_runs_newest_first(api, llm):
     assert page["results"][0]["usage"]["total_tokens"] == 4
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_agents_list_their_tools_with_schemas_and_permissions(api):
     status, agent = api.get("/api/v1/agents/oai/")
 
@@ -123,7 +123,7 @@ def test_agents_list_their_tools_with_schemas_and_permissions(api):
     assert demo["demo_model"] is True
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_run_that_died_midway_leaves_the_session_usable_and_the_count_exact(api, llm):
     # Given a session whose last run died after writing messages, before finishing
     _, run = api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})

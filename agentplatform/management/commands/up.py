@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from agentplatform import embedded
 from agentplatform.env import env_int
 from agentplatform.supervisor import ProcessSpec, Supervisor, listening_socket, python_command
 from agents.selectors import visible_agents
@@ -29,6 +30,12 @@ class Command(BaseCommand):
             type=int,
             default=env_int("AGENTPLATFORM_WEB_WORKERS", os.cpu_count() or 1, minimum=1),
             help="Web server processes sharing the port (default: one per core).",
+        )
+        parser.add_argument(
+            "--run-concurrency",
+            type=int,
+            default=env_int("AGENTPLATFORM_RUN_CONCURRENCY", 8, minimum=1),
+            help="Runs the embedded worker executes at once.",
         )
         parser.add_argument("--no-migrate", action="store_true", help="Skip migrations (done elsewhere).")
 
@@ -49,11 +56,21 @@ class Command(BaseCommand):
             for n in range(1, options["workers"] + 1)
         ]
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104  # display only
+        services = [*self._redis(), embedded.celery_worker(options["run_concurrency"]), *web]
         with sock:
-            code = Supervisor(web).run(ready=lambda: _healthy(base), on_ready=lambda: self._banner(base))
+            code = Supervisor(services).run(ready=lambda: _healthy(base), on_ready=lambda: self._banner(base))
         self.stdout.write("agentplatform stopped.")
         if code:
             raise SystemExit(code)
+
+    def _redis(self) -> list[ProcessSpec]:
+        """An embedded Redis, unless REDIS_URL points at one."""
+        if "REDIS_URL" in os.environ:
+            return []
+        spec, url = embedded.redis_server(settings.DATA_DIR)
+        # The children (web, worker) read it from the environment; this process too.
+        os.environ["REDIS_URL"] = os.environ["CELERY_BROKER_URL"] = url
+        return [spec]
 
     def _banner(self, base: str) -> None:
         rows = list(visible_agents(None))

