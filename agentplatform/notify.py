@@ -29,6 +29,15 @@ def signal_done(name: str) -> None:
         pipe.execute()
 
 
+def raise_flag(name: str) -> None:
+    _client(settings.REDIS_URL).set(f"agentplatform:flag:{name}", 1, ex=SIGNAL_TTL_SECONDS * 12)
+
+
+def flag_raised(name: str) -> bool:
+    """A cheap check, made at every step of a run."""
+    return bool(_client(settings.REDIS_URL).exists(f"agentplatform:flag:{name}"))
+
+
 def wait_done(name: str, timeout: float) -> bool:
     """True once `signal_done(name)` has been called (before or during the wait)."""
     if timeout <= 0:

@@ -38,6 +38,11 @@ class RunNotFound(NotFound):
     default_message = "No such run."
 
 
+class RunNotActive(Conflict):
+    code = "run_not_active"
+    default_message = "The run has already finished."
+
+
 class InputTooLarge(PayloadTooLarge):
     code = "input_too_large"
 

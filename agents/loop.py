@@ -23,6 +23,7 @@ def run_loop(ctx: RunContext, provider: ModelProvider, instructions: str, max_st
     """
     tools = ctx.offered_tools()
     for _ in range(max_steps):
+        ctx.check_cancelled()
         request = ModelRequest(instructions, (*ctx.prior, *ctx.transcript), tools)
         response = provider.complete(request)
         ctx.steps += 1

@@ -21,7 +21,7 @@ from typing import Any
 from django.db import connections
 
 from agentplatform.sdk.agent import Agent as CodeAgent
-from agentplatform.sdk.agent import ApprovalRequired, ToolCallError
+from agentplatform.sdk.agent import ApprovalRequired, RunCancelled, ToolCallError
 from agentplatform.sdk.models import ChatMessage, ToolCall, ToolSpec, Usage
 from agentplatform.sdk.tools import Tool, ToolArgumentsError, ToolPermission
 
@@ -79,6 +79,12 @@ class RunContext:
     steps: int = 0
     transcript: list[ChatMessage] = field(default_factory=list)
     thread: threading.Thread = field(default_factory=threading.current_thread)
+    cancelled: Callable[[], bool] = lambda: False
+
+    def check_cancelled(self) -> None:
+        """A step boundary: stop here if the run was cancelled."""
+        if self.cancelled():
+            raise RunCancelled
 
     @classmethod
     def detached(cls, run: Any) -> RunContext:
@@ -131,6 +137,7 @@ class RunContext:
 
     def execute_call(self, call: ToolCall) -> ToolOutcome:
         """Gate, validate and run one call, then append its result to the session."""
+        self.check_cancelled()
         outcome = self._outcome(call)
         self.record(
             ChatMessage(

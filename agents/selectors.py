@@ -69,6 +69,13 @@ def last_seq(run_id: UUID) -> int:
     return seq or 0
 
 
+def lock_run(owner: Any, run_id: UUID | str) -> Run:
+    try:
+        return Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run_id, owner=owner)
+    except (Run.DoesNotExist, ValueError):
+        raise RunNotFound(f"No run {run_id}.") from None
+
+
 def owned_runs(owner: Any) -> QuerySet[Run]:
     return Run.objects.filter(owner=owner).select_related("agent")
 

@@ -16,7 +16,7 @@ from agentplatform import notify
 from agentplatform.celery import Queue, TaskName, app
 from agentplatform.conf import platform_settings
 from agentplatform.sdk.agent import Agent as CodeAgent
-from agentplatform.sdk.agent import ApprovalRequired
+from agentplatform.sdk.agent import ApprovalRequired, RunCancelled
 from agentplatform.sdk.models import ChatMessage, ProviderError, ToolCall, Usage
 from agentplatform.sdk.tools import ToolPermission
 from agents import events, selectors
@@ -25,6 +25,7 @@ from agents.errors import (
     AgentUnavailable,
     InputTooLarge,
     InvalidTransition,
+    RunNotActive,
     SessionAgentMismatch,
     SessionBusy,
 )
@@ -253,6 +254,23 @@ def execute_queued_run(run_id: UUID) -> dict[str, Any]:
     return {"run_id": str(run_id), "executed": True, "status": record.run.status}
 
 
+def cancel_run(owner: Any, run_id: UUID | str) -> Run:
+    """Cancel a run: a queued one at once; a running one at its next step, on whichever worker."""
+    with transaction.atomic():
+        run = selectors.lock_run(owner, run_id)
+        if run.status not in ACTIVE_RUN_STATUSES:
+            raise RunNotActive(f"The run is {run.status}; only a queued or running run can be cancelled.")
+        if run.status == RunStatus.QUEUED:
+            record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+            _finish(record, RunContext.detached(run), _outcome(RunStatus.CANCELLED, "cancelled", "Cancelled.", None))
+            return record.run
+        if run.cancel_requested_at is None:
+            run.cancel_requested_at = timezone.now()
+            run.save(update_fields=["cancel_requested_at"])
+        transaction.on_commit(lambda: notify.raise_flag(f"cancel:{run.pk}"))
+    return run
+
+
 def wait_for_run(run: Run, timeout: float) -> tuple[Run, list[Message]]:
     """The run once a worker has finished it, or as it is when `timeout` runs out."""
     if not connection.in_atomic_block:
@@ -280,6 +298,7 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecor
         permissions=tool_permissions(agent, code_agent),
         tool_timeout=code_agent.tool_timeout or conf.TOOL_TIMEOUT,
         append=record.write,
+        cancelled=lambda: notify.flag_raised(f"cancel:{run.pk}"),
         prior=_as_history(prior),
         transcript=[ChatMessage(role="user", content=run.input)],
     )
@@ -315,6 +334,8 @@ def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: i
             f"Tool {exc.tool!r} requires human approval; the call was not executed.",
             {"tool": exc.tool, "arguments": exc.arguments},
         )
+    except RunCancelled:
+        return _outcome(RunStatus.CANCELLED, "cancelled", "The run was cancelled.", {"steps": ctx.steps})
     except ProviderError as exc:
         details = {"provider": exc.provider, "status": exc.status}
         return _outcome(RunStatus.FAILED, "provider_error", exc.message, details)

@@ -24,6 +24,10 @@ class ApprovalRequired(BaseException):  # control flow, not an error
         self.arguments = arguments
 
 
+class RunCancelled(BaseException):  # control flow, not an error
+    """Raised at a step boundary once someone has cancelled the run."""
+
+
 class ToolCallError(Exception):
     """A tool call that did not produce a result (denied, bad arguments, raised, timed out)."""
 

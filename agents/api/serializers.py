@@ -120,6 +120,7 @@ class RunSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "duration_ms",
+            "cancel_requested_at",
         ]
 
     def get_usage(self, run: Run) -> dict[str, int]:

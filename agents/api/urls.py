@@ -14,4 +14,6 @@ urlpatterns = [
     path("sessions/<str:session_id>/runs/", views.SessionRunsView.as_view(), name="session-runs"),
     path("runs/<str:run_id>/", views.RunDetailView.as_view(), name="run-detail"),
     path("runs/<str:run_id>/events/", views.RunEventsView.as_view(), name="run-events"),
+    path("runs/<str:run_id>/cancel", views.RunCancelView.as_view(), name="run-cancel"),
+    path("runs/<str:run_id>/cancel/", views.RunCancelView.as_view()),
 ]

@@ -168,6 +168,18 @@ class RunDetailView(CallerAPIView):
         return Response(RunSerializer(selectors.get_run(self.owner, run_id)).data)
 
 
+class RunCancelView(CallerAPIView):
+    @extend_schema(
+        request=None,
+        responses={200: RunSerializer, 202: RunSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        summary="Cancel a run: a queued one at once (200), a running one at its next step (202)",
+    )
+    def post(self, request: Request, run_id: str) -> Response:
+        run = services.cancel_run(self.owner, run_id)
+        code = status.HTTP_202_ACCEPTED if run.status in ACTIVE_RUN_STATUSES else status.HTTP_200_OK
+        return Response(RunSerializer(run).data, status=code)
+
+
 class RunEventsView(CallerAPIView):
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
