@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from agents.api import views
 
@@ -14,6 +14,5 @@ urlpatterns = [
     path("sessions/<str:session_id>/runs/", views.SessionRunsView.as_view(), name="session-runs"),
     path("runs/<str:run_id>/", views.RunDetailView.as_view(), name="run-detail"),
     path("runs/<str:run_id>/events/", views.RunEventsView.as_view(), name="run-events"),
-    path("runs/<str:run_id>/cancel", views.RunCancelView.as_view(), name="run-cancel"),
-    path("runs/<str:run_id>/cancel/", views.RunCancelView.as_view()),
+    re_path(r"^runs/(?P<run_id>[^/]+)/cancel/?$", views.RunCancelView.as_view(), name="run-cancel"),
 ]
