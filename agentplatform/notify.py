@@ -4,6 +4,7 @@ the web request that waits for it wakes up at once (no polling)."""
 from __future__ import annotations
 
 import functools
+import time
 
 import redis
 from django.conf import settings
@@ -22,10 +23,11 @@ def _key(name: str) -> str:
 
 
 def signal_done(name: str) -> None:
+    """Mark `name` done (for waiters yet to come) and wake the waiters already there."""
     client = _client(settings.REDIS_URL)
     with client.pipeline() as pipe:
-        pipe.lpush(_key(name), 1)
-        pipe.expire(_key(name), SIGNAL_TTL_SECONDS)
+        pipe.set(_key(name), 1, ex=SIGNAL_TTL_SECONDS)
+        pipe.publish(_key(name), 1)
         pipe.execute()
 
 
@@ -39,7 +41,21 @@ def flag_raised(name: str) -> bool:
 
 
 def wait_done(name: str, timeout: float) -> bool:
-    """True once `signal_done(name)` has been called (before or during the wait)."""
-    if timeout <= 0:
+    """True once `signal_done(name)` has been called, before or during the wait.
+
+    Subscribes before it checks, so a signal between the two cannot be missed; any number
+    of waiters may wait for the same name.
+    """
+    client = _client(settings.REDIS_URL)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(_key(name))
+        if client.exists(_key(name)):
+            return True
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if pubsub.get_message(timeout=left) is not None:
+                return True
         return False
-    return _client(settings.REDIS_URL).blpop([_key(name)], timeout=timeout) is not None
+    finally:
+        pubsub.close()

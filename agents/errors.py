@@ -1,6 +1,6 @@
 """The agents app's typed errors (mapped to HTTP by agentplatform.api.errors)."""
 
-from agentplatform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from agentplatform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PlatformError
 
 
 class AgentNotFound(NotFound):
@@ -41,6 +41,12 @@ class RunNotFound(NotFound):
 class RunNotActive(Conflict):
     code = "run_not_active"
     default_message = "The run has already finished."
+
+
+class IdempotencyKeyReused(PlatformError):
+    status = 422
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was used with a different request."
 
 
 class InputTooLarge(PayloadTooLarge):

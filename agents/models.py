@@ -213,6 +213,22 @@ class RunEvent(models.Model):
         return f"{self.type} #{self.seq}"
 
 
+class IdempotencyKey(models.Model):
+    """An `Idempotency-Key` a caller sent with a run request: the same key answers the same run."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64, help_text="SHA-256 of the agent and the request body.")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_unique_per_owner")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class ApiKey(models.Model):
     """An API key. Only a SHA-256 of the secret is stored; the key is shown once."""
 

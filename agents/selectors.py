@@ -8,7 +8,7 @@ from uuid import UUID
 from django.db.models import Exists, OuterRef, QuerySet
 
 from agents.errors import AgentNotFound, RunNotFound, SessionNotFound
-from agents.models import Agent, ApiKey, Message, Run, RunEvent, Session, Tool
+from agents.models import Agent, ApiKey, IdempotencyKey, Message, Run, RunEvent, Session, Tool
 
 
 def visible_agents(api_key: ApiKey | None) -> QuerySet[Agent]:
@@ -74,6 +74,12 @@ def lock_run(owner: Any, run_id: UUID | str) -> Run:
         return Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run_id, owner=owner)
     except (Run.DoesNotExist, ValueError):
         raise RunNotFound(f"No run {run_id}.") from None
+
+
+def idempotent_run(owner: Any, key: str) -> tuple[Run, str] | None:
+    """The run an earlier request with this key created, and that request's fingerprint."""
+    row = IdempotencyKey.objects.select_related("run__agent").filter(owner=owner, key=key).first()
+    return (row.run, row.request_hash) if row is not None else None
 
 
 def owned_runs(owner: Any) -> QuerySet[Run]:

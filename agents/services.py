@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from agents import events, selectors
 from agents.errors import (
     AgentDisabled,
     AgentUnavailable,
+    IdempotencyKeyReused,
     InputTooLarge,
     InvalidTransition,
     RunNotActive,
@@ -37,6 +40,7 @@ from agents.models import (
     RUN_TRANSITIONS,
     Agent,
     ApiKey,
+    IdempotencyKey,
     Message,
     Run,
     RunEvent,
@@ -185,8 +189,18 @@ def start_run(
     input: str,  # noqa: A002  # the API's name for it
     session_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
 ) -> Run:
-    """Create the queued run and its user message in one transaction; a worker executes it."""
+    """Create the queued run and its user message in one transaction; a worker executes it.
+
+    With an idempotency key, a request the caller already made answers its run again (an
+    identical body) or 422 (a different one), and creates nothing.
+    """
+    fingerprint = _fingerprint(agent_name, input, session_id, metadata)
+    if idempotency_key is not None:
+        earlier = selectors.idempotent_run(owner, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, fingerprint)
     if len(input) > platform_settings().MAX_INPUT_CHARS:
         raise InputTooLarge(
             f"input is {len(input)} characters; the limit is {platform_settings().MAX_INPUT_CHARS}.",
@@ -194,13 +208,47 @@ def start_run(
         )
     agent = selectors.get_agent(agent_name, api_key)
     _runnable(agent)
-    return _create_run(
-        owner=owner, api_key=api_key, agent=agent, text=input, session_id=session_id, metadata=metadata or {}
-    )
+    try:
+        return _create_run(
+            owner=owner,
+            api_key=api_key,
+            agent=agent,
+            text=input,
+            session_id=session_id,
+            metadata=metadata or {},
+            idempotency=(idempotency_key, fingerprint) if idempotency_key is not None else None,
+        )
+    except _IdempotencyRace:  # the same key, sent twice at once: the other request won
+        earlier = selectors.idempotent_run(owner, idempotency_key or "")
+        assert earlier is not None
+        return _replay(earlier, fingerprint)
+
+
+class _IdempotencyRace(Exception):
+    pass
+
+
+def _fingerprint(agent_name: str, text: str, session_id: UUID | None, metadata: dict[str, Any] | None) -> str:
+    body = {"agent": agent_name, "input": text, "session_id": str(session_id or ""), "metadata": metadata or {}}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _replay(earlier: tuple[Run, str], fingerprint: str) -> Run:
+    run, request_hash = earlier
+    if request_hash != fingerprint:
+        raise IdempotencyKeyReused(details={"run_id": str(run.pk)})
+    return run
 
 
 def _create_run(
-    *, owner: Any, api_key: ApiKey | None, agent: Agent, text: str, session_id: UUID | None, metadata: dict[str, Any]
+    *,
+    owner: Any,
+    api_key: ApiKey | None,
+    agent: Agent,
+    text: str,
+    session_id: UUID | None,
+    metadata: dict[str, Any],
+    idempotency: tuple[str, str] | None,
 ) -> Run:
     try:
         with transaction.atomic():
@@ -224,6 +272,8 @@ def _create_run(
             )
             start = 0 if session_id is None else selectors.next_position(session.pk)
             _append(session.pk, run.pk, start, [ChatMessage("user", text)])
+            if idempotency is not None:
+                _remember(owner, run, *idempotency)
             transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)], queue=Queue.RUNS))
     except IntegrityError:
         if session_id is None:
@@ -231,6 +281,14 @@ def _create_run(
         active = Run.objects.filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True)
         raise SessionBusy(details={"run_id": str(active.first())}) from None
     return run
+
+
+def _remember(owner: Any, run: Run, key: str, fingerprint: str) -> None:
+    try:
+        with transaction.atomic():
+            IdempotencyKey.objects.create(owner=owner, key=key, request_hash=fingerprint, run=run)
+    except IntegrityError:
+        raise _IdempotencyRace from None  # rolls back this run: the other one stands
 
 
 def execute_queued_run(run_id: UUID) -> dict[str, Any]:

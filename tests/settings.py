@@ -20,3 +20,8 @@ AGENTPLATFORM = {
     "TOOL_TIMEOUT": 5.0,
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, as in production: SQLite's busy timeout then makes concurrent writers wait
+    # (an in-memory database shared between threads raises "table is locked" instead).
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405

@@ -58,11 +58,20 @@ class AgentRunsView(CallerAPIView):
 
     @extend_schema(
         request=RunCreateSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Send a request again safely: the same key and body answer the same run; "
+                "the same key with another body answers 422.",
+            )
+        ],
         responses={
             201: RunResultSerializer,
             202: RunResultSerializer,
             (200, "text/event-stream"): OpenApiTypes.STR,
-            **dict.fromkeys((400, 401, 404, 409, 413), ErrorSerializer),
+            **dict.fromkeys((400, 401, 404, 409, 413, 422), ErrorSerializer),
         },
         summary="Run the agent: wait for the finished run (201), or 202 in the background, or stream its events",
         description=(
@@ -76,12 +85,23 @@ class AgentRunsView(CallerAPIView):
         body.is_valid(raise_exception=True)
         options = dict(body.validated_data)
         background, stream = options.pop("background"), options.pop("stream")
-        run = services.start_run(owner=self.owner, api_key=self.api_key, agent_name=agent, **options)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+            raise InvalidInput(
+                f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters.",
+                details={"header": "Idempotency-Key"},
+            )
+        run = services.start_run(
+            owner=self.owner, api_key=self.api_key, agent_name=agent, idempotency_key=key, **options
+        )
         if stream:
             return event_stream_response(follow_run(run.pk, 0))
         if background:
             return _run_response(run, [])
         return _run_response(*services.wait_for_run(run, platform_settings().RUN_WAIT_SECONDS))
+
+
+MAX_IDEMPOTENCY_KEY = 200
 
 
 def _run_response(run: Run, messages: list[Message]) -> Response:
