@@ -20,8 +20,15 @@ class Queue(StrEnum):
 
 class TaskName(StrEnum):
     EXECUTE_RUN = "agents.execute_run"
+    REAP_RUNS = "agents.reap_runs"
 
+
+ROUTES = {
+    TaskName.EXECUTE_RUN: {"queue": Queue.RUNS},
+    TaskName.REAP_RUNS: {"queue": Queue.MAINTENANCE},
+}
 
 app = Celery("agentplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_routes = {str(name): {"queue": str(route["queue"])} for name, route in ROUTES.items()}
 app.autodiscover_tasks()

@@ -21,6 +21,7 @@ class PlatformSettings:
     MODEL_TIMEOUT: float = 60.0
     MODEL_MAX_RETRIES: int = 2
     RUN_WAIT_SECONDS: float = 60.0
+    RUN_LEASE_SECONDS: float = 60.0
     API_DOCS_PUBLIC: bool = False
 
 

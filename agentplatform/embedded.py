@@ -38,6 +38,16 @@ def _answers(url: str) -> bool:
         client.close()
 
 
+def celery_beat(data_dir: Path) -> ProcessSpec:
+    """The one scheduler: periodic housekeeping (the reaper of lost runs)."""
+    argv = python_command(
+        "-m", "celery", "-A", "agentplatform.celery:app", "beat",
+        "--schedule", str(data_dir / "celerybeat-schedule"),
+        "--loglevel", "INFO",
+    )  # fmt: skip
+    return ProcessSpec("beat", argv)
+
+
 def celery_worker(concurrency: int) -> ProcessSpec:
     """Runs wait on models and tools, not on the CPU: a thread pool holds many at little cost."""
     argv = python_command(

@@ -142,6 +142,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "runs"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "reap-runs": {
+        "task": "agents.reap_runs",
+        "schedule": env_float("AGENTPLATFORM_REAP_INTERVAL_SECONDS", 30.0, minimum=1.0),
+        "options": {"queue": "maintenance", "expires": 25},
+    },
+}
 
 AGENTPLATFORM = {
     "AGENTS": env_list("AGENTPLATFORM_AGENTS", ["agentplatform.demo:agent"]),
@@ -152,6 +159,7 @@ AGENTPLATFORM = {
     "MODEL_TIMEOUT": env_float("AGENTPLATFORM_MODEL_TIMEOUT", 60.0, minimum=0.001),
     "MODEL_MAX_RETRIES": env_int("AGENTPLATFORM_MODEL_MAX_RETRIES", 2),
     "RUN_WAIT_SECONDS": env_float("AGENTPLATFORM_RUN_WAIT_SECONDS", 60.0),
+    "RUN_LEASE_SECONDS": env_float("AGENTPLATFORM_RUN_LEASE_SECONDS", 60.0, minimum=1.0),
     "API_DOCS_PUBLIC": env_bool("AGENTPLATFORM_API_DOCS_PUBLIC", False),
 }
 

@@ -139,6 +139,9 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="The worker running it renews this; past it, the run is presumed lost."
+    )
     cancel_requested_at = models.DateTimeField(
         null=True, blank=True, help_text="A cancel was asked for; the run stops at its next step."
     )

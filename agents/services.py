@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from agentplatform import notify
-from agentplatform.celery import Queue, TaskName, app
+from agentplatform.celery import TaskName, app
 from agentplatform.conf import platform_settings
 from agentplatform.sdk.agent import Agent as CodeAgent
 from agentplatform.sdk.agent import ApprovalRequired, RunCancelled
@@ -274,7 +276,7 @@ def _create_run(
             _append(session.pk, run.pk, start, [ChatMessage("user", text)])
             if idempotency is not None:
                 _remember(owner, run, *idempotency)
-            transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)], queue=Queue.RUNS))
+            transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)]))
     except IntegrityError:
         if session_id is None:
             raise  # a new session has no other run: this is a bug, not a busy session
@@ -295,7 +297,7 @@ def execute_queued_run(run_id: UUID) -> dict[str, Any]:
     """Claim a queued run (only one worker can) and execute it; a small summary for the task."""
     with transaction.atomic():
         claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=timezone.now()
+            status=RunStatus.RUNNING, started_at=timezone.now(), lease_expires_at=_lease_end()
         )
         if not claimed:
             status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
@@ -308,8 +310,55 @@ def execute_queued_run(run_id: UUID) -> dict[str, Any]:
     except (AgentDisabled, AgentUnavailable) as exc:
         _finish(record, RunContext.detached(run), _outcome(RunStatus.FAILED, exc.code, exc.message, None))
     else:
-        _execute(record, run.agent, code_agent)
+        with _holding_lease(run.pk):
+            _execute(record, run.agent, code_agent)
     return {"run_id": str(run_id), "executed": True, "status": record.run.status}
+
+
+def _lease_end() -> datetime:
+    return timezone.now() + timedelta(seconds=platform_settings().RUN_LEASE_SECONDS)
+
+
+@contextlib.contextmanager
+def _holding_lease(run_id: UUID) -> Iterator[None]:
+    """Renew the run's lease every third of its length while the block runs (a heartbeat
+    thread, so a long model call or tool call does not let the lease lapse)."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(platform_settings().RUN_LEASE_SECONDS / 3):
+            try:
+                Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(lease_expires_at=_lease_end())
+            finally:
+                connections.close_all()
+
+    heartbeat = threading.Thread(target=renew, name=f"lease-{run_id}", daemon=True)
+    heartbeat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        heartbeat.join()
+
+
+def reap_expired_runs(batch: int = 100) -> dict[str, int]:
+    """Fail running runs whose lease expired: their worker died or lost the database."""
+    now = timezone.now()
+    expired = list(
+        Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True)[:batch]
+    )
+    reaped = 0
+    for run_id in expired:
+        with transaction.atomic():
+            run = Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run_id)
+            if run.status != RunStatus.RUNNING or run.lease_expires_at is None or run.lease_expires_at >= now:
+                continue  # finished or renewed since the query
+            record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+            message = "The worker executing this run stopped before finishing it (its lease expired)."
+            details = {"lease_expired_at": run.lease_expires_at.isoformat()}
+            _finish(record, RunContext.detached(run), _outcome(RunStatus.FAILED, "worker_lost", message, details))
+            reaped += 1
+    return {"expired": len(expired), "reaped": reaped}
 
 
 def cancel_run(owner: Any, run_id: UUID | str) -> Run:

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from agentplatform.celery import Queue, TaskName, app
+from agentplatform.celery import TaskName, app
 from agents import services
 
 
-@app.task(name=TaskName.EXECUTE_RUN, queue=Queue.RUNS, acks_late=True)
+@app.task(name=TaskName.REAP_RUNS, expires=25)
+def reap_runs() -> dict[str, int]:
+    """Periodic: fail runs whose worker stopped renewing their lease (killed, lost)."""
+    return services.reap_expired_runs()
+
+
+@app.task(name=TaskName.EXECUTE_RUN, acks_late=True)
 def execute_run(run_id: str) -> dict[str, Any]:
     """Execute a queued run. Safe to deliver twice: only a queued run is claimed."""
     return services.execute_queued_run(UUID(run_id))

@@ -10,7 +10,8 @@ from tests.infra import start_redis, stop
 if "REDIS_URL" not in os.environ:  # one throwaway Redis per test run, shared with its subprocesses
     _redis, os.environ["REDIS_URL"] = start_redis()
     atexit.register(stop, _redis)
-REDIS_URL = CELERY_BROKER_URL = os.environ["REDIS_URL"]
+REDIS_URL = os.environ["REDIS_URL"]
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 
 AGENTPLATFORM = {
     **AGENTPLATFORM,

@@ -56,7 +56,12 @@ class Command(BaseCommand):
             for n in range(1, options["workers"] + 1)
         ]
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104  # display only
-        services = [*self._redis(), embedded.celery_worker(options["run_concurrency"]), *web]
+        services = [
+            *self._redis(),
+            embedded.celery_worker(options["run_concurrency"]),
+            embedded.celery_beat(settings.DATA_DIR),
+            *web,
+        ]
         with sock:
             code = Supervisor(services).run(ready=lambda: _healthy(base), on_ready=lambda: self._banner(base))
         self.stdout.write("agentplatform stopped.")

@@ -1,0 +1,73 @@
+"""Runs whose worker stopped renewing their lease are failed by the periodic reaper."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from agents import tasks
+from agents.models import Agent, Message, Run, RunEvent, Session
+from tests import sample_agents
+from tests.fakes.llm_server import Call, Text, ToolCalls
+
+
+def _running_run(owner, lease_in: timedelta) -> Run:
+    session = Session.objects.create(owner=owner, agent=Agent.objects.get(name="calc"))
+    run = Run.objects.create(
+        session=session,
+        agent=session.agent,
+        owner=owner,
+        status="running",
+        input="1+1",
+        started_at=timezone.now(),
+        lease_expires_at=timezone.now() + lease_in,
+    )
+    Message.objects.create(session=session, run=run, position=0, role="user", content="1+1")
+    return run
+
+
+@pytest.mark.django_db
+def test_a_run_whose_lease_expired_fails_with_a_clear_error(alice):
+    lost = _running_run(alice, lease_in=timedelta(seconds=-5))
+    alive = _running_run(alice, lease_in=timedelta(seconds=60))
+
+    summary = tasks.reap_runs()
+
+    assert summary == {"expired": 1, "reaped": 1}
+    lost.refresh_from_db()
+    assert lost.status == "failed"
+    assert lost.error is not None
+    assert lost.error["code"] == "worker_lost"
+    assert lost.finished_at is not None
+    assert list(RunEvent.objects.filter(run=lost).values_list("type", flat=True)) == ["run.failed"]
+    assert Session.objects.get(pk=lost.session_id).message_count == 1
+    alive.refresh_from_db()
+    assert alive.status == "running"
+    assert tasks.reap_runs() == {"expired": 0, "reaped": 0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_run_keeps_its_lease_renewed(api, llm, settings):
+    settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "RUN_LEASE_SECONDS": 0.3}
+    sample_agents.GATE.clear()
+    llm.enqueue(ToolCalls([Call("wait_at_gate", {})]), Text("done"))
+    _, run = api.post("/api/v1/agents/oai/runs/", {"input": "wait", "background": True})
+    try:
+        _wait_until(lambda: ("wait_at_gate", {}) in sample_agents.CALLS)
+        time.sleep(1.0)  # over three lease lengths inside one tool call: only renewals keep it
+
+        assert tasks.reap_runs()["reaped"] == 0
+    finally:
+        sample_agents.GATE.set()
+    _wait_until(lambda: Run.objects.get(pk=run["id"]).status != "running")
+    assert Run.objects.get(pk=run["id"]).status == "completed"
+
+
+def _wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -1,0 +1,92 @@
+"""A worker process killed with SIGKILL mid-run: its run is failed with a clear error, not left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.db import connection
+
+from agentplatform.celery import TaskName
+from agents import tasks
+from agents.models import Agent, Message, Run, RunEvent, Session
+from tests.fakes.llm_server import Call, ToolCalls
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def _database_url() -> str:
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+    return f"postgres://{settings['USER']}{password}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+
+
+@pytest.fixture
+def worker_process(llm, tmp_path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A separate worker process, on a broker of its own (so the in-process worker cannot take its task)."""
+    broker = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/1"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": broker,
+        "AGENTPLATFORM_RUN_LEASE_SECONDS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "agentplatform.celery:app", "worker", "-Q", "runs",
+             "--pool", "threads", "--concurrency", "2", "--without-gossip", "--without-mingle", "-l", "INFO"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_until(lambda: "ready." in log.read_text(), timeout=60)
+        yield process, broker
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def test_a_run_on_a_killed_worker_is_failed_by_the_reaper(alice, llm, worker_process, settings):
+    process, broker = worker_process
+    settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "RUN_LEASE_SECONDS": 1.0}
+    session = Session.objects.create(owner=alice, agent=Agent.objects.get(name="oai"))
+    run = Run.objects.create(session=session, agent=session.agent, owner=alice, status="queued", input="wait")
+    Message.objects.create(session=session, run=run, position=0, role="user", content="wait")
+    llm.enqueue(ToolCalls([Call("wait_at_gate", {})]))  # blocks in the worker: its gate never opens
+    sender = Celery(broker=broker)
+    sender.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)], queue="runs")
+    _wait_until(lambda: RunEvent.objects.filter(run=run, type="tool.call.started").exists(), timeout=30)
+
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(1.5)  # past the lease, which no one renews now
+    summary = tasks.reap_runs()
+
+    run.refresh_from_db()
+    assert summary["reaped"] == 1
+    assert run.status == "failed"
+    assert run.error is not None
+    assert run.error["code"] == "worker_lost"
+    types = list(RunEvent.objects.filter(run=run).values_list("type", flat=True))
+    assert types == ["run.started", "tool.call.started", "run.failed"]
+    sender.close()
+
+
+def _wait_until(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
