@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from agents.models import Agent, Message, Run, RunEvent, Session
 from tests import sample_agents
 from tests.fakes.llm_server import Call, ToolCalls
+from tests.infra import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_a_running_run_stops_at_its_next_step(api, llm):
@@ -25,14 +17,14 @@ def test_a_running_run_stops_at_its_next_step(api, llm):
     llm.enqueue(ToolCalls([Call("wait_at_gate", {})]))  # a second model call would be a failure to cancel
     status, run = api.post("/api/v1/agents/oai/runs/", {"input": "wait", "background": True})
     assert (status, run["status"]) == (202, "queued")
-    _wait_until(lambda: ("wait_at_gate", {}) in sample_agents.CALLS)
+    wait_until(lambda: ("wait_at_gate", {}) in sample_agents.CALLS)
 
     status, cancelling = api.post(f"/api/v1/runs/{run['id']}/cancel")
     sample_agents.GATE.set()
 
     assert (status, cancelling["status"]) == (202, "running")
     assert cancelling["cancel_requested_at"]
-    _wait_until(lambda: Run.objects.get(pk=run["id"]).status != "running")
+    wait_until(lambda: Run.objects.get(pk=run["id"]).status != "running")
     final = api.get(f"/api/v1/runs/{run['id']}/")[1]
     assert final["status"] == "cancelled"
     assert final["error"]["code"] == "cancelled"

@@ -12,6 +12,7 @@ from agents import tasks
 from agents.models import Agent, Message, Run, RunEvent, Session
 from tests import sample_agents
 from tests.fakes.llm_server import Call, Text, ToolCalls
+from tests.infra import wait_until
 
 
 def _running_run(owner, lease_in: timedelta) -> Run:
@@ -56,18 +57,11 @@ def test_a_running_run_keeps_its_lease_renewed(api, llm, settings):
     llm.enqueue(ToolCalls([Call("wait_at_gate", {})]), Text("done"))
     _, run = api.post("/api/v1/agents/oai/runs/", {"input": "wait", "background": True})
     try:
-        _wait_until(lambda: ("wait_at_gate", {}) in sample_agents.CALLS)
+        wait_until(lambda: ("wait_at_gate", {}) in sample_agents.CALLS)
         time.sleep(1.0)  # over three lease lengths inside one tool call: only renewals keep it
 
         assert tasks.reap_runs()["reaped"] == 0
     finally:
         sample_agents.GATE.set()
-    _wait_until(lambda: Run.objects.get(pk=run["id"]).status != "running")
+    wait_until(lambda: Run.objects.get(pk=run["id"]).status != "running")
     assert Run.objects.get(pk=run["id"]).status == "completed"
-
-
-def _wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)

@@ -18,6 +18,7 @@ from agentplatform.celery import TaskName
 from agents import tasks
 from agents.models import Agent, Message, Run, RunEvent, Session
 from tests.fakes.llm_server import Call, ToolCalls
+from tests.infra import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -51,7 +52,7 @@ def worker_process(llm, tmp_path) -> Iterator[tuple[subprocess.Popen[bytes], str
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        _wait_until(lambda: "ready." in log.read_text(), timeout=60)
+        wait_until(lambda: "ready." in log.read_text(), timeout=60)
         yield process, broker
     finally:
         if process.poll() is None:
@@ -68,7 +69,7 @@ def test_a_run_on_a_killed_worker_is_failed_by_the_reaper(alice, llm, worker_pro
     llm.enqueue(ToolCalls([Call("wait_at_gate", {})]))  # blocks in the worker: its gate never opens
     sender = Celery(broker=broker)
     sender.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)], queue="runs")
-    _wait_until(lambda: RunEvent.objects.filter(run=run, type="tool.call.started").exists(), timeout=30)
+    wait_until(lambda: RunEvent.objects.filter(run=run, type="tool.call.started").exists(), timeout=30)
 
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -83,10 +84,3 @@ def test_a_run_on_a_killed_worker_is_failed_by_the_reaper(alice, llm, worker_pro
     types = list(RunEvent.objects.filter(run=run).values_list("type", flat=True))
     assert types == ["run.started", "tool.call.started", "run.failed"]
     sender.close()
-
-
-def _wait_until(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
