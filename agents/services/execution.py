@@ -1,0 +1,282 @@
+"""Executing runs on a worker: claim, the turn, the record it writes, finish; leases and the reaper."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.db import connections, transaction
+from django.utils import timezone
+
+from agentplatform import notify
+from agentplatform.conf import platform_settings
+from agentplatform.sdk.agent import Agent as CodeAgent
+from agentplatform.sdk.agent import ApprovalRequired, RunCancelled
+from agentplatform.sdk.models import ChatMessage, ProviderError, ToolCall, Usage
+from agents import events, selectors
+from agents.errors import (
+    AgentDisabled,
+    AgentUnavailable,
+    InvalidTransition,
+)
+from agents.events import Event
+from agents.loop import MaxStepsExceeded, run_loop
+from agents.models import (
+    RUN_TRANSITIONS,
+    Agent,
+    Message,
+    Run,
+    RunEvent,
+    RunStatus,
+    Session,
+)
+from agents.registry import model_provider
+from agents.runtime import RunContext
+from agents.services.agents import runnable, tool_permissions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunRecord:
+    """What a run has written: its messages and events, and where the next ones go."""
+
+    run: Run
+    position: int
+    seq: int = 0
+    messages: list[Message] = field(default_factory=list)
+
+    def write(self, messages: list[ChatMessage], *, before: Iterable[Event] = (), after: Iterable[Event] = ()) -> None:
+        """Append messages and the events they stand for, in order, as one change."""
+        with transaction.atomic(savepoint=False):
+            created = append_messages(self.run.session_id, self.run.pk, self.position, messages) if messages else []
+            derived = [event for message in created for event in events.for_message(message)]
+            rows = [
+                RunEvent(run_id=self.run.pk, seq=self.seq + offset, type=kind, data=data)
+                for offset, (kind, data) in enumerate([*before, *derived, *after], start=1)
+            ]
+            RunEvent.objects.bulk_create(rows)
+        self.position += len(created)
+        self.seq += len(rows)
+        self.messages.extend(created)
+
+
+def append_messages(session_id: UUID, run_id: UUID, start: int, messages: list[ChatMessage]) -> list[Message]:
+    """Insert messages at positions `start`, `start + 1`, ... (one statement).
+
+    The run holding the session (one active run per session) owns the positions after
+    the session's last message; the unique (session, position) index backs that up.
+    """
+    rows = [
+        Message(
+            session_id=session_id,
+            run_id=run_id,
+            position=start + offset,
+            role=message.role,
+            content=message.content,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls],
+            tool_call_id=message.tool_call_id,
+            tool_name=message.name,
+            is_error=message.is_error,
+        )
+        for offset, message in enumerate(messages)
+    ]
+    return Message.objects.bulk_create(rows)
+
+
+def execute_queued_run(run_id: UUID) -> dict[str, Any]:
+    """Claim a queued run (only one worker can) and execute it; a small summary for the task."""
+    with transaction.atomic():
+        claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=timezone.now(), lease_expires_at=_lease_end()
+        )
+        if not claimed:
+            status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+            return {"run_id": str(run_id), "executed": False, "status": status}
+        run = Run.objects.select_related("agent").get(pk=run_id)
+        record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+        record.write([], before=[events.run_started(run)])
+    try:
+        code_agent = runnable(run.agent)
+    except (AgentDisabled, AgentUnavailable) as exc:
+        finish(record, RunContext.detached(run), outcome(RunStatus.FAILED, exc.code, exc.message, None))
+    else:
+        with _holding_lease(run.pk):
+            _execute(record, run.agent, code_agent)
+    return {"run_id": str(run_id), "executed": True, "status": record.run.status}
+
+
+def _lease_end() -> datetime:
+    return timezone.now() + timedelta(seconds=platform_settings().RUN_LEASE_SECONDS)
+
+
+@contextlib.contextmanager
+def _holding_lease(run_id: UUID) -> Iterator[None]:
+    """Renew the run's lease every third of its length while the block runs (a heartbeat
+    thread, so a long model call or tool call does not let the lease lapse)."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(platform_settings().RUN_LEASE_SECONDS / 3):
+            try:
+                Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(lease_expires_at=_lease_end())
+            finally:
+                connections.close_all()
+
+    heartbeat = threading.Thread(target=renew, name=f"lease-{run_id}", daemon=True)
+    heartbeat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        heartbeat.join()
+
+
+def reap_expired_runs(batch: int = 100) -> dict[str, int]:
+    """Fail running runs whose lease expired: their worker died or lost the database."""
+    now = timezone.now()
+    expired = list(
+        Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True)[:batch]
+    )
+    reaped = 0
+    for run_id in expired:
+        with transaction.atomic():
+            run = Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run_id)
+            if run.status != RunStatus.RUNNING or run.lease_expires_at is None or run.lease_expires_at >= now:
+                continue  # finished or renewed since the query
+            record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+            message = "The worker executing this run stopped before finishing it (its lease expired)."
+            details = {"lease_expired_at": run.lease_expires_at.isoformat()}
+            finish(record, RunContext.detached(run), outcome(RunStatus.FAILED, "worker_lost", message, details))
+            reaped += 1
+    return {"expired": len(expired), "reaped": reaped}
+
+
+def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecord:
+    conf = platform_settings()
+    run = record.run
+    user_position = record.position - 1
+    prior = (
+        selectors.recent_messages(run.session_id, before_position=user_position, limit=conf.HISTORY_LIMIT)
+        if user_position
+        else []
+    )
+    ctx = RunContext(
+        run_id=str(run.pk),
+        session_id=str(run.session_id),
+        agent_name=agent.name,
+        metadata=run.metadata,
+        code_agent=code_agent,
+        permissions=tool_permissions(agent, code_agent),
+        tool_timeout=code_agent.tool_timeout or conf.TOOL_TIMEOUT,
+        append=record.write,
+        cancelled=lambda: notify.flag_raised(f"cancel:{run.pk}"),
+        prior=_as_history(prior),
+        transcript=[ChatMessage(role="user", content=run.input)],
+    )
+    finish(record, ctx, _run_turn(ctx, agent, code_agent, conf.MAX_STEPS))
+    return record
+
+
+def finish(record: RunRecord, ctx: RunContext, outcome: dict[str, Any]) -> None:
+    run = record.run
+    with transaction.atomic():  # the answer, the run's completion and the session's count: one change
+        record.run = finish_run(run, steps=ctx.steps, usage=ctx.usage, **outcome)
+        completed = outcome["status"] == RunStatus.COMPLETED
+        answer = [ChatMessage(role="assistant", content=outcome["output"])] if completed else []
+        record.write(answer, after=[events.run_finished(record.run)])
+        # Positions are contiguous from 0, so this is the exact count (and it heals a count
+        # left behind by a run that crashed before finishing).
+        Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
+        transaction.on_commit(lambda: notify.signal_done(str(run.pk)))
+
+
+def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int) -> dict[str, Any]:
+    """The turn's outcome as the fields `finish_run` records. Failures are outcomes here."""
+    try:
+        if code_agent.overrides_run:
+            output = str(code_agent.run(ctx.transcript[0].content, ctx) or "")
+        else:
+            provider = model_provider(agent.model)
+            output = run_loop(ctx, provider, agent.instructions, code_agent.max_steps or max_steps)
+    except ApprovalRequired as exc:
+        return outcome(
+            RunStatus.REQUIRES_APPROVAL,
+            "approval_required",
+            f"Tool {exc.tool!r} requires human approval; the call was not executed.",
+            {"tool": exc.tool, "arguments": exc.arguments},
+        )
+    except RunCancelled:
+        return outcome(RunStatus.CANCELLED, "cancelled", "The run was cancelled.", {"steps": ctx.steps})
+    except ProviderError as exc:
+        details = {"provider": exc.provider, "status": exc.status}
+        return outcome(RunStatus.FAILED, "provider_error", exc.message, details)
+    except MaxStepsExceeded as exc:
+        return outcome(RunStatus.FAILED, "max_steps_exceeded", str(exc), {"max_steps": exc.max_steps})
+    except Exception as exc:  # the agent's own code failed: the run records it
+        logger.exception("run %s: agent %s raised", ctx.run_id, agent.name)
+        return outcome(RunStatus.FAILED, "agent_error", f"{type(exc).__name__}: {exc}", None)
+    return {"status": RunStatus.COMPLETED, "output": output}
+
+
+def outcome(status: RunStatus, code: str, message: str, details: Any) -> dict[str, Any]:
+    return {"status": status, "error": {"code": code, "message": message, "details": details}}
+
+
+def _as_history(rows: Iterable[Message]) -> list[ChatMessage]:
+    """Stored messages as the model sees them; the window starts at a user message."""
+    history = [
+        ChatMessage(
+            role=row.role,
+            content=row.content,
+            tool_calls=tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in row.tool_calls),
+            tool_call_id=row.tool_call_id,
+            name=row.tool_name,
+            is_error=row.is_error,
+        )
+        for row in rows
+    ]
+    first_user = next((i for i, m in enumerate(history) if m.role == "user"), len(history))
+    return history[first_user:]
+
+
+def finish_run(
+    run: Run,
+    *,
+    status: RunStatus,
+    output: str = "",
+    error: dict[str, Any] | None = None,
+    steps: int = 0,
+    usage: Usage | None = None,
+) -> Run:
+    """Move a run to a final status, with its output, error, usage and timing.
+
+    One conditional UPDATE: it applies only while the run is in a status that may move to
+    `status` (compare-and-set, so a concurrent change cannot be overwritten).
+    """
+    fields = {
+        "status": status,
+        "output": output,
+        "error": error,
+        "steps": steps,
+        "input_tokens": usage.input_tokens if usage else 0,
+        "output_tokens": usage.output_tokens if usage else 0,
+        "finished_at": timezone.now(),
+    }
+    updated = Run.objects.filter(pk=run.pk, status__in=statuses_that_may_become(status)).update(**fields)
+    if not updated:
+        current = Run.objects.values_list("status", flat=True).get(pk=run.pk)
+        raise InvalidTransition(f"A {current} run cannot become {status}.", details={"status": current})
+    for name, value in fields.items():
+        setattr(run, name, value)
+    return run
+
+
+def statuses_that_may_become(status: str) -> list[str]:
+    return [source for source, targets in RUN_TRANSITIONS.items() if status in targets]

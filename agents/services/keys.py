@@ -1,0 +1,38 @@
+"""API keys: created with the key shown once, revoked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents.keys import generate_key
+from agents.models import (
+    Agent,
+    ApiKey,
+)
+
+
+def create_api_key(
+    *,
+    user: Any,
+    name: str = "",
+    agents: Iterable[Agent] = (),
+    scopes: Iterable[str] = (),
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key for `user`; the plaintext key is returned once and never stored."""
+    key, prefix, key_hash = generate_key()
+    with transaction.atomic():
+        api_key = ApiKey.objects.create(
+            user=user, name=name, prefix=prefix, key_hash=key_hash, scopes=sorted(set(scopes)), expires_at=expires_at
+        )
+        api_key.agents.set(list(agents))
+    return api_key, key
+
+
+def revoke_api_keys(keys: Iterable[ApiKey]) -> int:
+    return ApiKey.objects.filter(pk__in=[k.pk for k in keys], revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -1,0 +1,173 @@
+"""Starting runs (with idempotency keys), waiting for them, cancelling them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from uuid import UUID
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from agentplatform import notify
+from agentplatform.celery import TaskName, app
+from agentplatform.conf import platform_settings
+from agentplatform.sdk.models import ChatMessage
+from agents import selectors
+from agents.errors import (
+    IdempotencyKeyReused,
+    InputTooLarge,
+    RunNotActive,
+    SessionAgentMismatch,
+    SessionBusy,
+)
+from agents.models import (
+    ACTIVE_RUN_STATUSES,
+    Agent,
+    ApiKey,
+    IdempotencyKey,
+    Message,
+    Run,
+    RunStatus,
+    Session,
+)
+from agents.runtime import RunContext
+from agents.services.agents import runnable
+from agents.services.execution import RunRecord, append_messages, finish, outcome
+
+
+def start_run(
+    *,
+    owner: Any,
+    api_key: ApiKey | None,
+    agent_name: str,
+    input: str,  # noqa: A002  # the API's name for it
+    session_id: UUID | None = None,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Run:
+    """Create the queued run and its user message in one transaction; a worker executes it.
+
+    With an idempotency key, a request the caller already made answers its run again (an
+    identical body) or 422 (a different one), and creates nothing.
+    """
+    fingerprint = _fingerprint(agent_name, input, session_id, metadata)
+    if idempotency_key is not None:
+        earlier = selectors.idempotent_run(owner, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, fingerprint)
+    if len(input) > platform_settings().MAX_INPUT_CHARS:
+        raise InputTooLarge(
+            f"input is {len(input)} characters; the limit is {platform_settings().MAX_INPUT_CHARS}.",
+            details={"limit": platform_settings().MAX_INPUT_CHARS},
+        )
+    agent = selectors.get_agent(agent_name, api_key)
+    runnable(agent)
+    try:
+        return _create_run(
+            owner=owner,
+            api_key=api_key,
+            agent=agent,
+            text=input,
+            session_id=session_id,
+            metadata=metadata or {},
+            idempotency=(idempotency_key, fingerprint) if idempotency_key is not None else None,
+        )
+    except _IdempotencyRace:  # the same key, sent twice at once: the other request won
+        earlier = selectors.idempotent_run(owner, idempotency_key or "")
+        assert earlier is not None
+        return _replay(earlier, fingerprint)
+
+
+class _IdempotencyRace(Exception):
+    pass
+
+
+def _fingerprint(agent_name: str, text: str, session_id: UUID | None, metadata: dict[str, Any] | None) -> str:
+    body = {"agent": agent_name, "input": text, "session_id": str(session_id or ""), "metadata": metadata or {}}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _replay(earlier: tuple[Run, str], fingerprint: str) -> Run:
+    run, request_hash = earlier
+    if request_hash != fingerprint:
+        raise IdempotencyKeyReused(details={"run_id": str(run.pk)})
+    return run
+
+
+def _create_run(
+    *,
+    owner: Any,
+    api_key: ApiKey | None,
+    agent: Agent,
+    text: str,
+    session_id: UUID | None,
+    metadata: dict[str, Any],
+    idempotency: tuple[str, str] | None,
+) -> Run:
+    try:
+        with transaction.atomic():
+            if session_id is None:
+                session = Session.objects.create(owner=owner, agent=agent, title=text[:80])
+            else:
+                session = selectors.lock_session(owner, session_id)
+                if session.agent_id != agent.pk:
+                    raise SessionAgentMismatch(
+                        f"Session {session.pk} belongs to agent {session.agent.name!r}, not {agent.name!r}."
+                    )
+            run = Run.objects.create(
+                session=session,
+                agent=agent,
+                owner=owner,
+                api_key=api_key,
+                status=RunStatus.QUEUED,
+                input=text,
+                metadata=metadata,
+                model=agent.model,
+            )
+            start = 0 if session_id is None else selectors.next_position(session.pk)
+            append_messages(session.pk, run.pk, start, [ChatMessage("user", text)])
+            if idempotency is not None:
+                _remember(owner, run, *idempotency)
+            transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)]))
+    except IntegrityError:
+        if session_id is None:
+            raise  # a new session has no other run: this is a bug, not a busy session
+        active = Run.objects.filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True)
+        raise SessionBusy(details={"run_id": str(active.first())}) from None
+    return run
+
+
+def _remember(owner: Any, run: Run, key: str, fingerprint: str) -> None:
+    try:
+        with transaction.atomic():
+            IdempotencyKey.objects.create(owner=owner, key=key, request_hash=fingerprint, run=run)
+    except IntegrityError:
+        raise _IdempotencyRace from None  # rolls back this run: the other one stands
+
+
+def cancel_run(owner: Any, run_id: UUID | str) -> Run:
+    """Cancel a run: a queued one at once; a running one at its next step, on whichever worker."""
+    with transaction.atomic():
+        run = selectors.lock_run(owner, run_id)
+        if run.status not in ACTIVE_RUN_STATUSES:
+            raise RunNotActive(f"The run is {run.status}; only a queued or running run can be cancelled.")
+        if run.status == RunStatus.QUEUED:
+            record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+            finish(record, RunContext.detached(run), outcome(RunStatus.CANCELLED, "cancelled", "Cancelled.", None))
+            return record.run
+        if run.cancel_requested_at is None:
+            run.cancel_requested_at = timezone.now()
+            run.save(update_fields=["cancel_requested_at"])
+        transaction.on_commit(lambda: notify.raise_flag(f"cancel:{run.pk}"))
+    return run
+
+
+def wait_for_run(run: Run, timeout: float) -> tuple[Run, list[Message]]:
+    """The run once a worker has finished it, or as it is when `timeout` runs out."""
+    if not connection.in_atomic_block:
+        connection.close()  # hold no pooled connection while waiting
+    notify.wait_done(str(run.pk), timeout)
+    run = Run.objects.select_related("agent").get(pk=run.pk)
+    return run, list(selectors.run_messages(run))
