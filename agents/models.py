@@ -97,6 +97,14 @@ class Session(models.Model):
         return self.title or str(self.id)
 
 
+class IfBusy(models.TextChoices):
+    """What new input to a session with an active run does."""
+
+    REJECT = "reject"  # 409 with the active run's id
+    ENQUEUE = "enqueue"  # runs after the runs already in line
+    INTERRUPT = "interrupt"  # cancels the active runs, then runs
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued"
     RUNNING = "running"
@@ -154,8 +162,9 @@ class Run(models.Model):
             models.Index(fields=["status"], name="run_status"),
         ]
         constraints = [
+            # Runs may wait in line (queued) behind the one that runs; only one runs at a time.
             models.UniqueConstraint(
-                fields=["session"], condition=Q(status__in=ACTIVE_RUN_STATUSES), name="run_one_active_per_session"
+                fields=["session"], condition=Q(status=RunStatus.RUNNING), name="run_one_running_per_session"
             )
         ]
 

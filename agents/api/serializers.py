@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from agentplatform.api.base import StrictSerializer, TextField
-from agents.models import Agent, Message, Run, Session
+from agents.models import Agent, IfBusy, Message, Run, Session
 
 METADATA_MAX_BYTES = 16_384
 
@@ -62,6 +62,11 @@ class RunCreateSerializer(StrictSerializer):
     input = TextField(help_text="The user's message.")
     session_id = serializers.UUIDField(required=False, allow_null=True, help_text="Omit to start a new session.")
     metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
+    if_busy = serializers.ChoiceField(
+        choices=IfBusy.choices,
+        default=IfBusy.REJECT,
+        help_text="If the session has an active run: reject (409), enqueue (run after it), or interrupt it.",
+    )
     background = serializers.BooleanField(default=False, help_text="Answer 202 at once; the run goes on.")
     stream = serializers.BooleanField(default=False, help_text="Answer with the run's events (SSE).")
 

@@ -97,18 +97,18 @@ class AgentRunsView(CallerAPIView):
         if stream:
             return event_stream_response(follow_run(run.pk, 0))
         if background:
-            return _run_response(run, [])
+            return _run_response(run, [], accepted=True)
         return _run_response(*services.wait_for_run(run, platform_settings().RUN_WAIT_SECONDS))
 
 
 MAX_IDEMPOTENCY_KEY = 200
 
 
-def _run_response(run: Run, messages: list[Message]) -> Response:
-    """201 with the finished run, or 202 with where to follow one that goes on."""
+def _run_response(run: Run, messages: list[Message], *, accepted: bool = False) -> Response:
+    """201 with the finished run, or 202 (always, in the background mode) with where to follow it."""
     data = {**RunSerializer(run).data, "messages": MessageSerializer(messages, many=True).data}
     finished = run.status not in ACTIVE_RUN_STATUSES
-    code = status.HTTP_201_CREATED if finished else status.HTTP_202_ACCEPTED
+    code = status.HTTP_201_CREATED if finished and not accepted else status.HTTP_202_ACCEPTED
     return Response(data, status=code, headers={"Location": f"/api/v1/runs/{run.pk}/"})
 
 

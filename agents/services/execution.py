@@ -11,10 +11,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from agentplatform import notify
+from agentplatform.celery import TaskName, app
 from agentplatform.conf import platform_settings
 from agentplatform.sdk.agent import Agent as CodeAgent
 from agentplatform.sdk.agent import ApprovalRequired, RunCancelled
@@ -91,17 +93,17 @@ def append_messages(session_id: UUID, run_id: UUID, start: int, messages: list[C
 
 
 def execute_queued_run(run_id: UUID) -> dict[str, Any]:
-    """Claim a queued run (only one worker can) and execute it; a small summary for the task."""
-    with transaction.atomic():
-        claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=timezone.now(), lease_expires_at=_lease_end()
-        )
-        if not claimed:
-            status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
-            return {"run_id": str(run_id), "executed": False, "status": status}
-        run = Run.objects.select_related("agent").get(pk=run_id)
-        record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
-        record.write([], before=[events.run_started(run)])
+    """Claim a queued run and execute it; a small summary for the task.
+
+    Only one worker can claim a run, only the oldest queued run of a session can start,
+    and only while no other run of the session is running (a unique index). A run that
+    cannot start yet is started by the run before it when that one finishes.
+    """
+    record = _claim(run_id)
+    if record is None:
+        status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        return {"run_id": str(run_id), "executed": False, "status": status}
+    run = record.run
     try:
         code_agent = runnable(run.agent)
     except (AgentDisabled, AgentUnavailable) as exc:
@@ -110,6 +112,36 @@ def execute_queued_run(run_id: UUID) -> dict[str, Any]:
         with _holding_lease(run.pk):
             _execute(record, run.agent, code_agent)
     return {"run_id": str(run_id), "executed": True, "status": record.run.status}
+
+
+def _claim(run_id: UUID) -> RunRecord | None:
+    earlier = Run.objects.filter(
+        session_id=OuterRef("session_id"), status=RunStatus.QUEUED, created_at__lt=OuterRef("created_at")
+    )
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                claimed = (
+                    Run.objects.filter(pk=run_id, status=RunStatus.QUEUED)
+                    .filter(~Exists(earlier))
+                    .update(status=RunStatus.RUNNING, started_at=timezone.now(), lease_expires_at=_lease_end())
+                )
+        except IntegrityError:
+            claimed = 0  # another run of this session is running
+        if not claimed:
+            return None
+        run = Run.objects.select_related("agent").get(pk=run_id)
+        record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+        record.write([ChatMessage("user", run.input)], before=[events.run_started(run)])
+        return record
+
+
+def _start_next(session_id: UUID) -> None:
+    """When a run ends, the session's next queued run (if any) goes to a worker."""
+    queued = Run.objects.filter(session_id=session_id, status=RunStatus.QUEUED).order_by("created_at")
+    next_id = queued.values_list("pk", flat=True).first()
+    if next_id is not None:
+        transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(next_id)]))
 
 
 def _lease_end() -> datetime:
@@ -195,6 +227,7 @@ def finish(record: RunRecord, ctx: RunContext, outcome: dict[str, Any]) -> None:
         # left behind by a run that crashed before finishing).
         Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
         transaction.on_commit(lambda: notify.signal_done(str(run.pk)))
+        _start_next(run.session_id)
 
 
 def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from django.utils import timezone
 from agentplatform import notify
 from agentplatform.celery import TaskName, app
 from agentplatform.conf import platform_settings
-from agentplatform.sdk.models import ChatMessage
 from agents import selectors
 from agents.errors import (
     IdempotencyKeyReused,
@@ -27,6 +26,7 @@ from agents.models import (
     Agent,
     ApiKey,
     IdempotencyKey,
+    IfBusy,
     Message,
     Run,
     RunStatus,
@@ -34,7 +34,7 @@ from agents.models import (
 )
 from agents.runtime import RunContext
 from agents.services.agents import runnable
-from agents.services.execution import RunRecord, append_messages, finish, outcome
+from agents.services.execution import RunRecord, finish, outcome
 
 
 def start_run(
@@ -45,6 +45,7 @@ def start_run(
     input: str,  # noqa: A002  # the API's name for it
     session_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
+    if_busy: IfBusy = IfBusy.REJECT,
     idempotency_key: str | None = None,
 ) -> Run:
     """Create the queued run and its user message in one transaction; a worker executes it.
@@ -72,6 +73,7 @@ def start_run(
             text=input,
             session_id=session_id,
             metadata=metadata or {},
+            if_busy=if_busy,
             idempotency=(idempotency_key, fingerprint) if idempotency_key is not None else None,
         )
     except _IdempotencyRace:  # the same key, sent twice at once: the other request won
@@ -104,39 +106,51 @@ def _create_run(
     text: str,
     session_id: UUID | None,
     metadata: dict[str, Any],
+    if_busy: IfBusy,
     idempotency: tuple[str, str] | None,
 ) -> Run:
-    try:
-        with transaction.atomic():
-            if session_id is None:
-                session = Session.objects.create(owner=owner, agent=agent, title=text[:80])
-            else:
-                session = selectors.lock_session(owner, session_id)
-                if session.agent_id != agent.pk:
-                    raise SessionAgentMismatch(
-                        f"Session {session.pk} belongs to agent {session.agent.name!r}, not {agent.name!r}."
-                    )
-            run = Run.objects.create(
-                session=session,
-                agent=agent,
-                owner=owner,
-                api_key=api_key,
-                status=RunStatus.QUEUED,
-                input=text,
-                metadata=metadata,
-                model=agent.model,
-            )
-            start = 0 if session_id is None else selectors.next_position(session.pk)
-            append_messages(session.pk, run.pk, start, [ChatMessage("user", text)])
-            if idempotency is not None:
-                _remember(owner, run, *idempotency)
-            transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)]))
-    except IntegrityError:
+    """The queued run. Its user message is written when a worker starts it, since the
+    positions after the session's last message belong to the run in progress."""
+    with transaction.atomic():
         if session_id is None:
-            raise  # a new session has no other run: this is a bug, not a busy session
-        active = Run.objects.filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True)
-        raise SessionBusy(details={"run_id": str(active.first())}) from None
+            session = Session.objects.create(owner=owner, agent=agent, title=text[:80])
+        else:
+            # The session's row lock serializes new input to it, so the busy check holds.
+            session = selectors.lock_session(owner, session_id)
+            if session.agent_id != agent.pk:
+                raise SessionAgentMismatch(
+                    f"Session {session.pk} belongs to agent {session.agent.name!r}, not {agent.name!r}."
+                )
+            _make_way(session, if_busy)
+        run = Run.objects.create(
+            session=session,
+            agent=agent,
+            owner=owner,
+            api_key=api_key,
+            status=RunStatus.QUEUED,
+            input=text,
+            metadata=metadata,
+            model=agent.model,
+        )
+        if idempotency is not None:
+            _remember(owner, run, *idempotency)
+        transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)]))
     return run
+
+
+def _make_way(session: Session, if_busy: IfBusy) -> None:
+    """Apply the caller's policy to the session's active runs (under the session's lock)."""
+    active = list(Run.objects.filter(session=session, status__in=ACTIVE_RUN_STATUSES).order_by("created_at"))
+    if not active or if_busy == IfBusy.ENQUEUE:
+        return
+    if if_busy == IfBusy.REJECT:
+        running = next((run for run in active if run.status == RunStatus.RUNNING), active[0])
+        raise SessionBusy(
+            "This session has an active run; send if_busy=enqueue or interrupt, or wait for it.",
+            details={"run_id": str(running.pk)},
+        )
+    for run in active:
+        _cancel(run)
 
 
 def _remember(owner: Any, run: Run, key: str, fingerprint: str) -> None:
@@ -153,14 +167,18 @@ def cancel_run(owner: Any, run_id: UUID | str) -> Run:
         run = selectors.lock_run(owner, run_id)
         if run.status not in ACTIVE_RUN_STATUSES:
             raise RunNotActive(f"The run is {run.status}; only a queued or running run can be cancelled.")
-        if run.status == RunStatus.QUEUED:
-            record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
-            finish(record, RunContext.detached(run), outcome(RunStatus.CANCELLED, "cancelled", "Cancelled.", None))
-            return record.run
-        if run.cancel_requested_at is None:
-            run.cancel_requested_at = timezone.now()
-            run.save(update_fields=["cancel_requested_at"])
-        transaction.on_commit(lambda: notify.raise_flag(f"cancel:{run.pk}"))
+        return _cancel(run)
+
+
+def _cancel(run: Run) -> Run:
+    if run.status == RunStatus.QUEUED:
+        record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+        finish(record, RunContext.detached(run), outcome(RunStatus.CANCELLED, "cancelled", "Cancelled.", None))
+        return record.run
+    if run.cancel_requested_at is None:
+        run.cancel_requested_at = timezone.now()
+        run.save(update_fields=["cancel_requested_at"])
+    transaction.on_commit(lambda: notify.raise_flag(f"cancel:{run.pk}"))
     return run
 
 

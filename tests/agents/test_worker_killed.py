@@ -16,7 +16,7 @@ from django.db import connection
 
 from agentplatform.celery import TaskName
 from agents import tasks
-from agents.models import Agent, Message, Run, RunEvent, Session
+from agents.models import Agent, Run, RunEvent, Session
 from tests.fakes.llm_server import Call, ToolCalls
 from tests.infra import wait_until
 
@@ -65,7 +65,6 @@ def test_a_run_on_a_killed_worker_is_failed_by_the_reaper(alice, llm, worker_pro
     settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "RUN_LEASE_SECONDS": 1.0}
     session = Session.objects.create(owner=alice, agent=Agent.objects.get(name="oai"))
     run = Run.objects.create(session=session, agent=session.agent, owner=alice, status="queued", input="wait")
-    Message.objects.create(session=session, run=run, position=0, role="user", content="wait")
     llm.enqueue(ToolCalls([Call("wait_at_gate", {})]))  # blocks in the worker: its gate never opens
     sender = Celery(broker=broker)
     sender.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)], queue="runs")
