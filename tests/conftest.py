@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.worker import state as worker_state
 from django.test import Client
 
-from agentplatform.celery import app
+from agentplatform.celery import Queue, app
 from tests import sample_agents as test_agents
 from tests.factories import create_api_key, create_user
 from tests.fakes.llm_server import FakeLLMServer
+from tests.infra import wait_until
 
 
 @pytest.fixture(scope="session")
@@ -84,10 +86,18 @@ def alice(db: None) -> Any:
 
 
 @pytest.fixture
-def api(alice: Any, celery_worker: None) -> Api:
-    """Alice's API client (a worker executes her runs)."""
+def api(alice: Any, celery_worker: None) -> Iterator[Api]:
+    """Alice's API client (a worker executes her runs). The test ends once the worker is idle,
+    so that no run of this test still writes while the database is reset for the next."""
     _, key = create_api_key(alice)
-    return Api(key)
+    yield Api(key)
+    wait_until(_worker_idle, timeout=30)
+
+
+def _worker_idle() -> bool:
+    with app.connection_for_write() as connection:
+        queued = connection.default_channel.client.llen(str(Queue.RUNS))
+    return not worker_state.active_requests and not worker_state.reserved_requests and queued == 0
 
 
 @pytest.fixture
