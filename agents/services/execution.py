@@ -72,8 +72,8 @@ class RunRecord:
 def append_messages(session_id: UUID, run_id: UUID, start: int, messages: list[ChatMessage]) -> list[Message]:
     """Insert messages at positions `start`, `start + 1`, ... (one statement).
 
-    The run holding the session (one active run per session) owns the positions after
-    the session's last message; the unique (session, position) index backs that up.
+    The session's running run (there is at most one) owns the positions after the
+    session's last message; the unique (session, position) index backs that up.
     """
     rows = [
         Message(
