@@ -111,18 +111,9 @@ def _remove(workdir: Path) -> None:
 def _start_postgres(cleanup: contextlib.ExitStack, directory: Path, port: int) -> str:
     env = {k: v for k, v in os.environ.items() if k != "PG_OPTIONS"}  # durability stays on: no fsync=off
     cleanup.callback(_stop_postgres, directory, env)
-    result = subprocess.run(
-        [str(POSTGRES_SCRIPT), "start", str(directory), str(port)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"scripts/postgres.sh start failed ({result.returncode}): {result.stderr.strip()}")
+    url = _last_line_of([str(POSTGRES_SCRIPT), "start", str(directory), str(port)], env, "scripts/postgres.sh start")
     log(f"started PostgreSQL on port {port}")
-    return result.stdout.strip().splitlines()[-1]
+    return url
 
 
 def _start_fake_model(cleanup: contextlib.ExitStack, workdir: Path, port: int) -> str:
@@ -162,17 +153,17 @@ def _start_platform(cleanup: contextlib.ExitStack, env: dict[str, str], workdir:
 
 
 def create_api_key(env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [PYTHON, "manage.py", "create_api_key", "--user", "bench", "--name", "bench"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
+    argv = [PYTHON, "manage.py", "create_api_key", "--user", "bench", "--name", "bench"]
+    return _last_line_of(argv, env, "create_api_key")
+
+
+def _last_line_of(argv: list[str], env: dict[str, str], what: str) -> str:
+    """Run a command to completion; its last line of output, or an error naming it."""
+    result = subprocess.run(  # our own commands
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
     )
     if result.returncode != 0:
-        raise RuntimeError(f"create_api_key failed ({result.returncode}): {result.stderr.strip()}")
+        raise RuntimeError(f"{what} failed ({result.returncode}): {result.stderr.strip()}")
     return result.stdout.strip().splitlines()[-1]
 
 
