@@ -93,7 +93,8 @@ class Command(BaseCommand):
             f"  Docs:    {base}/api/v1/docs/  (with a key, or after signing in to the admin)\n"
             f"  Admin:   {base}/admin/\n"
             f"  Agents:  {agents or 'none (set AGENTPLATFORM_AGENTS)'}\n"
-            f"  Data:    {where}\n\n"
+            f"  Data:    {where}\n"
+            f"  Runs:    on Celery workers, broker {_redacted(os.environ.get('REDIS_URL', settings.REDIS_URL))}\n\n"
             f"  An API key:     {manage} create_api_key --user you\n"
             f"  An admin login: {manage} create_admin --username admin\n"
             f'  A first run:    curl -s {base}/api/v1/agents/{example}/runs/ -H "Authorization: Bearer $KEY" \\\n'
@@ -101,6 +102,13 @@ class Command(BaseCommand):
             f"  Stop with Ctrl-C.\n"
         )
         self.stdout.flush()
+
+
+def _redacted(url: str) -> str:
+    """A URL without its password, for display."""
+    scheme, sep, rest = url.partition("://")
+    _, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{'***@' if at else ''}{host}" if sep else url
 
 
 def _python() -> str:
