@@ -22,6 +22,7 @@ class PlatformSettings:
     MODEL_MAX_RETRIES: int = 2
     RUN_WAIT_SECONDS: float = 60.0
     RUN_LEASE_SECONDS: float = 60.0
+    RUN_REQUEUE_SECONDS: float = 120.0
     API_DOCS_PUBLIC: bool = False
 
 

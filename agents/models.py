@@ -147,6 +147,7 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When the run was last handed to the broker.")
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="The worker running it renews this; past it, the run is presumed lost."
     )

@@ -141,7 +141,7 @@ def _start_next(session_id: UUID) -> None:
     queued = Run.objects.filter(session_id=session_id, status=RunStatus.QUEUED).order_by("created_at")
     next_id = queued.values_list("pk", flat=True).first()
     if next_id is not None:
-        transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(next_id)]))
+        send_run(next_id)
 
 
 def _lease_end() -> datetime:
@@ -187,7 +187,32 @@ def reap_expired_runs(batch: int = 100) -> dict[str, int]:
             details = {"lease_expired_at": run.lease_expires_at.isoformat()}
             finish(record, RunContext.detached(run), outcome(RunStatus.FAILED, "worker_lost", message, details))
             reaped += 1
-    return {"expired": len(expired), "reaped": reaped}
+    return {"expired": len(expired), "reaped": reaped, "requeued": _requeue_stalled(now, batch)}
+
+
+def _requeue_stalled(now: datetime, batch: int) -> int:
+    """Hand queued runs to the broker again when nothing took them: a broker that lost its
+    data (or a crash between commit and send) must not leave a run queued forever. Only
+    runs that could start now are sent, and a second delivery is harmless (the claim)."""
+    stalled_since = now - timedelta(seconds=platform_settings().RUN_REQUEUE_SECONDS)
+    earlier = Run.objects.filter(
+        session_id=OuterRef("session_id"), status=RunStatus.QUEUED, created_at__lt=OuterRef("created_at")
+    )
+    running = Run.objects.filter(session_id=OuterRef("session_id"), status=RunStatus.RUNNING)
+    stalled = list(
+        Run.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=stalled_since)
+        .filter(~Exists(earlier), ~Exists(running))
+        .values_list("pk", flat=True)[:batch]
+    )
+    for run_id in stalled:
+        send_run(run_id)
+    return len(stalled)
+
+
+def send_run(run_id: UUID) -> None:
+    """Hand a queued run to a worker once the current transaction commits."""
+    Run.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
+    transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run_id)]))
 
 
 def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecord:

@@ -131,6 +131,7 @@ def _create_run(
             input=text,
             metadata=metadata,
             model=agent.model,
+            enqueued_at=timezone.now(),
         )
         if idempotency is not None:
             _remember(owner, run, *idempotency)

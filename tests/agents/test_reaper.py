@@ -37,7 +37,7 @@ def test_a_run_whose_lease_expired_fails_with_a_clear_error(alice):
 
     summary = tasks.reap_runs()
 
-    assert summary == {"expired": 1, "reaped": 1}
+    assert summary == {"expired": 1, "reaped": 1, "requeued": 0}
     lost.refresh_from_db()
     assert lost.status == "failed"
     assert lost.error is not None
@@ -47,7 +47,7 @@ def test_a_run_whose_lease_expired_fails_with_a_clear_error(alice):
     assert Session.objects.get(pk=lost.session_id).message_count == 1
     alive.refresh_from_db()
     assert alive.status == "running"
-    assert tasks.reap_runs() == {"expired": 0, "reaped": 0}
+    assert tasks.reap_runs() == {"expired": 0, "reaped": 0, "requeued": 0}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -65,3 +65,24 @@ def test_a_running_run_keeps_its_lease_renewed(api, llm, settings):
         sample_agents.GATE.set()
     wait_until(lambda: Run.objects.get(pk=run["id"]).status != "running")
     assert Run.objects.get(pk=run["id"]).status == "completed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_run_nothing_took_is_handed_to_a_worker_again(api, alice):
+    # Given a queued run whose task the broker lost (created here without one)
+    session = Session.objects.create(owner=alice, agent=Agent.objects.get(name="calc"))
+    long_ago = timezone.now() - timedelta(minutes=10)
+    lost = Run.objects.create(
+        session=session, agent=session.agent, owner=alice, status="queued", input="2+5", enqueued_at=long_ago
+    )
+    later = Run.objects.create(
+        session=session, agent=session.agent, owner=alice, status="queued", input="1+1", enqueued_at=long_ago
+    )
+
+    # When the periodic task runs: only the session's first queued run can start, so only it is sent
+    summary = tasks.reap_runs()
+
+    # Then a worker executes it, and the one behind it follows
+    assert summary == {"expired": 0, "reaped": 0, "requeued": 1}
+    wait_until(lambda: Run.objects.get(pk=later.pk).status == "completed")
+    assert Run.objects.get(pk=lost.pk).output == "7 (and tool_denied)"
