@@ -11,6 +11,7 @@ import json
 from enum import StrEnum
 from typing import Any
 
+from agentplatform import layers
 from agents.models import Message, Run, RunEvent, RunStatus
 
 
@@ -75,13 +76,29 @@ def is_final(event_type: str) -> bool:
     return event_type in FINAL_EVENTS.values()
 
 
-def as_sse(event: RunEvent) -> str:
-    """One event in the text/event-stream format; the id is what Last-Event-ID resumes after."""
-    payload = {
+def payload(event: RunEvent) -> dict[str, Any]:
+    """An event as clients receive it, live or replayed."""
+    return {
         "seq": event.seq,
         "type": event.type,
         "run_id": str(event.run_id),
         "data": event.data,
         "created_at": event.created_at.isoformat(),
     }
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def as_sse(event: dict[str, Any]) -> str:
+    """One event in the text/event-stream format; the id is what Last-Event-ID resumes after."""
+    return f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+
+def session_group(session_id: object) -> str:
+    """The Channels group that receives every event of a session's runs."""
+    return f"session.{session_id}"
+
+
+def publish(session_id: object, rows: list[RunEvent]) -> None:
+    """Fan new events out to live streams (after commit; readers recover any loss from the database)."""
+    if rows:
+        message = {"type": "run.events", "events": [payload(row) for row in rows]}
+        layers.publisher().publish(session_group(session_id), message)

@@ -1,47 +1,85 @@
-"""Following a run's events: replay from the durable record, then new ones as they land."""
+"""Following a run's events: replay from the durable record, then live from the Channels layer."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.db import connection
 
 from agentplatform.api.sse import HEARTBEAT
 from agents import events, selectors
-from agents.models import ACTIVE_RUN_STATUSES, RunEvent
+from agents.models import ACTIVE_RUN_STATUSES
 
-POLL_SECONDS = 0.2
 HEARTBEAT_SECONDS = 15.0
 
 
-def _poll(run_id: UUID, after: int) -> tuple[list[RunEvent], str]:
+def _stored(run_id: UUID, after: int) -> tuple[list[dict[str, Any]], bool]:
+    """Stored events after `after`, and whether the run has ended."""
     try:
-        return selectors.run_events_after(run_id, after)
+        rows, status = selectors.run_events_after(run_id, after)
+        return [events.payload(row) for row in rows], status not in ACTIVE_RUN_STATUSES
     finally:
-        connection.close()  # a long-lived stream holds no database connection between polls
+        connection.close()  # a long-lived stream holds no database connection while it waits
 
 
-async def follow_run(run_id: UUID, after: int) -> AsyncIterator[str]:
-    """Events with seq > `after`, in order, ending with the run's final event.
+class _Follower:
+    """Yields each event once, in order, and knows when the run's last one has passed."""
 
-    Runs execute in the request today, so a client mostly replays a finished run; a run
-    still going is polled until its final event, with heartbeats while it is quiet.
-    """
-    last, quiet = after, 0.0
-    while True:
-        batch, status = await sync_to_async(_poll)(run_id, last)
+    def __init__(self, run_id: UUID, after: int) -> None:
+        self.run_id, self.last, self.done = run_id, after, False
+
+    def take(self, batch: list[dict[str, Any]]) -> list[str]:
+        out = []
         for event in batch:
-            yield events.as_sse(event)
-            last = event.seq
-            if events.is_final(event.type):
-                return
-        if not batch and status not in ACTIVE_RUN_STATUSES:
-            return  # the client already has the whole run
-        await asyncio.sleep(POLL_SECONDS)
-        quiet = 0.0 if batch else quiet + POLL_SECONDS
-        if quiet >= HEARTBEAT_SECONDS:
-            yield HEARTBEAT
-            quiet = 0.0
+            if self.done or event["run_id"] != str(self.run_id) or event["seq"] <= self.last:
+                continue
+            out.append(events.as_sse(event))
+            self.last = event["seq"]
+            self.done = events.is_final(event["type"])
+        return out
+
+    def gap(self, batch: list[dict[str, Any]]) -> bool:
+        mine = [e["seq"] for e in batch if e["run_id"] == str(self.run_id)]
+        return bool(mine) and min(mine) > self.last + 1
+
+
+async def follow_run(run_id: UUID, session_id: UUID, after: int) -> AsyncIterator[str]:
+    """Events with seq > `after`, in order and once each, ending with the run's final event.
+
+    It subscribes first, then replays what is stored: an event committed after the replay
+    arrives live, and one the layer lost is read back from the database (on a gap in the
+    sequence, or at each heartbeat).
+    """
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = events.session_group(session_id)
+    await layer.group_add(group, channel)
+    follower = _Follower(run_id, after)
+    try:
+        ended = False
+        while not follower.done and not ended:
+            stored, ended = await sync_to_async(_stored)(run_id, follower.last)
+            for chunk in follower.take(stored):
+                yield chunk
+            if not stored or follower.done:
+                break
+            ended = False  # more may be stored than one read returns
+        while not follower.done and not ended:
+            try:
+                message = await asyncio.wait_for(layer.receive(channel), HEARTBEAT_SECONDS)
+                batch = message.get("events", [])
+                if follower.gap(batch):
+                    batch, _ = await sync_to_async(_stored)(run_id, follower.last)
+            except TimeoutError:
+                batch, ended = await sync_to_async(_stored)(run_id, follower.last)
+                if not batch:
+                    yield HEARTBEAT
+            for chunk in follower.take(batch):
+                yield chunk
+    finally:
+        await layer.group_discard(group, channel)

@@ -95,7 +95,7 @@ class AgentRunsView(CallerAPIView):
             owner=self.owner, api_key=self.api_key, agent_name=agent, idempotency_key=key, **options
         )
         if stream:
-            return event_stream_response(follow_run(run.pk, 0))
+            return event_stream_response(follow_run(run.pk, run.session_id, 0))
         if background:
             return _run_response(run, [], accepted=True)
         return _run_response(*services.wait_for_run(run, platform_settings().RUN_WAIT_SECONDS))
@@ -216,7 +216,7 @@ class RunEventsView(CallerAPIView):
         raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
         if not raw.isdigit():
             raise InvalidInput("Last-Event-ID must be a non-negative integer.", details={"param": "Last-Event-ID"})
-        return event_stream_response(follow_run(run.pk, int(raw)))
+        return event_stream_response(follow_run(run.pk, run.session_id, int(raw)))
 
 
 class HealthView(CallerAPIView):

@@ -64,6 +64,8 @@ class RunRecord:
                 for offset, (kind, data) in enumerate([*before, *derived, *after], start=1)
             ]
             RunEvent.objects.bulk_create(rows)
+            session_id = self.run.session_id
+            transaction.on_commit(lambda: events.publish(session_id, rows))
         self.position += len(created)
         self.seq += len(rows)
         self.messages.extend(created)

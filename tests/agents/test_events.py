@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 
 import pytest
 from django.test import AsyncClient
 
+from agents.api import streams
 from agents.models import RunEvent
+from tests import sample_agents
 from tests.fakes.llm_server import Call, Error, Text, ToolCalls
+from tests.infra import wait_until
 
 
 def _read_sse(path: str, key: str, last_event_id: str | None = None) -> tuple[int, dict[str, str], list[dict]]:
@@ -119,3 +124,36 @@ def test_another_users_run_and_a_bad_last_event_id(api, llm, make_api):
     assert (status, body["error"]["code"]) == (404, "run_not_found")
     status, body = api.get(f"/api/v1/runs/{run['id']}/events/?after=-1")
     assert (status, body["error"]["code"]) == (400, "invalid_request")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_following_a_run_in_progress_gets_the_rest_live_in_order(api, llm, monkeypatch):
+    # Given a run held inside a tool call, and a client that starts reading its events now
+    # (with no fallback read of the database within the test's time: events must come live)
+    monkeypatch.setattr(streams, "HEARTBEAT_SECONDS", 600.0)
+    sample_agents.GATE.clear()
+    llm.enqueue(ToolCalls([Call("wait_at_gate", {})]), Text("through the gate"))
+    _, run = api.post("/api/v1/agents/oai/runs/", {"input": "go", "background": True})
+    wait_until(lambda: ("wait_at_gate", {}) in sample_agents.CALLS)
+    read: list = []
+    reader = threading.Thread(
+        target=lambda: read.append(_read_sse(f"/api/v1/runs/{run['id']}/events/", api.key)), daemon=True
+    )
+    reader.start()
+
+    # When the run goes on
+    time.sleep(0.3)
+    sample_agents.GATE.set()
+    reader.join(timeout=30)
+
+    # Then the client has every event once, in order, up to the end
+    assert read, "the stream did not end: events did not arrive live"
+    _, _, got = read[0]
+    assert [e["type"] for e in got] == [
+        "run.started",
+        "tool.call.started",
+        "tool.call.completed",
+        "message.completed",
+        "run.completed",
+    ]
+    assert [e["seq"] for e in got] == [1, 2, 3, 4, 5]
