@@ -1,9 +1,11 @@
-"""The Channels layer (Redis): live fan-out of run events to streaming clients.
+"""Publishing to the Channels layer from sync code (workers).
 
-Two pieces: a layer whose Redis pool waits for a connection rather than failing under a
-burst of connects and disconnects (redis-py's async pool raises MaxConnectionsError), and
-a publisher for sync code (workers) that keeps one event loop and its connections for
-the life of the process, so publishing costs a queue put, not a new loop per message.
+The layer is channels-redis's pub/sub layer: a group message is one PUBLISH, and each
+process keeps one connection per event loop (no pool to exhaust under bursts). Live
+delivery is best effort by design; readers replay from the database.
+
+The publisher keeps one event loop (and so one connection) for the life of the process:
+publishing from a run costs a queue put, not a new loop per message.
 """
 
 from __future__ import annotations
@@ -15,22 +17,9 @@ import queue
 import threading
 from typing import Any
 
-import redis.asyncio
 from channels.layers import get_channel_layer
-from channels_redis.core import RedisChannelLayer
 
 logger = logging.getLogger(__name__)
-
-MAX_CONNECTIONS = 200
-
-
-class ChannelLayer(RedisChannelLayer):
-    def create_pool(self, index: int) -> redis.asyncio.ConnectionPool:
-        host = dict(self.hosts[index])
-        address = host.pop("address")
-        return redis.asyncio.BlockingConnectionPool.from_url(
-            address, max_connections=MAX_CONNECTIONS, timeout=10, **host
-        )
 
 
 class Publisher:

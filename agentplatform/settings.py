@@ -132,7 +132,9 @@ SPECTACULAR_SETTINGS = {
 # Redis: Celery's broker and run-completion signals. `manage.py up` starts an embedded one.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
-CHANNEL_LAYERS = {"default": {"BACKEND": "agentplatform.layers.ChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+CHANNEL_LAYERS = {
+    "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
 CELERY_TASK_ACKS_LATE = True  # a task is acknowledged when done: a worker that dies leaves it queued

@@ -11,7 +11,9 @@ if "REDIS_URL" not in os.environ:  # one throwaway Redis per test run, shared wi
     _redis, os.environ["REDIS_URL"] = start_redis()
     atexit.register(stop, _redis)
 REDIS_URL = os.environ["REDIS_URL"]
-CHANNEL_LAYERS = {"default": {"BACKEND": "agentplatform.layers.ChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+CHANNEL_LAYERS = {
+    "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+}
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 
 AGENTPLATFORM = {
