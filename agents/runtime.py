@@ -86,20 +86,6 @@ class RunContext:
         if self.cancelled():
             raise RunCancelled
 
-    @classmethod
-    def detached(cls, run: Any) -> RunContext:
-        """A context for a run that ends before its turn starts (nothing to call, nothing recorded)."""
-        return cls(
-            run_id=str(run.pk),
-            session_id=str(run.session_id),
-            agent_name=run.agent.name,
-            metadata=run.metadata,
-            code_agent=CodeAgent(name=run.agent.name),
-            permissions={},
-            tool_timeout=0,
-            append=lambda messages: None,
-        )
-
     @property
     def history(self) -> list[ChatMessage]:
         return list(self.prior)

@@ -61,14 +61,12 @@ async def follow_run(run_id: UUID, session_id: UUID, after: int) -> AsyncIterato
     await layer.group_add(group, channel)
     follower = _Follower(run_id, after)
     try:
-        ended = False
-        while not follower.done and not ended:
+        while True:  # replay, a page at a time, until the store has nothing newer
             stored, ended = await sync_to_async(_stored)(run_id, follower.last)
             for chunk in follower.take(stored):
                 yield chunk
-            if not stored or follower.done:
+            if follower.done or not stored:
                 break
-            ended = False  # more may be stored than one read returns
         while not follower.done and not ended:
             try:
                 message = await asyncio.wait_for(layer.receive(channel), HEARTBEAT_SECONDS)

@@ -54,6 +54,11 @@ class RunRecord:
     seq: int = 0
     messages: list[Message] = field(default_factory=list)
 
+    @classmethod
+    def resume(cls, run: Run) -> RunRecord:
+        """A record that continues after the session's last message and the run's last event."""
+        return cls(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+
     def write(self, messages: list[ChatMessage], *, before: Iterable[Event] = (), after: Iterable[Event] = ()) -> None:
         """Append messages and the events they stand for, in order, as one change."""
         with transaction.atomic(savepoint=False):
@@ -109,7 +114,7 @@ def execute_queued_run(run_id: UUID) -> dict[str, Any]:
     try:
         code_agent = runnable(run.agent)
     except (AgentDisabled, AgentUnavailable) as exc:
-        finish(record, RunContext.detached(run), outcome(RunStatus.FAILED, exc.code, exc.message, None))
+        finish(record, outcome(RunStatus.FAILED, exc.code, exc.message, None))
     else:
         with _holding_lease(run.pk):
             _execute(record, run.agent, code_agent)
@@ -133,7 +138,7 @@ def _claim(run_id: UUID) -> RunRecord | None:
         if not claimed:
             return None
         run = Run.objects.select_related("agent").get(pk=run_id)
-        record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+        record = RunRecord.resume(run)
         record.write([ChatMessage("user", run.input)], before=[events.run_started(run)])
         return record
 
@@ -184,10 +189,10 @@ def reap_expired_runs(batch: int = 100) -> dict[str, int]:
             run = Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run_id)
             if run.status != RunStatus.RUNNING or run.lease_expires_at is None or run.lease_expires_at >= now:
                 continue  # finished or renewed since the query
-            record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
+            record = RunRecord.resume(run)
             message = "The worker executing this run stopped before finishing it (its lease expired)."
             details = {"lease_expired_at": run.lease_expires_at.isoformat()}
-            finish(record, RunContext.detached(run), outcome(RunStatus.FAILED, "worker_lost", message, details))
+            finish(record, outcome(RunStatus.FAILED, "worker_lost", message, details))
             reaped += 1
     return {"expired": len(expired), "reaped": reaped, "requeued": _requeue_stalled(now, batch)}
 
@@ -212,8 +217,13 @@ def _requeue_stalled(now: datetime, batch: int) -> int:
 
 
 def send_run(run_id: UUID) -> None:
-    """Hand a queued run to a worker once the current transaction commits."""
+    """Hand a queued run to a worker (again) once the current transaction commits."""
     Run.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
+    dispatch_on_commit(run_id)
+
+
+def dispatch_on_commit(run_id: UUID) -> None:
+    """Send the run's task to the broker when the current transaction commits."""
     transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run_id)]))
 
 
@@ -239,14 +249,16 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecor
         prior=_as_history(prior),
         transcript=[ChatMessage(role="user", content=run.input)],
     )
-    finish(record, ctx, _run_turn(ctx, agent, code_agent, conf.MAX_STEPS))
+    finish(record, _run_turn(ctx, agent, code_agent, conf.MAX_STEPS), ctx)
     return record
 
 
-def finish(record: RunRecord, ctx: RunContext, outcome: dict[str, Any]) -> None:
+def finish(record: RunRecord, outcome: dict[str, Any], ctx: RunContext | None = None) -> None:
+    """End the run with `outcome`; `ctx` is the turn it had, if it got that far (steps, usage)."""
     run = record.run
     with transaction.atomic():  # the answer, the run's completion and the session's count: one change
-        record.run = finish_run(run, steps=ctx.steps, usage=ctx.usage, **outcome)
+        steps, usage = (ctx.steps, ctx.usage) if ctx is not None else (0, None)
+        record.run = finish_run(run, steps=steps, usage=usage, **outcome)
         completed = outcome["status"] == RunStatus.COMPLETED
         answer = [ChatMessage(role="assistant", content=outcome["output"])] if completed else []
         record.write(answer, after=[events.run_finished(record.run)])

@@ -11,7 +11,6 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agentplatform import notify
-from agentplatform.celery import TaskName, app
 from agentplatform.conf import platform_settings
 from agents import selectors
 from agents.errors import (
@@ -32,9 +31,8 @@ from agents.models import (
     RunStatus,
     Session,
 )
-from agents.runtime import RunContext
 from agents.services.agents import runnable
-from agents.services.execution import RunRecord, finish, outcome
+from agents.services.execution import RunRecord, dispatch_on_commit, finish, outcome
 
 
 def start_run(
@@ -135,7 +133,7 @@ def _create_run(
         )
         if idempotency is not None:
             _remember(owner, run, *idempotency)
-        transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)]))
+        dispatch_on_commit(run.pk)  # `enqueued_at` is set above, with the row
     return run
 
 
@@ -173,8 +171,8 @@ def cancel_run(owner: Any, run_id: UUID | str) -> Run:
 
 def _cancel(run: Run) -> Run:
     if run.status == RunStatus.QUEUED:
-        record = RunRecord(run, position=selectors.next_position(run.session_id), seq=selectors.last_seq(run.pk))
-        finish(record, RunContext.detached(run), outcome(RunStatus.CANCELLED, "cancelled", "Cancelled.", None))
+        record = RunRecord.resume(run)
+        finish(record, outcome(RunStatus.CANCELLED, "cancelled", "Cancelled.", None))
         return record.run
     if run.cancel_requested_at is None:
         run.cancel_requested_at = timezone.now()
