@@ -182,41 +182,29 @@ def _ratio(timings: dict[int, Timings]) -> float:
     return timings[max(timings)].median_ms / timings[min(timings)].median_ms
 
 
-def _history_md(results: Results) -> list[str]:
-    lines = [
-        "",
-        "### History: `GET /api/v1/sessions/{id}/messages/?order=desc&limit=50` (the last 50 messages)",
-        "",
-        "| Messages in session | Requests | median ms | p99 ms | Errors |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for size, t in results.history.items():
+def _by_session_size(title: str, counted: str, timings: dict[int, Timings]) -> tuple[list[str], float, str]:
+    """A table of timings by session length, the largest-to-smallest ratio, and the sizes compared."""
+    lines = ["", f"### {title}", "", f"| Messages in session | {counted} | median ms | p99 ms | Errors |"]
+    lines.append("|---:|---:|---:|---:|---:|")
+    for size, t in timings.items():
         lines.append(
             f"| {size:,} | {len(t.outcomes)} | {_num(t.median_ms, 2)} | {_num(t.p99_ms, 2)} | "
             f"{_errors(t.errors, len(t.outcomes))} |"
         )
-    ratio = _ratio(results.history)
+    return lines, _ratio(timings), f"{max(timings):,} vs {min(timings):,}"
+
+
+def _history_md(results: Results) -> list[str]:
+    title = "History: `GET /api/v1/sessions/{id}/messages/?order=desc&limit=50` (the last 50 messages)"
+    lines, ratio, sizes = _by_session_size(title, "Requests", results.history)
     verdict = "flat: met" if ratio <= HISTORY_TARGET_RATIO else "NOT met"
-    sizes = f"{max(results.history):,} vs {min(results.history):,}"
     return [*lines, "", f"Median {sizes} messages: **{ratio:.2f}x** (target <= {HISTORY_TARGET_RATIO}x, {verdict})."]
 
 
 def _append_md(results: Results) -> list[str]:
-    lines = [
-        "",
-        "### Appending a run to a long session: `POST /api/v1/agents/bench/runs/` with `session_id`",
-        "",
-        "| Messages in session | Runs | median ms | p99 ms | Errors |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for size, t in results.append.items():
-        lines.append(
-            f"| {size:,} | {len(t.outcomes)} | {_num(t.median_ms, 2)} | {_num(t.p99_ms, 2)} | "
-            f"{_errors(t.errors, len(t.outcomes))} |"
-        )
-    ratio = _ratio(results.append)
+    title = "Appending a run to a long session: `POST /api/v1/agents/bench/runs/` with `session_id`"
+    lines, ratio, sizes = _by_session_size(title, "Runs", results.append)
     verdict = "does not grow" if ratio <= HISTORY_TARGET_RATIO else "GROWS with session length"
-    sizes = f"{max(results.append):,} vs {min(results.append):,}"
     return [*lines, "", f"Median {sizes} messages: **{ratio:.2f}x** ({verdict})."]
 
 
