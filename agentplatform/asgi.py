@@ -1,7 +1,7 @@
-"""The ASGI application served by Daphne.
+"""The ASGI application served by Daphne: Django for HTTP, Channels consumers for WebSocket.
 
 Django's ASGI app is built first, so that the app registry is ready before any consumer
-module (added with live streaming) is imported.
+module is imported.
 """
 
 import os
@@ -11,6 +11,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  # after the app registry is ready
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  # after the app registry is ready
+from django.urls import path  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from agents.consumers import SessionConsumer  # noqa: E402
+
+websocket_urls = [path("ws/sessions/<str:session_id>/", SessionConsumer.as_asgi())]
+
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": URLRouter(websocket_urls)})

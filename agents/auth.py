@@ -9,10 +9,37 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from agents.errors import ApiKeyRejected
 from agents.keys import KEY_PREFIX, hash_key
 from agents.models import ApiKey
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most this often per key
+
+
+def authenticate_key(key: str) -> ApiKey:
+    """The active API key for a bearer token (its user loaded), or ApiKeyRejected saying why."""
+    if not key.startswith(KEY_PREFIX):
+        raise ApiKeyRejected("Malformed API key.")
+    try:
+        api_key = ApiKey.objects.select_related("user").get(key_hash=hash_key(key))
+    except ApiKey.DoesNotExist:
+        raise ApiKeyRejected("Unknown API key.") from None
+    now = timezone.now()
+    if api_key.revoked_at is not None:
+        raise _rejected("api_key_revoked", "This API key has been revoked.")
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        raise _rejected("api_key_expired", "This API key has expired.")
+    if not api_key.user.is_active:
+        raise _rejected("user_inactive", "This API key's user is inactive.")
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key
+
+
+def _rejected(code: str, message: str) -> ApiKeyRejected:
+    error = ApiKeyRejected(message)
+    error.code = code
+    return error
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -25,22 +52,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme.lower() != self.keyword.lower():
             return None
-        key = key.strip()
-        if not key.startswith(KEY_PREFIX):
-            raise exceptions.AuthenticationFailed("Malformed API key.", code="invalid_api_key")
         try:
-            api_key = ApiKey.objects.select_related("user").get(key_hash=hash_key(key))
-        except ApiKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed("Unknown API key.", code="invalid_api_key") from None
-        now = timezone.now()
-        if api_key.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("This API key has been revoked.", code="api_key_revoked")
-        if api_key.expires_at is not None and api_key.expires_at <= now:
-            raise exceptions.AuthenticationFailed("This API key has expired.", code="api_key_expired")
-        if not api_key.user.is_active:
-            raise exceptions.AuthenticationFailed("This API key's user is inactive.", code="user_inactive")
-        if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
-            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+            api_key = authenticate_key(key.strip())
+        except ApiKeyRejected as exc:
+            raise exceptions.AuthenticationFailed(exc.message, code=exc.code) from None
         return api_key.user, api_key
 
     def authenticate_header(self, request: Request) -> str:

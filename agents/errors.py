@@ -55,3 +55,11 @@ class InputTooLarge(PayloadTooLarge):
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"
+
+
+class ApiKeyRejected(PlatformError):
+    """A bearer key that does not authenticate; `code` says why."""
+
+    status = 401
+    code = "invalid_api_key"
+    default_message = "Unknown API key."

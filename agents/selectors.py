@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from agents.errors import AgentNotFound, RunNotFound, SessionNotFound
-from agents.models import Agent, ApiKey, IdempotencyKey, Message, Run, RunEvent, Session, Tool
+from agents.models import ACTIVE_RUN_STATUSES, Agent, ApiKey, IdempotencyKey, Message, Run, RunEvent, Session, Tool
 
 
 def visible_agents(api_key: ApiKey | None) -> QuerySet[Agent]:
@@ -114,3 +115,22 @@ def run_events_after(run_id: UUID, after: int, limit: int = 500) -> tuple[list[R
 
 def run_messages(run: Run) -> QuerySet[Message]:
     return Message.objects.filter(run=run).order_by("position")
+
+
+def session_events_after(
+    session_id: UUID, since: datetime, last: dict[str, int], *, exclude: set[str], limit: int = 500
+) -> list[RunEvent]:
+    """A session's events a follower has not had: those after `last[run]` for the runs it
+    follows, and every event of the session's other runs created since `since`; in run order."""
+    followed = {run: seq for run, seq in last.items() if run not in exclude}
+    wanted = Q(run__session_id=session_id, run__created_at__gte=since) & ~Q(run_id__in=[*last, *exclude])
+    for run, seq in followed.items():
+        wanted |= Q(run_id=run, seq__gt=seq)
+    rows = RunEvent.objects.filter(wanted).order_by("run__created_at", "run_id", "seq")
+    return list(rows[:limit])
+
+
+def session_snapshot(session_id: UUID) -> dict[str, int]:
+    """The session's active runs with the sequence number of each one's last event."""
+    runs = Run.objects.filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES)
+    return {str(run): last_seq(run) for run in runs.values_list("pk", flat=True)}

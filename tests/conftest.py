@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
+from django.db import connection
 from django.test import Client
 
 from agentplatform.celery import Queue, app
 from tests import sample_agents as test_agents
 from tests.factories import create_api_key, create_user
 from tests.fakes.llm_server import FakeLLMServer
-from tests.infra import wait_until
+from tests.infra import database_url, free_port, stop, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +32,41 @@ def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[Non
     """A real Celery worker (in this process, on threads) consuming from the real Redis."""
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="WARNING"):
         yield
+
+
+@dataclass(frozen=True)
+class Daphne:
+    url: str  # ws://host:port
+    log: Path  # its output and access log
+
+
+@pytest.fixture(scope="session")
+def daphne(django_db_setup: None, celery_worker: None, tmp_path_factory: Any) -> Iterator[Daphne]:
+    """A real Daphne process serving the app on the test database, the test Redis as its
+    channel layer; the in-process worker executes the runs it starts."""
+    port, log = free_port(), tmp_path_factory.mktemp("daphne") / "daphne.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(connection.settings_dict),
+    }
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--access-log", str(log),
+             "agentplatform.asgi:application"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: _listening(port) or process.poll() is not None, timeout=60)
+        assert process.poll() is None, log.read_text()
+        yield Daphne(f"ws://127.0.0.1:{port}", log)
+    finally:
+        stop(process)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="session")

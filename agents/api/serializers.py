@@ -160,3 +160,21 @@ class SessionCreateSerializer(StrictSerializer):
 class SessionUpdateSerializer(StrictSerializer):
     title = TextField(required=False, allow_blank=True, max_length=200)
     metadata = serializers.JSONField(required=False, validators=[_metadata])
+
+
+class WsRunSerializer(StrictSerializer):
+    """A WebSocket `run` message: input for the socket's session."""
+
+    input = TextField()
+    metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
+    if_busy = serializers.ChoiceField(choices=IfBusy.choices, default=IfBusy.REJECT)
+    idempotency_key = serializers.CharField(required=False, max_length=200)
+
+
+class WsCancelSerializer(StrictSerializer):
+    run_id = serializers.UUIDField(required=False, help_text="Omit to cancel the session's active run.")
+
+
+class WsResumeSerializer(StrictSerializer):
+    run_id = serializers.UUIDField()
+    seq = serializers.IntegerField(min_value=0)

@@ -1,9 +1,16 @@
-"""Following a run's events: replay from the durable record, then live from the Channels layer."""
+"""Following events: replay from the durable record, then live from the Channels layer.
+
+Two followers share one rule (`Cursor`): an event is delivered once, in its run's order.
+Each follower subscribes before it replays, so an event committed after the replay arrives
+live; an event the layer lost is read back from the database, on a gap in a run's sequence
+or at each heartbeat while a followed run is still active.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,67 +24,94 @@ from agents.models import ACTIVE_RUN_STATUSES
 
 HEARTBEAT_SECONDS = 15.0
 
-
-def _stored(run_id: UUID, after: int) -> tuple[list[dict[str, Any]], bool]:
-    """Stored events after `after`, and whether the run has ended."""
-    try:
-        rows, status = selectors.run_events_after(run_id, after)
-        return [events.payload(row) for row in rows], status not in ACTIVE_RUN_STATUSES
-    finally:
-        connection.close()  # a long-lived stream holds no database connection while it waits
+EventPayload = dict[str, Any]
 
 
-class _Follower:
-    """Yields each event once, in order, and knows when the run's last one has passed."""
+class Cursor:
+    """The last sequence number delivered for each run; runs whose final event has passed."""
 
-    def __init__(self, run_id: UUID, after: int) -> None:
-        self.run_id, self.last, self.done = run_id, after, False
+    def __init__(self, last: dict[str, int] | None = None) -> None:
+        self.last: dict[str, int] = dict(last or {})
+        self.ended: set[str] = set()
 
-    def take(self, batch: list[dict[str, Any]]) -> list[str]:
-        out = []
+    def take(self, batch: Iterable[EventPayload]) -> tuple[list[EventPayload], bool]:
+        """The events of `batch` that come next, in order; and whether one skipped ahead (a gap)."""
+        out, gap = [], False
         for event in batch:
-            if self.done or event["run_id"] != str(self.run_id) or event["seq"] <= self.last:
+            run, seq = event["run_id"], event["seq"]
+            last = self.last.get(run, 0)
+            if run in self.ended or seq <= last:
                 continue
-            out.append(events.as_sse(event))
-            self.last = event["seq"]
-            self.done = events.is_final(event["type"])
-        return out
+            if seq > last + 1:
+                gap = True
+                continue
+            out.append(event)
+            self.last[run] = seq
+            if events.is_final(event["type"]):
+                self.ended.add(run)
+        return out, gap
 
-    def gap(self, batch: list[dict[str, Any]]) -> bool:
-        mine = [e["seq"] for e in batch if e["run_id"] == str(self.run_id)]
-        return bool(mine) and min(mine) > self.last + 1
+    def following(self) -> list[str]:
+        return [run for run in self.last if run not in self.ended]
+
+
+def _closing(function: Any) -> Any:
+    """`function` off the event loop, closing the connection after: a long-lived stream holds
+    no database connection while it waits."""
+
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        finally:
+            connection.close()
+
+    return sync_to_async(call)
+
+
+def _stored_run(run_id: UUID, after: int) -> tuple[list[EventPayload], bool]:
+    """Stored events of a run after `after`, and whether the run has ended."""
+    rows, status = selectors.run_events_after(run_id, after)
+    return [events.payload(row) for row in rows], status not in ACTIVE_RUN_STATUSES
+
+
+def _stored_session(session_id: UUID, since: datetime, cursor: Cursor) -> list[EventPayload]:
+    rows = selectors.session_events_after(session_id, since, cursor.last, exclude=cursor.ended)
+    return [events.payload(row) for row in rows]
+
+
+stored_run = _closing(_stored_run)
+stored_session = _closing(_stored_session)
 
 
 async def follow_run(run_id: UUID, session_id: UUID, after: int) -> AsyncIterator[str]:
-    """Events with seq > `after`, in order and once each, ending with the run's final event.
-
-    It subscribes first, then replays what is stored: an event committed after the replay
-    arrives live, and one the layer lost is read back from the database (on a gap in the
-    sequence, or at each heartbeat).
-    """
+    """A run's events with seq > `after` as SSE, in order and once each, ending with its final event."""
     layer = get_channel_layer()
     channel = await layer.new_channel()
     group = events.session_group(session_id)
     await layer.group_add(group, channel)
-    follower = _Follower(run_id, after)
+    cursor, run = Cursor({str(run_id): after}), str(run_id)
     try:
-        while True:  # replay, a page at a time, until the store has nothing newer
-            stored, ended = await sync_to_async(_stored)(run_id, follower.last)
-            for chunk in follower.take(stored):
-                yield chunk
-            if follower.done or not stored:
-                break
-        while not follower.done and not ended:
+        replay, idle = True, False  # first, what was stored before the subscription
+        while run not in cursor.ended:
+            if replay:
+                stored, ended = await stored_run(run_id, cursor.last[run])
+                found, _ = cursor.take(stored)
+                for event in found:
+                    yield events.as_sse(event)
+                if found:
+                    continue  # the next page
+                if ended:
+                    break
+                if idle:
+                    yield HEARTBEAT
             try:
                 message = await asyncio.wait_for(layer.receive(channel), HEARTBEAT_SECONDS)
-                batch = message.get("events", [])
-                if follower.gap(batch):
-                    batch, _ = await sync_to_async(_stored)(run_id, follower.last)
             except TimeoutError:
-                batch, ended = await sync_to_async(_stored)(run_id, follower.last)
-                if not batch:
-                    yield HEARTBEAT
-            for chunk in follower.take(batch):
-                yield chunk
+                replay, idle = True, True
+                continue
+            found, replay = cursor.take(e for e in message.get("events", []) if e["run_id"] == run)
+            idle = False
+            for event in found:
+                yield events.as_sse(event)
     finally:
         await layer.group_discard(group, channel)

@@ -17,6 +17,7 @@ from agents.errors import (
     IdempotencyKeyReused,
     InputTooLarge,
     RunNotActive,
+    RunNotFound,
     SessionAgentMismatch,
     SessionBusy,
 )
@@ -167,6 +168,18 @@ def cancel_run(owner: Any, run_id: UUID | str) -> Run:
         if run.status not in ACTIVE_RUN_STATUSES:
             raise RunNotActive(f"The run is {run.status}; only a queued or running run can be cancelled.")
         return _cancel(run)
+
+
+def cancel_session_run(owner: Any, session_id: UUID, run_id: UUID | None) -> Run:
+    """Cancel a session's run: the one named, or its active one."""
+    if run_id is None:
+        active = selectors.owned_runs(owner).filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES)
+        run_id = active.order_by("created_at").values_list("pk", flat=True).first()
+        if run_id is None:
+            raise RunNotActive("The session has no active run.")
+    elif not selectors.owned_runs(owner).filter(pk=run_id, session_id=session_id).exists():
+        raise RunNotFound(f"No run {run_id} in this session.")
+    return cancel_run(owner, run_id)
 
 
 def _cancel(run: Run) -> Run:
