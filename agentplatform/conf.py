@@ -24,6 +24,8 @@ class PlatformSettings:
     RUN_LEASE_SECONDS: float = 60.0
     RUN_REQUEUE_SECONDS: float = 120.0
     API_DOCS_PUBLIC: bool = False
+    STREAM_DELTAS: bool = True
+    DELTA_INTERVAL: float = 0.1
 
 
 @functools.cache

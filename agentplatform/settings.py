@@ -165,6 +165,9 @@ AGENTPLATFORM = {
     "RUN_LEASE_SECONDS": env_float("AGENTPLATFORM_RUN_LEASE_SECONDS", 60.0, minimum=1.0),
     "RUN_REQUEUE_SECONDS": env_float("AGENTPLATFORM_RUN_REQUEUE_SECONDS", 120.0, minimum=1.0),
     "API_DOCS_PUBLIC": env_bool("AGENTPLATFORM_API_DOCS_PUBLIC", False),
+    # Stream the model's answer as message.delta events, stored at most every DELTA_INTERVAL s.
+    "STREAM_DELTAS": env_bool("AGENTPLATFORM_STREAM_DELTAS", True),
+    "DELTA_INTERVAL": env_float("AGENTPLATFORM_DELTA_INTERVAL", 0.1),
 }
 
 LOGGING = {

@@ -17,6 +17,7 @@ from agents.models import Message, Run, RunEvent, RunStatus
 
 class EventType(StrEnum):
     RUN_STARTED = "run.started"
+    MESSAGE_DELTA = "message.delta"
     TOOL_CALL_STARTED = "tool.call.started"
     TOOL_CALL_COMPLETED = "tool.call.completed"
     MESSAGE_COMPLETED = "message.completed"
@@ -64,6 +65,11 @@ def for_message(message: Message) -> list[Event]:
     if message.content and not message.tool_calls:
         events.append((EventType.MESSAGE_COMPLETED, {"content": message.content, "position": message.position}))
     return events
+
+
+def text_delta(text: str) -> Event:
+    """A chunk of the answer being generated (chunks that arrive close together are joined)."""
+    return EventType.MESSAGE_DELTA, {"text": text}
 
 
 def run_finished(run: Run) -> Event:

@@ -24,7 +24,7 @@ def run_loop(ctx: RunContext, provider: ModelProvider, instructions: str, max_st
     tools = ctx.offered_tools()
     for _ in range(max_steps):
         ctx.check_cancelled()
-        request = ModelRequest(instructions, (*ctx.prior, *ctx.transcript), tools)
+        request = ModelRequest(instructions, (*ctx.prior, *ctx.transcript), tools, on_text=ctx.on_text)
         response = provider.complete(request)
         ctx.steps += 1
         ctx.usage.add(response.usage)

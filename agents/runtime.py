@@ -80,6 +80,7 @@ class RunContext:
     transcript: list[ChatMessage] = field(default_factory=list)
     thread: threading.Thread = field(default_factory=threading.current_thread)
     cancelled: Callable[[], bool] = lambda: False
+    on_text: Callable[[str], None] | None = None  # streamed answer text (message.delta events)
 
     def check_cancelled(self) -> None:
         """A step boundary: stop here if the run was cancelled."""
@@ -108,6 +109,11 @@ class RunContext:
             for t in self.code_agent.tools.values()
             if self.permission(t.name) is not ToolPermission.DENY
         )
+
+    def stream_text(self, text: str) -> None:
+        """A chunk of the answer for live clients, as the turn produces it."""
+        if self.on_text is not None and text:
+            self.on_text(text)
 
     def add_usage(self, input_tokens: int = 0, output_tokens: int = 0) -> None:
         self.usage.add(Usage(input_tokens, output_tokens))

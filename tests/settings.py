@@ -22,6 +22,7 @@ AGENTPLATFORM = {
     "MODEL_TIMEOUT": 5.0,
     "MODEL_MAX_RETRIES": 2,
     "TOOL_TIMEOUT": 5.0,
+    "DELTA_INTERVAL": 3600.0,  # an answer's text streams as one message.delta (the streaming tests set 0)
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
 

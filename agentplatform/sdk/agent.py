@@ -58,6 +58,10 @@ class RunContext(Protocol):
         """Record tokens spent by a model this turn called itself."""
         ...
 
+    def stream_text(self, text: str) -> None:
+        """Send a chunk of the answer to live clients (`message.delta` events) as it is generated."""
+        ...
+
 
 class Agent:
     """An agent served by the platform.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,9 +48,13 @@ class Usage:
 
 @dataclass(frozen=True)
 class ModelRequest:
+    """What a model is asked. With `on_text`, a provider that can stream calls it with each
+    chunk of the answer's text as it arrives (a provider that cannot simply never calls it)."""
+
     instructions: str
     messages: tuple[ChatMessage, ...]
     tools: tuple[ToolSpec, ...] = ()
+    on_text: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)

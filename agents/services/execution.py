@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,6 +54,15 @@ class RunRecord:
     position: int
     seq: int = 0
     messages: list[Message] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # streamed text not yet written
+    written_at: float = 0.0
+
+    def delta(self, chunk: str) -> None:
+        """A chunk of the model's answer: written (and published) with the run's next write,
+        or on its own once DELTA_INTERVAL has passed since the last one."""
+        self.text.append(chunk)
+        if time.monotonic() - self.written_at >= platform_settings().DELTA_INTERVAL:
+            self.write([])
 
     @classmethod
     def resume(cls, run: Run) -> RunRecord:
@@ -61,6 +71,9 @@ class RunRecord:
 
     def write(self, messages: list[ChatMessage], *, before: Iterable[Event] = (), after: Iterable[Event] = ()) -> None:
         """Append messages and the events they stand for, in order, as one change."""
+        if self.text:
+            before = [events.text_delta("".join(self.text)), *before]
+            self.text.clear()
         with transaction.atomic(savepoint=False):
             created = append_messages(self.run.session_id, self.run.pk, self.position, messages) if messages else []
             derived = [event for message in created for event in events.for_message(message)]
@@ -74,6 +87,7 @@ class RunRecord:
         self.position += len(created)
         self.seq += len(rows)
         self.messages.extend(created)
+        self.written_at = time.monotonic()
 
 
 def append_messages(session_id: UUID, run_id: UUID, start: int, messages: list[ChatMessage]) -> list[Message]:
@@ -245,6 +259,7 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecor
         permissions=tool_permissions(agent, code_agent),
         tool_timeout=code_agent.tool_timeout or conf.TOOL_TIMEOUT,
         append=record.write,
+        on_text=record.delta if conf.STREAM_DELTAS else None,
         cancelled=lambda: notify.flag_raised(f"cancel:{run.pk}"),
         prior=_as_history(prior),
         transcript=[ChatMessage(role="user", content=run.input)],

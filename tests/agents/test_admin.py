@@ -151,7 +151,7 @@ def test_a_run_page_renders(admin_client, api, llm):
     assert page.status_code == 200
     assert "hello" in page.content.decode()
     assert "#1 run.started" in page.content.decode()
-    assert "#3 run.completed" in page.content.decode()
+    assert "#4 run.completed" in page.content.decode()  # after message.delta, message.completed
 
 
 @pytest.mark.django_db(transaction=True)

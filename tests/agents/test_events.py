@@ -54,8 +54,9 @@ def test_a_runs_events_are_ordered_and_match_its_steps(api, llm):
         (3, "tool.call.started"),
         (4, "tool.call.completed"),
         (5, "tool.call.completed"),
-        (6, "message.completed"),
-        (7, "run.completed"),
+        (6, "message.delta"),
+        (7, "message.completed"),
+        (8, "run.completed"),
     ]
     assert [e["id"] for e in events] == [str(e["seq"]) for e in events]
     assert events[0]["data"]["input"] == "go"
@@ -68,9 +69,10 @@ def test_a_runs_events_are_ordered_and_match_its_steps(api, llm):
         "position": 2,
     }
     assert events[4]["data"]["is_error"] is True
-    assert events[5]["data"]["content"] == "5, and a failure"
-    assert events[6]["data"]["status"] == "completed"
-    assert events[6]["data"]["usage"] == {"input_tokens": 20, "output_tokens": 10}
+    assert events[5]["data"] == {"text": "5, and a failure"}
+    assert events[6]["data"]["content"] == "5, and a failure"
+    assert events[7]["data"]["status"] == "completed"
+    assert events[7]["data"]["usage"] == {"input_tokens": 20, "output_tokens": 10}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -153,7 +155,8 @@ def test_a_client_following_a_run_in_progress_gets_the_rest_live_in_order(api, l
         "run.started",
         "tool.call.started",
         "tool.call.completed",
+        "message.delta",
         "message.completed",
         "run.completed",
     ]
-    assert [e["seq"] for e in got] == [1, 2, 3, 4, 5]
+    assert [e["seq"] for e in got] == [1, 2, 3, 4, 5, 6]

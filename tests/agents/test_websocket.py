@@ -77,6 +77,7 @@ def test_input_sent_over_the_socket_streams_the_runs_events_in_order(api, alice,
         "run.started",
         "tool.call.started",
         "tool.call.completed",
+        "message.delta",
         "message.completed",
         "run.completed",
     ]

@@ -62,13 +62,15 @@ class AnthropicModel(SDKModel):
             options["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
             ]
+        options.update(model=self.model, max_tokens=self.max_tokens, messages=_to_anthropic(request.messages))
         try:
-            reply = self.client.messages.create(
-                model=self.model,
-                max_tokens=self.max_tokens,
-                messages=_to_anthropic(request.messages),  # type: ignore[arg-type]  # plain dicts
-                **options,
-            )
+            if request.on_text is None:
+                reply = self.client.messages.create(**options)
+            else:
+                with self.client.messages.stream(**options) as stream:
+                    for text in stream.text_stream:
+                        request.on_text(text)
+                    reply = stream.get_final_message()
         except anthropic.APIStatusError as exc:
             message = f"HTTP {exc.status_code}: {_status_message(exc)}"
             raise ProviderError(self.label, message, status=exc.status_code) from exc

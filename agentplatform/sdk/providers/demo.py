@@ -62,6 +62,13 @@ class DemoModel:
         self.label = f"demo:{name}" if name != "demo" else "demo"
 
     def complete(self, request: ModelRequest) -> ModelResponse:
+        response = self._reply(request)
+        if request.on_text is not None:
+            for piece in re.findall(r"\S+\s*", response.text):  # word by word, like a streaming model
+                request.on_text(piece)
+        return response
+
+    def _reply(self, request: ModelRequest) -> ModelResponse:
         last: ChatMessage | None = request.messages[-1] if request.messages else None
         if last is not None and last.role == "tool":
             results = [m for m in reversed(request.messages) if m.role == "tool"]

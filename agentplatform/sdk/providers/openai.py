@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
 from agentplatform.sdk.providers.base import SDKModel
@@ -72,24 +73,67 @@ class OpenAIModel(SDKModel):
             # The SDK's client (auth, retries with backoff, errors, typed response), given a
             # body that is already plain JSON: `chat.completions.create` would re-walk every
             # message through its type-driven transform, a cost that grows with the history.
-            completion = self.client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+            if request.on_text is None:
+                return _response(self.client.post("/chat/completions", body=body, cast_to=ChatCompletion))
+            body.update(stream=True, stream_options={"include_usage": True})
+            chunks = self.client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=ChatCompletionChunk,
+                stream=True,
+                stream_cls=openai.Stream[ChatCompletionChunk],
+            )
+            return _gather(chunks, request.on_text)
         except openai.APIStatusError as exc:
             raise ProviderError(self.label, _status_message(exc), status=exc.status_code) from exc
         except openai.APIError as exc:
             raise ProviderError(self.label, exc.message) from exc
-        choice = completion.choices[0]
-        calls = tuple(
-            ToolCall(id=c.id, name=c.function.name, arguments=_parse_arguments(c.function.arguments))
-            for c in choice.message.tool_calls or ()
-            if c.type == "function"
-        )
-        usage = completion.usage
-        return ModelResponse(
-            text=choice.message.content or "",
-            tool_calls=calls,
-            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
-            stop_reason=choice.finish_reason or "",
-        )
+
+
+def _response(completion: ChatCompletion) -> ModelResponse:
+    choice = completion.choices[0]
+    calls = tuple(
+        ToolCall(id=c.id, name=c.function.name, arguments=_parse_arguments(c.function.arguments))
+        for c in choice.message.tool_calls or ()
+        if c.type == "function"
+    )
+    usage = completion.usage
+    return ModelResponse(
+        text=choice.message.content or "",
+        tool_calls=calls,
+        usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
+        stop_reason=choice.finish_reason or "",
+    )
+
+
+def _gather(chunks: Iterable[ChatCompletionChunk], on_text: Callable[[str], None]) -> ModelResponse:
+    """One response from a stream of chunks, passing on the text as it comes."""
+    text: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    usage, finish = Usage(), ""
+    for chunk in chunks:
+        if chunk.usage is not None:
+            usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+        for choice in chunk.choices[:1]:
+            if choice.delta.content:
+                text.append(choice.delta.content)
+                on_text(choice.delta.content)
+            for part in choice.delta.tool_calls or ():
+                call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": []})
+                call["id"] = part.id or call["id"]
+                if part.function is not None:
+                    call["name"] += part.function.name or ""
+                    call["arguments"].append(part.function.arguments or "")
+            finish = choice.finish_reason or finish
+    return ModelResponse(
+        text="".join(text),
+        tool_calls=tuple(
+            ToolCall(id=c["id"], name=c["name"], arguments=_parse_arguments("".join(c["arguments"])))
+            for _, c in sorted(calls.items())
+        ),
+        usage=usage,
+        stop_reason=finish,
+    )
 
 
 def _status_message(exc: openai.APIStatusError) -> str:
