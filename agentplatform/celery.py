@@ -20,12 +20,16 @@ class Queue(StrEnum):
 
 class TaskName(StrEnum):
     EXECUTE_RUN = "agents.execute_run"
+    RESUME_RUN = "agents.resume_run"
     REAP_RUNS = "agents.reap_runs"
+    EXPIRE_APPROVALS = "approvals.expire_approvals"
 
 
 ROUTES = {
     TaskName.EXECUTE_RUN: {"queue": Queue.RUNS},
+    TaskName.RESUME_RUN: {"queue": Queue.RUNS},
     TaskName.REAP_RUNS: {"queue": Queue.MAINTENANCE},
+    TaskName.EXPIRE_APPROVALS: {"queue": Queue.MAINTENANCE},
 }
 
 app = Celery("agentplatform")

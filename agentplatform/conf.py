@@ -26,6 +26,7 @@ class PlatformSettings:
     API_DOCS_PUBLIC: bool = False
     STREAM_DELTAS: bool = True
     DELTA_INTERVAL: float = 0.1
+    APPROVAL_TIMEOUT: float = 86_400.0
 
 
 @functools.cache

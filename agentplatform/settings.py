@@ -120,13 +120,17 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "agentplatform API",
-    "DESCRIPTION": "Agents, sessions and runs. Authenticate with `Authorization: Bearer <api key>`.",
+    "DESCRIPTION": "Agents, sessions, runs and approvals. Authenticate with `Authorization: Bearer <api key>`.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "agents.models.RunStatus",
+        "ApprovalStatusEnum": "approvals.models.ApprovalStatus",
+    },
 }
 
 # Redis: Celery's broker and run-completion signals. `manage.py up` starts an embedded one.
@@ -151,6 +155,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_float("AGENTPLATFORM_REAP_INTERVAL_SECONDS", 30.0, minimum=1.0),
         "options": {"queue": "maintenance", "expires": 25},
     },
+    "expire-approvals": {
+        "task": "approvals.expire_approvals",
+        "schedule": env_float("AGENTPLATFORM_APPROVAL_EXPIRY_INTERVAL", 30.0, minimum=1.0),
+        "options": {"queue": "maintenance", "expires": 25},
+    },
 }
 
 AGENTPLATFORM = {
@@ -168,6 +177,7 @@ AGENTPLATFORM = {
     # Stream the model's answer as message.delta events, stored at most every DELTA_INTERVAL s.
     "STREAM_DELTAS": env_bool("AGENTPLATFORM_STREAM_DELTAS", True),
     "DELTA_INTERVAL": env_float("AGENTPLATFORM_DELTA_INTERVAL", 0.1),
+    "APPROVAL_TIMEOUT": env_float("AGENTPLATFORM_APPROVAL_TIMEOUT", 86_400.0, minimum=1.0),
 }
 
 LOGGING = {

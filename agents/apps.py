@@ -9,6 +9,7 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
+        from agents import receivers  # noqa: F401, PLC0415  # reacts to approval decisions
         from agents.api import schema  # noqa: F401, PLC0415  # registers the OpenAPI auth scheme
 
         post_migrate.connect(_sync_after_migrate, sender=self)

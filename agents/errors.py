@@ -33,6 +33,11 @@ class SessionBusy(Conflict):
     default_message = "This session already has an active run."
 
 
+class ApprovalPending(Conflict):
+    code = "approval_pending"
+    default_message = "This session waits for approval decisions."
+
+
 class RunNotFound(NotFound):
     code = "run_not_found"
     default_message = "No such run."

@@ -13,6 +13,7 @@ from typing import Any
 
 from agentplatform import layers
 from agents.models import Message, Run, RunEvent, RunStatus
+from approvals.models import ApprovalRequest
 
 
 class EventType(StrEnum):
@@ -23,14 +24,17 @@ class EventType(StrEnum):
     MESSAGE_COMPLETED = "message.completed"
     RUN_COMPLETED = "run.completed"
     RUN_FAILED = "run.failed"
-    RUN_REQUIRES_APPROVAL = "run.requires_approval"
     RUN_CANCELLED = "run.cancelled"
+    APPROVAL_REQUESTED = "approval.requested"
+    RUN_AWAITING_APPROVAL = "run.awaiting_approval"
+    RUN_RESUMED = "run.resumed"
+    APPROVAL_DECIDED = "approval.decided"
+    APPROVAL_EXPIRED = "approval.expired"
 
 
 FINAL_EVENTS = {
     RunStatus.COMPLETED: EventType.RUN_COMPLETED,
     RunStatus.FAILED: EventType.RUN_FAILED,
-    RunStatus.REQUIRES_APPROVAL: EventType.RUN_REQUIRES_APPROVAL,
     RunStatus.CANCELLED: EventType.RUN_CANCELLED,
 }
 
@@ -76,6 +80,45 @@ def run_finished(run: Run) -> Event:
     usage = {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}
     data = {"status": run.status, "output": run.output, "error": run.error, "usage": usage, "steps": run.steps}
     return FINAL_EVENTS[RunStatus(run.status)], data
+
+
+def approval_requested(request: ApprovalRequest) -> Event:
+    data = {
+        "approval_id": str(request.pk),
+        "call_id": request.call_id,
+        "tool": request.tool_name,
+        "arguments": request.arguments,
+        "expires_at": request.expires_at.isoformat(),
+    }
+    return EventType.APPROVAL_REQUESTED, data
+
+
+def awaiting_approval(requests: list[ApprovalRequest]) -> Event:
+    return EventType.RUN_AWAITING_APPROVAL, {"approval_ids": [str(r.pk) for r in requests]}
+
+
+def approval_decided(request: ApprovalRequest) -> Event:
+    data = {
+        "approval_id": str(request.pk),
+        "call_id": request.call_id,
+        "tool": request.tool_name,
+        "status": request.status,
+        "arguments": request.approved_arguments,
+        "diff": request.diff,
+        "reason": request.reason,
+        "decided_by": request.decided_by.get_username() if request.decided_by else None,
+        "channel": request.channel,
+    }
+    return EventType.APPROVAL_DECIDED, data
+
+
+def run_resumed() -> Event:
+    return EventType.RUN_RESUMED, {}
+
+
+def approval_expired(request: ApprovalRequest) -> Event:
+    data = {"approval_id": str(request.pk), "call_id": request.call_id, "action": request.expiry_action}
+    return EventType.APPROVAL_EXPIRED, data
 
 
 def is_final(event_type: str) -> bool:

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from approvals.models import ExpiryAction
+
 
 class Agent(models.Model):
     """A code-registered agent mirrored in the database, with operator overrides."""
@@ -27,6 +29,12 @@ class Agent(models.Model):
         max_length=200, blank=True, help_text="'provider:model', e.g. openai:gpt-4o-mini. Blank: use the code's."
     )
     instructions_override = models.TextField(blank=True, help_text="Blank: use the code's instructions.")
+    approval_timeout = models.DurationField(
+        null=True, blank=True, help_text="How long a tool call waits for approval. Blank: the platform default (24 h)."
+    )
+    approval_expiry_action = models.CharField(
+        max_length=10, choices=ExpiryAction.choices, default=ExpiryAction.REJECT, help_text="When a request expires."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,6 +71,10 @@ class Tool(models.Model):
         max_length=10, choices=PermissionChoice.choices, blank=True, help_text="Blank: use the code's permission."
     )
     registered = models.BooleanField(default=True, editable=False)
+    approval_timeout = models.DurationField(null=True, blank=True, help_text="Blank: the agent's.")
+    approval_expiry_action = models.CharField(
+        max_length=10, choices=ExpiryAction.choices, blank=True, help_text="Blank: the agent's."
+    )
 
     class Meta:
         ordering = ["agent", "name"]
@@ -110,21 +122,23 @@ class RunStatus(models.TextChoices):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
-    REQUIRES_APPROVAL = "requires_approval"
+    AWAITING_APPROVAL = "awaiting_approval"  # paused, holding no worker, until its calls are decided
     CANCELLED = "cancelled"
 
 
-ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
+# At most one run of a session holds it (runs, or waits for a decision); the rest wait in line.
+HOLDING_RUN_STATUSES = (RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
 
 # The only status changes a run may make; anything else is a bug or a race and is refused.
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
     RunStatus.RUNNING: frozenset(
-        {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.REQUIRES_APPROVAL, RunStatus.CANCELLED}
+        {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.AWAITING_APPROVAL, RunStatus.CANCELLED}
     ),
+    RunStatus.AWAITING_APPROVAL: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
     RunStatus.COMPLETED: frozenset(),
     RunStatus.FAILED: frozenset(),
-    RunStatus.REQUIRES_APPROVAL: frozenset(),
     RunStatus.CANCELLED: frozenset(),
 }
 
@@ -163,9 +177,12 @@ class Run(models.Model):
             models.Index(fields=["status"], name="run_status"),
         ]
         constraints = [
-            # Runs may wait in line (queued) behind the one that runs; only one runs at a time.
+            # Runs may wait in line (queued) behind the one that holds the session: it runs,
+            # or it is paused for approval. Only one holds it at a time.
             models.UniqueConstraint(
-                fields=["session"], condition=Q(status=RunStatus.RUNNING), name="run_one_running_per_session"
+                fields=["session"],
+                condition=Q(status__in=HOLDING_RUN_STATUSES),
+                name="run_one_holding_per_session",
             )
         ]
 

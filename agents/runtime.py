@@ -24,6 +24,7 @@ from agentplatform.sdk.agent import Agent as CodeAgent
 from agentplatform.sdk.agent import ApprovalRequired, RunCancelled, ToolCallError
 from agentplatform.sdk.models import ChatMessage, ToolCall, ToolSpec, Usage
 from agentplatform.sdk.tools import Tool, ToolArgumentsError, ToolPermission
+from approvals.services import arguments_hash
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,40 @@ class ToolOutcome:
     content: str
     error_code: str = ""
     value: Any = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A reviewer's decision on one CONFIRM call, as the gate applies it."""
+
+    request_id: str
+    approved: bool
+    arguments: Any  # the approved arguments (approved), else None
+    approved_hash: str
+    refusal: str  # what the model reads when the call is not run
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """A CONFIRM call waiting for a decision: the call and its validated arguments."""
+
+    call: ToolCall
+    arguments: dict[str, Any]
+
+
+def awaiting_results(transcript: list[ChatMessage]) -> list[ToolCall]:
+    """The calls of the last assistant turn that have no result yet (a paused run's)."""
+    answered = {m.tool_call_id for m in transcript if m.role == "tool"}
+    last = next((m for m in reversed(transcript) if m.role == "assistant"), None)
+    return [c for c in last.tool_calls if c.id not in answered] if last is not None else []
+
+
+def _parsed(content: str) -> Any:
+    """A replayed result: the value back from its JSON text, or the text itself."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content
 
 
 def render_result(value: Any) -> str:
@@ -81,6 +116,12 @@ class RunContext:
     thread: threading.Thread = field(default_factory=threading.current_thread)
     cancelled: Callable[[], bool] = lambda: False
     on_text: Callable[[str], None] | None = None  # streamed answer text (message.delta events)
+    # Decisions on this run's CONFIRM calls, by call id; and by tool and arguments hash for
+    # agents with their own turn, which is run again from its start after a decision.
+    decisions: Mapping[str, Decision] = field(default_factory=dict)
+    pending: list[PendingCall] = field(default_factory=list)
+    executed: list[str] = field(default_factory=list)  # approval requests whose tool ran
+    replay: list[ChatMessage] = field(default_factory=list)  # a re-run turn's earlier tool results
 
     def check_cancelled(self) -> None:
         """A step boundary: stop here if the run was cancelled."""
@@ -119,18 +160,52 @@ class RunContext:
         self.usage.add(Usage(input_tokens, output_tokens))
 
     def call_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
-        """For agents with their own turn: record the call, run it, return its value."""
-        call = ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=name, arguments=dict(arguments))
-        self.record(ChatMessage(role="assistant", tool_calls=(call,)))
+        """For agents with their own turn: record the call, run it, return its value.
+
+        A turn run again after an approval gets the results its earlier calls had (in order,
+        the same tool and arguments), without running them twice.
+        """
+        earlier = self._replayed(name, arguments)
+        if earlier is not None:
+            if earlier.is_error:
+                raise ToolCallError(name, earlier.content, code="replayed_error")
+            return _parsed(earlier.content)
+        signature = arguments_hash(dict(arguments))
+        waiting = [
+            c for c in awaiting_results(self.transcript) if (c.name, arguments_hash(c.arguments)) == (name, signature)
+        ]
+        if waiting:  # the call this turn paused on, asked again after its decision
+            call = waiting[0]
+        else:
+            call = ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=name, arguments=dict(arguments))
+            self.record(ChatMessage(role="assistant", tool_calls=(call,)))
         outcome = self.execute_call(call)
+        if outcome.error_code == "approval_pending":
+            raise ApprovalRequired(name, dict(arguments))
         if outcome.error_code:
             raise ToolCallError(name, outcome.content, code=outcome.error_code)
         return outcome.value
 
+    def _replayed(self, name: str, arguments: Mapping[str, Any]) -> ChatMessage | None:
+        if not self.replay:
+            return None
+        call, result = self.replay[0], self.replay[1]
+        if call.tool_calls[0].name != name or arguments_hash(call.tool_calls[0].arguments) != arguments_hash(
+            dict(arguments)
+        ):
+            self.replay.clear()  # the turn went another way: from here on, calls are new
+            return None
+        del self.replay[:2]
+        return result
+
     def execute_call(self, call: ToolCall) -> ToolOutcome:
-        """Gate, validate and run one call, then append its result to the session."""
+        """Gate, validate and run one call, then append its result to the session. A call
+        waiting for approval is set aside (`pending`); its result is written once decided."""
         self.check_cancelled()
         outcome = self._outcome(call)
+        if outcome.error_code == "approval_pending":
+            self.pending.append(PendingCall(call, outcome.value))
+            return outcome
         self.record(
             ChatMessage(
                 role="tool",
@@ -140,11 +215,12 @@ class RunContext:
                 is_error=bool(outcome.error_code),
             )
         )
-        if outcome.error_code == "approval_required":
-            raise ApprovalRequired(call.name, call.arguments)
         return outcome
 
-    def _outcome(self, call: ToolCall) -> ToolOutcome:  # noqa: PLR0911  # the gate: one return per refusal
+    def decision(self, call: ToolCall) -> Decision | None:
+        return self.decisions.get(call.id) or self.decisions.get(f"{call.name}:{arguments_hash(call.arguments)}")
+
+    def _outcome(self, call: ToolCall) -> ToolOutcome:
         tool = self.code_agent.tools.get(call.name)
         if tool is None:
             return ToolOutcome(f"Error: unknown tool {call.name!r}.", "unknown_tool")
@@ -156,7 +232,33 @@ class RunContext:
         except ToolArgumentsError as exc:
             return ToolOutcome(f"Error: {exc}", "invalid_arguments")
         if permission is ToolPermission.CONFIRM:
-            return ToolOutcome(f"Not executed: tool {call.name!r} requires human approval.", "approval_required")
+            settled = self._approved(call, tool)
+            if isinstance(settled, ToolOutcome):
+                return settled
+            arguments = settled
+        return self._run(tool, call, arguments)
+
+    def _approved(self, call: ToolCall, tool: Tool) -> ToolOutcome | dict[str, Any]:
+        """A CONFIRM call: the approved arguments, or why it does not run (yet)."""
+        decision = self.decision(call)
+        if decision is None:
+            return ToolOutcome(f"Waiting: tool {call.name!r} needs approval.", "approval_pending", call.arguments)
+        if not decision.approved:
+            return ToolOutcome(decision.refusal, "approval_rejected")
+        # What runs is exactly what was approved: the arguments must still hash to the
+        # approved hash recorded with the decision.
+        if arguments_hash(decision.arguments) != decision.approved_hash:
+            return ToolOutcome(
+                f"Refused: the arguments of {call.name!r} differ from the approved ones.", "approval_mismatch"
+            )
+        try:
+            arguments = tool.validate(decision.arguments)
+        except ToolArgumentsError as exc:
+            return ToolOutcome(f"Error: {exc}", "invalid_arguments")
+        self.executed.append(decision.request_id)
+        return arguments
+
+    def _run(self, tool: Tool, call: ToolCall, arguments: dict[str, Any]) -> ToolOutcome:
         timeout = tool.timeout or self.tool_timeout
         try:
             value = _invoke(tool, arguments, timeout)

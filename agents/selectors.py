@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -36,6 +36,15 @@ def permission_overrides(agent: Agent) -> dict[str, str]:
     """Operators' per-tool permission overrides, read fresh for every run."""
     rows = Tool.objects.filter(agent=agent).exclude(permission_override="")
     return dict(rows.values_list("name", "permission_override"))
+
+
+def approval_policies(agent: Agent) -> dict[str, tuple[timedelta | None, str]]:
+    """Per-tool approval timeouts and expiry actions set by operators (blank: the agent's)."""
+    rows = Tool.objects.filter(agent=agent).exclude(approval_timeout=None, approval_expiry_action="")
+    return {
+        name: (timeout, action)
+        for name, timeout, action in rows.values_list("name", "approval_timeout", "approval_expiry_action")
+    }
 
 
 def owned_sessions(owner: Any) -> QuerySet[Session]:

@@ -15,6 +15,12 @@ def reap_runs() -> dict[str, int]:
     return services.reap_expired_runs()
 
 
+@app.task(name=TaskName.RESUME_RUN, acks_late=True)
+def resume_run(run_id: str) -> dict[str, Any]:
+    """Continue a run whose approval requests have all been decided."""
+    return services.resume_paused_run(UUID(run_id))
+
+
 @app.task(name=TaskName.EXECUTE_RUN, acks_late=True)
 def execute_run(run_id: str) -> dict[str, Any]:
     """Execute a queued run. Safe to deliver twice: only a queued run is claimed."""

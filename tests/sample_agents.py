@@ -114,4 +114,18 @@ class Calculator(Agent):
 
 calculator = Calculator(name="calc", tools=[add, delete_everything.with_permission(ToolPermission.DENY)])
 
-AGENTS = [openai_agent, anthropic_agent, calculator, demo_agent]
+
+class Mailer(Agent):
+    """Drives its own turn: adds, then emails the sum (a CONFIRM tool) to the address given."""
+
+    def run(self, input: str, ctx: RunContext) -> str:  # noqa: A002
+        total = ctx.call_tool("add", {"a": 40, "b": 2})
+        try:
+            return str(ctx.call_tool("send_email", {"to": input, "subject": f"total {total}"}))
+        except ToolCallError as exc:
+            return f"not sent ({exc.code})"
+
+
+mailer = Mailer(name="mailer", tools=[add, send_email.with_permission(ToolPermission.CONFIRM)])
+
+AGENTS = [openai_agent, anthropic_agent, calculator, mailer, demo_agent]

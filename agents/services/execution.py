@@ -31,6 +31,7 @@ from agents.errors import (
 from agents.events import Event
 from agents.loop import MaxStepsExceeded, run_loop
 from agents.models import (
+    HOLDING_RUN_STATUSES,
     RUN_TRANSITIONS,
     Agent,
     Message,
@@ -40,8 +41,12 @@ from agents.models import (
     Session,
 )
 from agents.registry import model_provider
-from agents.runtime import RunContext
+from agents.runtime import Decision, RunContext
 from agents.services.agents import runnable, tool_permissions
+from approvals import selectors as approval_selectors
+from approvals import services as approval_services
+from approvals.models import ApprovalRequest, ApprovalStatus
+from approvals.services import ProposedCall
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +140,36 @@ def execute_queued_run(run_id: UUID) -> dict[str, Any]:
     return {"run_id": str(run_id), "executed": True, "status": record.run.status}
 
 
+def resume_paused_run(run_id: UUID) -> dict[str, Any]:
+    """Continue a run paused for approval once none of its requests is pending (safe to
+    deliver twice: only one worker moves it back to running)."""
+    undecided = ApprovalRequest.objects.filter(run_id=OuterRef("pk"), status=ApprovalStatus.PENDING)
+    with transaction.atomic():
+        resumed = (
+            Run.objects.filter(pk=run_id, status=RunStatus.AWAITING_APPROVAL)
+            .filter(~Exists(undecided))
+            .update(status=RunStatus.RUNNING, lease_expires_at=_lease_end())
+        )
+        if not resumed:
+            status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+            return {"run_id": str(run_id), "executed": False, "status": status}
+        run = Run.objects.select_related("agent").get(pk=run_id)
+        record = RunRecord.resume(run)
+        record.write([], after=[events.run_resumed()])
+    try:
+        code_agent = runnable(run.agent)
+    except (AgentDisabled, AgentUnavailable) as exc:
+        finish(record, outcome(RunStatus.FAILED, exc.code, exc.message, None))
+    else:
+        with _holding_lease(run.pk):
+            _execute(record, run.agent, code_agent, resumed=True)
+    return {"run_id": str(run_id), "executed": True, "status": record.run.status}
+
+
+def dispatch_resume_on_commit(run_id: UUID) -> None:
+    transaction.on_commit(lambda: app.send_task(TaskName.RESUME_RUN, args=[str(run_id)]))
+
+
 def _claim(run_id: UUID) -> RunRecord | None:
     earlier = Run.objects.filter(
         session_id=OuterRef("session_id"), status=RunStatus.QUEUED, created_at__lt=OuterRef("created_at")
@@ -219,7 +254,7 @@ def _requeue_stalled(now: datetime, batch: int) -> int:
     earlier = Run.objects.filter(
         session_id=OuterRef("session_id"), status=RunStatus.QUEUED, created_at__lt=OuterRef("created_at")
     )
-    running = Run.objects.filter(session_id=OuterRef("session_id"), status=RunStatus.RUNNING)
+    running = Run.objects.filter(session_id=OuterRef("session_id"), status__in=HOLDING_RUN_STATUSES)
     stalled = list(
         Run.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=stalled_since)
         .filter(~Exists(earlier), ~Exists(running))
@@ -241,15 +276,15 @@ def dispatch_on_commit(run_id: UUID) -> None:
     transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run_id)]))
 
 
-def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecord:
+def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent, *, resumed: bool = False) -> RunRecord:
+    """Run the turn from where the run is: a new run from its user message; a resumed one
+    from its recorded messages, with the decisions on the calls it paused on."""
     conf = platform_settings()
     run = record.run
-    user_position = record.position - 1
-    prior = (
-        selectors.recent_messages(run.session_id, before_position=user_position, limit=conf.HISTORY_LIMIT)
-        if user_position
-        else []
-    )
+    messages = list(selectors.run_messages(run)) if resumed else record.messages
+    first = messages[0].position if messages else record.position
+    prior = selectors.recent_messages(run.session_id, before_position=first, limit=conf.HISTORY_LIMIT) if first else []
+    transcript = _as_history(messages)
     ctx = RunContext(
         run_id=str(run.pk),
         session_id=str(run.session_id),
@@ -262,17 +297,99 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecor
         on_text=record.delta if conf.STREAM_DELTAS else None,
         cancelled=lambda: notify.flag_raised(f"cancel:{run.pk}"),
         prior=_as_history(prior),
-        transcript=[ChatMessage(role="user", content=run.input)],
+        transcript=transcript,
     )
-    finish(record, _run_turn(ctx, agent, code_agent, conf.MAX_STEPS), ctx)
+    if resumed:
+        ctx.steps, ctx.usage = run.steps, Usage(run.input_tokens, run.output_tokens)
+        ctx.decisions = _decisions(run)
+        if code_agent.overrides_run:  # its turn runs again from the start: earlier calls replay
+            ctx.replay = _answered_calls(transcript)
+    result = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS)
+    if result["status"] == RunStatus.AWAITING_APPROVAL:
+        pause(record, ctx, agent)
+    else:
+        finish(record, result, ctx)
     return record
+
+
+def _decisions(run: Run) -> dict[str, Decision]:
+    """Decided, not yet executed requests, by call id and by tool and arguments hash."""
+    found: dict[str, Decision] = {}
+    for request in approval_selectors.run_requests(run.pk):
+        if request.status == ApprovalStatus.PENDING or request.executed_at is not None:
+            continue
+        approved = request.status == ApprovalStatus.APPROVED
+        if request.status == ApprovalStatus.REJECTED:
+            refusal = f"Rejected by a reviewer: {request.reason or 'no reason given'}. The call was not executed."
+        else:
+            refusal = f"Not executed: the request to approve {request.tool_name!r} was {request.status}."
+        decision = Decision(
+            str(request.pk),
+            approved,
+            request.approved_arguments if approved else None,
+            request.approved_hash,
+            refusal,
+        )
+        found[request.call_id] = found[f"{request.tool_name}:{request.arguments_hash}"] = decision
+    return found
+
+
+def _answered_calls(transcript: list[ChatMessage]) -> list[ChatMessage]:
+    """A re-run turn's earlier calls with their results, in order: [call, result, call, result, ...]."""
+    results = {m.tool_call_id: m for m in transcript if m.role == "tool"}
+    pairs: list[ChatMessage] = []
+    for message in transcript:
+        if message.role == "assistant" and len(message.tool_calls) == 1 and message.tool_calls[0].id in results:
+            pairs += [message, results[message.tool_calls[0].id]]
+    return pairs
+
+
+def pause(record: RunRecord, ctx: RunContext, agent: Agent) -> None:
+    """The turn waits for decisions: one approval request per call, the run paused. It holds
+    no worker, thread or connection until the last decision resumes it."""
+    run = record.run
+    policies = selectors.approval_policies(agent)
+    default_timeout = timedelta(seconds=platform_settings().APPROVAL_TIMEOUT)
+    calls = []
+    for pending in ctx.pending:
+        timeout, action = policies.get(pending.call.name, (None, ""))
+        calls.append(
+            ProposedCall(
+                call_id=pending.call.id,
+                tool_name=pending.call.name,
+                arguments=pending.arguments,
+                parameters=ctx.code_agent.tools[pending.call.name].parameters,
+                timeout=timeout or agent.approval_timeout or default_timeout,
+                expiry_action=action or agent.approval_expiry_action,
+            )
+        )
+    with transaction.atomic():
+        fields = {
+            "status": RunStatus.AWAITING_APPROVAL,
+            "steps": ctx.steps,
+            "input_tokens": ctx.usage.input_tokens,
+            "output_tokens": ctx.usage.output_tokens,
+            "lease_expires_at": None,
+        }
+        if not Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields):
+            raise InvalidTransition(f"Run {run.pk} is no longer running; it cannot pause.")
+        record.run.status = RunStatus.AWAITING_APPROVAL
+        approval_services.mark_executed(ctx.executed)
+        requests = approval_services.open_requests(run=run, calls=calls)
+        record.write([], after=[*map(events.approval_requested, requests), events.awaiting_approval(requests)])
+        Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
+        transaction.on_commit(lambda: notify.signal_done(str(run.pk)))
 
 
 def finish(record: RunRecord, outcome: dict[str, Any], ctx: RunContext | None = None) -> None:
     """End the run with `outcome`; `ctx` is the turn it had, if it got that far (steps, usage)."""
     run = record.run
     with transaction.atomic():  # the answer, the run's completion and the session's count: one change
-        steps, usage = (ctx.steps, ctx.usage) if ctx is not None else (0, None)
+        steps, usage = (ctx.steps, ctx.usage) if ctx is not None else (run.steps, None)
+        if ctx is not None:
+            approval_services.mark_executed(ctx.executed)
+        if run.status == RunStatus.AWAITING_APPROVAL:  # ended while waiting: nobody need decide now
+            approval_services.withdraw(run.pk)
         record.run = finish_run(run, steps=steps, usage=usage, **outcome)
         completed = outcome["status"] == RunStatus.COMPLETED
         answer = [ChatMessage(role="assistant", content=outcome["output"])] if completed else []
@@ -292,13 +409,8 @@ def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: i
         else:
             provider = model_provider(agent.model)
             output = run_loop(ctx, provider, agent.instructions, code_agent.max_steps or max_steps)
-    except ApprovalRequired as exc:
-        return outcome(
-            RunStatus.REQUIRES_APPROVAL,
-            "approval_required",
-            f"Tool {exc.tool!r} requires human approval; the call was not executed.",
-            {"tool": exc.tool, "arguments": exc.arguments},
-        )
+    except ApprovalRequired:
+        return {"status": RunStatus.AWAITING_APPROVAL}
     except RunCancelled:
         return outcome(RunStatus.CANCELLED, "cancelled", "The run was cancelled.", {"steps": ctx.steps})
     except ProviderError as exc:
@@ -352,8 +464,8 @@ def finish_run(
         "output": output,
         "error": error,
         "steps": steps,
-        "input_tokens": usage.input_tokens if usage else 0,
-        "output_tokens": usage.output_tokens if usage else 0,
+        "input_tokens": usage.input_tokens if usage else run.input_tokens,
+        "output_tokens": usage.output_tokens if usage else run.output_tokens,
         "finished_at": timezone.now(),
     }
     updated = Run.objects.filter(pk=run.pk, status__in=statuses_that_may_become(status)).update(**fields)

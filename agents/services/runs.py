@@ -14,6 +14,7 @@ from agentplatform import notify
 from agentplatform.conf import platform_settings
 from agents import selectors
 from agents.errors import (
+    ApprovalPending,
     IdempotencyKeyReused,
     InputTooLarge,
     RunNotActive,
@@ -34,6 +35,7 @@ from agents.models import (
 )
 from agents.services.agents import runnable
 from agents.services.execution import RunRecord, dispatch_on_commit, finish, outcome
+from approvals import selectors as approval_selectors
 
 
 def start_run(
@@ -139,7 +141,14 @@ def _create_run(
 
 
 def _make_way(session: Session, if_busy: IfBusy) -> None:
-    """Apply the caller's policy to the session's active runs (under the session's lock)."""
+    """Apply the caller's policy to the session's active runs (under the session's lock).
+    A session waiting for approvals is frozen, whatever the policy."""
+    pending = approval_selectors.pending_ids(session.pk)
+    if pending:
+        raise ApprovalPending(
+            "This session waits for approval decisions; new input is refused until they are made.",
+            details={"approval_ids": pending},
+        )
     active = list(Run.objects.filter(session=session, status__in=ACTIVE_RUN_STATUSES).order_by("created_at"))
     if not active or if_busy == IfBusy.ENQUEUE:
         return
@@ -183,7 +192,7 @@ def cancel_session_run(owner: Any, session_id: UUID, run_id: UUID | None) -> Run
 
 
 def _cancel(run: Run) -> Run:
-    if run.status == RunStatus.QUEUED:
+    if run.status in (RunStatus.QUEUED, RunStatus.AWAITING_APPROVAL):  # no worker holds it
         record = RunRecord.resume(run)
         finish(record, outcome(RunStatus.CANCELLED, "cancelled", "Cancelled.", None))
         return record.run

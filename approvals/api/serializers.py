@@ -1,0 +1,60 @@
+"""API shapes for approval requests and decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from agentplatform.api.base import StrictSerializer, TextField
+from approvals.models import ApprovalRequest
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    run_id = serializers.UUIDField(read_only=True)
+    session_id = serializers.UUIDField(read_only=True)
+    agent = serializers.CharField(source="agent.name", read_only=True)
+    tool = serializers.CharField(source="tool_name", read_only=True)
+    decided_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApprovalRequest
+        fields = [
+            "id",
+            "run_id",
+            "session_id",
+            "agent",
+            "tool",
+            "call_id",
+            "arguments",
+            "status",
+            "requested_at",
+            "expires_at",
+            "expiry_action",
+            "approved_arguments",
+            "diff",
+            "reason",
+            "decided_by",
+            "decided_at",
+            "channel",
+            "executed_at",
+        ]
+        read_only_fields = fields
+
+    def get_decided_by(self, request: ApprovalRequest) -> str | None:
+        return request.decided_by.get_username() if request.decided_by else None
+
+
+class ApproveSerializer(StrictSerializer):
+    arguments = serializers.JSONField(
+        required=False, help_text="Edited arguments (validated against the tool's schema). Omit to approve as proposed."
+    )
+
+    def validate_arguments(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+
+class RejectSerializer(StrictSerializer):
+    reason = TextField(max_length=2000, help_text="Why; the model reads it as the tool's result.")

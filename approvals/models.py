@@ -1,0 +1,85 @@
+"""Approval requests: one per tool call that needs a human decision, bound to exact arguments."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"  # the run ended (cancelled) before anyone decided
+
+
+class ExpiryAction(models.TextChoices):
+    REJECT = "reject", "Reject the call (the model is told it expired)"
+    CANCEL_RUN = "cancel_run", "Cancel the run"
+
+
+class Channel(models.TextChoices):
+    ADMIN = "admin"
+    API = "api"
+    WEBSOCKET = "websocket"
+    EXPIRY = "expiry"
+
+
+class ApprovalRequest(models.Model):
+    """A CONFIRM tool call waiting for (or given) a decision.
+
+    The tool runs only with `approved_arguments`, and only while their hash matches
+    `approved_hash`, recorded with the decision.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey("agents.Run", on_delete=models.CASCADE, related_name="approvals")
+    session = models.ForeignKey("agents.Session", on_delete=models.CASCADE, related_name="approvals")
+    agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, related_name="approvals")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="approval_requests", help_text="Requested by."
+    )
+    call_id = models.CharField(max_length=100)
+    tool_name = models.CharField(max_length=64)
+    arguments = models.JSONField(help_text="As the model proposed them.")
+    arguments_hash = models.CharField(max_length=64)
+    parameters = models.JSONField(default=dict, help_text="The tool's JSON schema: edited arguments must match it.")
+    status = models.CharField(max_length=10, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    expiry_action = models.CharField(max_length=10, choices=ExpiryAction.choices, default=ExpiryAction.REJECT)
+    approved_arguments = models.JSONField(null=True, blank=True)
+    approved_hash = models.CharField(max_length=64, blank=True)
+    diff = models.JSONField(default=list, blank=True, help_text='Edits: [{"op", "path", "old", "new"}].')
+    reason = models.TextField(blank=True, help_text="Why it was rejected (the model reads it).")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="approval_decisions"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    executed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the tool ran with the approved arguments."
+    )
+
+    class Meta:
+        ordering = ["-requested_at"]
+        permissions = [("decide_approvalrequest", "Can approve or reject tool calls")]
+        indexes = [
+            models.Index(fields=["status", "-requested_at"], name="approval_status_requested"),
+            models.Index(fields=["owner", "status", "-requested_at"], name="approval_owner_status"),
+            models.Index(
+                fields=["expires_at"], condition=Q(status=ApprovalStatus.PENDING), name="approval_pending_expiry"
+            ),
+        ]
+        constraints = [models.UniqueConstraint(fields=["run", "call_id"], name="approval_one_per_call")]
+
+    def __str__(self) -> str:
+        return f"{self.tool_name} ({self.status})"
+
+    @property
+    def decided(self) -> bool:
+        return self.status != ApprovalStatus.PENDING

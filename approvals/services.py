@@ -1,0 +1,178 @@
+"""Opening approval requests, deciding them (API, admin, WebSocket) and expiring them.
+
+A decision is one compare-and-set UPDATE on a pending request: of two concurrent
+decisions exactly one wins, and the other gets 409. The rights are checked here, whatever
+the channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jsonschema
+from django.db import transaction
+from django.utils import timezone
+
+from approvals import signals
+from approvals.errors import AlreadyDecided, ApprovalExpired, InvalidArguments, NotAllowedToDecide
+from approvals.models import ApprovalRequest, ApprovalStatus, Channel, ExpiryAction
+
+DECIDE_PERMISSION = "approvals.decide_approvalrequest"
+DECIDE_SCOPE = "approvals:decide"
+
+
+def arguments_hash(arguments: Any) -> str:
+    """The SHA-256 of the arguments' canonical JSON: what an approval is bound to."""
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ProposedCall:
+    call_id: str
+    tool_name: str
+    arguments: dict[str, Any]
+    parameters: dict[str, Any]
+    timeout: timedelta
+    expiry_action: str = ExpiryAction.REJECT
+
+
+def open_requests(*, run: Any, calls: Iterable[ProposedCall]) -> list[ApprovalRequest]:
+    """One pending request per call (inside the caller's transaction, which pauses the run)."""
+    now = timezone.now()
+    rows = [
+        ApprovalRequest(
+            run=run,
+            session_id=run.session_id,
+            agent_id=run.agent_id,
+            owner_id=run.owner_id,
+            call_id=call.call_id,
+            tool_name=call.tool_name,
+            arguments=call.arguments,
+            arguments_hash=arguments_hash(call.arguments),
+            parameters=call.parameters,
+            requested_at=now,
+            expires_at=now + call.timeout,
+            expiry_action=call.expiry_action,
+        )
+        for call in calls
+    ]
+    return ApprovalRequest.objects.bulk_create(rows)
+
+
+@dataclass(frozen=True)
+class Decider:
+    """Who decides, and through which channel. `scopes` are the API key's (None: not a key)."""
+
+    user: Any
+    channel: str
+    scopes: tuple[str, ...] | None = None
+
+
+def may_decide(decider: Decider, request: ApprovalRequest) -> bool:
+    user = decider.user
+    if not user.is_active:
+        return False
+    if decider.scopes is None:  # a person in the admin: verified staff with the permission
+        return bool(user.is_staff and user.has_perm(DECIDE_PERMISSION))
+    return DECIDE_SCOPE in decider.scopes and (request.owner_id == user.pk or user.has_perm(DECIDE_PERMISSION))
+
+
+def approve(request: ApprovalRequest, decider: Decider, arguments: Any = None) -> ApprovalRequest:
+    """Approve, as proposed or with edited `arguments` (validated against the tool's schema)."""
+    approved = request.arguments if arguments is None else arguments
+    if arguments is not None:
+        _validate(approved, request.parameters)
+    changes = {
+        "approved_arguments": approved,
+        "approved_hash": arguments_hash(approved),
+        "diff": diff(request.arguments, approved),
+    }
+    return _decide(request, decider, ApprovalStatus.APPROVED, changes)
+
+
+def reject(request: ApprovalRequest, decider: Decider, reason: str) -> ApprovalRequest:
+    """Reject; the model reads `reason` as the tool's result and the run goes on."""
+    return _decide(request, decider, ApprovalStatus.REJECTED, {"reason": reason.strip()})
+
+
+def _decide(request: ApprovalRequest, decider: Decider, status: str, changes: dict[str, Any]) -> ApprovalRequest:
+    if not may_decide(decider, request):
+        raise NotAllowedToDecide(
+            "Deciding needs verified staff with the 'decide' permission, or an API key with the "
+            f"{DECIDE_SCOPE!r} scope on your own runs."
+        )
+    now = timezone.now()
+    fields = {"status": status, "decided_by": decider.user, "decided_at": now, "channel": decider.channel, **changes}
+    with transaction.atomic():
+        won = ApprovalRequest.objects.filter(pk=request.pk, status=ApprovalStatus.PENDING, expires_at__gt=now)
+        if not won.update(**fields):
+            current = ApprovalRequest.objects.get(pk=request.pk)
+            if current.status in (ApprovalStatus.PENDING, ApprovalStatus.EXPIRED):
+                raise ApprovalExpired(f"The request expired at {current.expires_at.isoformat()}.")
+            raise AlreadyDecided(f"The request is already {current.status}.", details={"status": current.status})
+        request.refresh_from_db()
+        signals.approval_decided.send(sender=ApprovalRequest, request=request)
+    return request
+
+
+def expire_due(batch: int = 100) -> int:
+    """Expire pending requests past their time; each one's expiry action then applies."""
+    now = timezone.now()
+    due = ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, expires_at__lte=now)
+    expired = 0
+    for pk in list(due.values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            fields = {"status": ApprovalStatus.EXPIRED, "decided_at": now, "channel": Channel.EXPIRY}
+            if ApprovalRequest.objects.filter(pk=pk, status=ApprovalStatus.PENDING).update(**fields):
+                request = ApprovalRequest.objects.get(pk=pk)
+                signals.approval_expired.send(sender=ApprovalRequest, request=request)
+                expired += 1
+    return expired
+
+
+def withdraw(run_id: Any) -> int:
+    """The run ended without waiting for them: its pending requests are withdrawn."""
+    pending = ApprovalRequest.objects.filter(run_id=run_id, status=ApprovalStatus.PENDING)
+    return pending.update(status=ApprovalStatus.WITHDRAWN, decided_at=timezone.now())
+
+
+def mark_executed(request_ids: list[str]) -> None:
+    """The tools of these approved requests ran (exactly once: a request is executed once)."""
+    if request_ids:
+        ApprovalRequest.objects.filter(pk__in=request_ids, executed_at=None).update(executed_at=timezone.now())
+
+
+def _validate(arguments: Any, schema: dict[str, Any]) -> None:
+    if not isinstance(arguments, dict):
+        raise InvalidArguments("Edited arguments must be a JSON object.", details={"field": "arguments"})
+    try:
+        jsonschema.validate(arguments, schema or {"type": "object"})
+    except jsonschema.ValidationError as exc:
+        path = "/".join(str(part) for part in exc.absolute_path)
+        raise InvalidArguments(f"{path or 'arguments'}: {exc.message}", details={"path": path}) from None
+
+
+def diff(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:
+    """What an edit changed, as JSON-pointer paths with the old and new values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        changes = []
+        for key in sorted(set(old) | set(new), key=str):
+            changes += diff(old.get(key, _MISSING), new.get(key, _MISSING), f"{path}/{key}")
+        return changes
+    if old == new:
+        return []
+    op = "add" if old is _MISSING else "remove" if new is _MISSING else "replace"
+    return [{"op": op, "path": path or "/", "old": _shown(old), "new": _shown(new)}]
+
+
+_MISSING = object()
+
+
+def _shown(value: Any) -> Any:
+    return None if value is _MISSING else value

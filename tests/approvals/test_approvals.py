@@ -1,0 +1,258 @@
+"""CONFIRM calls pause the run; a decision bound to exact arguments resumes it on a worker."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import Message, Run, RunEvent
+from approvals import services
+from approvals.models import ApprovalRequest
+from tests import sample_agents
+from tests.conftest import Api
+from tests.factories import create_api_key
+from tests.fakes.llm_server import Call, Text, ToolCalls
+from tests.infra import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EMAIL = {"to": "bob@example.com", "subject": "hi"}
+
+
+@pytest.fixture
+def reviewer(alice: Any, celery_worker: None) -> Api:
+    """Alice's key with the right to decide on her own runs."""
+    return Api(create_api_key(alice, scopes=["approvals:decide"])[1])
+
+
+def _pause(api: Api, llm: Any, *calls: Call) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    llm.enqueue(ToolCalls(list(calls or [Call("send_email", EMAIL)])))
+    status, run = api.post("/api/v1/agents/oai/runs/", {"input": "email bob"})
+    assert (status, run["status"]) == (202, "awaiting_approval")
+    _, page = api.get("/api/v1/approvals/?status=pending")
+    return run, [a for a in page["results"] if a["run_id"] == run["id"]]
+
+
+def _finished(api: Api, run_id: str) -> dict[str, Any]:
+    wait_until(lambda: Run.objects.get(pk=run_id).status not in ("queued", "running", "awaiting_approval"), 30)
+    return api.get(f"/api/v1/runs/{run_id}/")[1]
+
+
+def _types(run_id: str) -> list[str]:
+    return list(RunEvent.objects.filter(run_id=run_id).order_by("seq").values_list("type", flat=True))
+
+
+def test_a_confirm_call_pauses_the_run_and_holds_no_worker(api, llm):
+    run, approvals = _pause(api, llm, Call("send_email", EMAIL), Call("add", {"a": 1, "b": 1}))
+
+    stored = Run.objects.get(pk=run["id"])
+    assert stored.lease_expires_at is None
+    assert sample_agents.CALLS == [("add", {"a": 1, "b": 1})]  # the ALLOW call of the same turn ran
+    [approval] = approvals
+    assert (approval["tool"], approval["arguments"], approval["status"]) == ("send_email", EMAIL, "pending")
+    assert approval["agent"] == "oai"
+    assert approval["expires_at"] > approval["requested_at"]
+    assert _types(run["id"]) == [
+        "run.started",
+        "tool.call.started",
+        "tool.call.started",
+        "tool.call.completed",
+        "approval.requested",
+        "run.awaiting_approval",
+    ]
+
+
+def test_approving_resumes_the_run_which_runs_the_tool_with_the_approved_arguments(api, reviewer, llm):
+    run, [approval] = _pause(api, llm)
+    llm.enqueue(Text("Sent."))
+
+    status, decided = reviewer.post(f"/api/v1/approvals/{approval['id']}/approve", {})
+
+    assert (status, decided["status"], decided["channel"]) == (200, "approved", "api")
+    assert decided["decided_by"] == "alice"
+    final = _finished(api, run["id"])
+    assert (final["status"], final["output"]) == ("completed", "Sent.")
+    assert sample_agents.CALLS == [("send_email", EMAIL)]
+    assert ApprovalRequest.objects.get(pk=approval["id"]).executed_at is not None
+    assert _types(run["id"])[-6:] == [
+        "approval.decided",
+        "run.resumed",
+        "tool.call.completed",
+        "message.delta",
+        "message.completed",
+        "run.completed",
+    ]
+    # the model saw the tool's real result, after its call
+    assert llm.requests[-1].body["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": approval["call_id"],
+        "content": "sent",
+    }
+
+
+def test_edited_arguments_are_validated_then_run_and_the_diff_is_kept(api, reviewer, llm):
+    run, [approval] = _pause(api, llm)
+
+    status, body = reviewer.post(f"/api/v1/approvals/{approval['id']}/approve", {"arguments": {"to": 7}})
+    assert (status, body["error"]["code"]) == (400, "invalid_arguments")
+    assert ApprovalRequest.objects.get(pk=approval["id"]).status == "pending"  # nothing changed
+
+    llm.enqueue(Text("Sent to carol."))
+    edited = {"to": "carol@example.com", "subject": "hi"}
+    status, decided = reviewer.post(f"/api/v1/approvals/{approval['id']}/approve", {"arguments": edited})
+
+    assert status == 200
+    assert decided["arguments"] == EMAIL  # the original is kept
+    assert decided["approved_arguments"] == edited
+    assert decided["diff"] == [{"op": "replace", "path": "/to", "old": "bob@example.com", "new": "carol@example.com"}]
+    assert _finished(api, run["id"])["status"] == "completed"
+    assert [("send_email", edited)] == sample_agents.CALLS
+
+
+def test_a_rejection_is_the_tools_result_and_the_run_goes_on(api, reviewer, llm):
+    run, [approval] = _pause(api, llm)
+    llm.enqueue(Text("I could not send it."))
+
+    status, decided = reviewer.post(f"/api/v1/approvals/{approval['id']}/reject", {"reason": "wrong recipient"})
+
+    assert (status, decided["status"], decided["reason"]) == (200, "rejected", "wrong recipient")
+    assert _finished(api, run["id"])["output"] == "I could not send it."
+    assert sample_agents.CALLS == []
+    result = Message.objects.get(run_id=run["id"], tool_call_id=approval["call_id"])
+    assert result.is_error
+    assert "wrong recipient" in result.content
+
+
+def test_parallel_calls_get_one_request_each_and_the_run_waits_for_both(api, reviewer, llm):
+    other = {"to": "dan@example.com", "subject": "yo"}
+    run, approvals = _pause(api, llm, Call("send_email", EMAIL), Call("send_email", other))
+    assert len(approvals) == 2
+    llm.enqueue(Text("Done."))
+
+    reviewer.post(f"/api/v1/approvals/{approvals[0]['id']}/approve", {})
+    assert Run.objects.get(pk=run["id"]).status == "awaiting_approval"
+    reviewer.post(f"/api/v1/approvals/{approvals[1]['id']}/reject", {"reason": "no"})
+
+    assert _finished(api, run["id"])["status"] == "completed"
+    assert len(sample_agents.CALLS) == 1
+
+
+def test_the_session_is_frozen_while_approvals_are_pending(api, llm):
+    run, [approval] = _pause(api, llm)
+
+    for policy in ("reject", "enqueue", "interrupt"):
+        body = {"input": "more", "session_id": run["session_id"], "if_busy": policy}
+        status, error = api.post("/api/v1/agents/oai/runs/", body)
+        assert (status, error["error"]["code"]) == (409, "approval_pending")
+        assert error["error"]["details"] == {"approval_ids": [approval["id"]]}
+    assert Run.objects.filter(session_id=run["session_id"]).count() == 1
+
+
+def test_who_may_decide_and_what_a_second_decision_gets(api, reviewer, llm, make_api, alice):
+    run, [approval] = _pause(api, llm)
+    path = f"/api/v1/approvals/{approval['id']}"
+
+    status, body = api.post(f"{path}/approve", {})  # alice's key without the scope
+    assert (status, body["error"]["code"]) == (403, "approval_forbidden")
+    status, body = make_api("mallory", scopes=["approvals:decide"]).post(f"{path}/approve", {})
+    assert (status, body["error"]["code"]) == (404, "approval_not_found")
+    status, body = reviewer.post(f"{path}/reject", {})
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+
+    llm.enqueue(Text("ok"))
+    assert reviewer.post(f"{path}/reject", {"reason": "no"})[0] == 200
+    status, body = reviewer.post(f"{path}/approve", {})
+    assert (status, body["error"]["code"], body["error"]["details"]) == (
+        409,
+        "approval_already_decided",
+        {"status": "rejected"},
+    )
+    _finished(api, run["id"])
+
+
+def test_of_two_concurrent_approvals_exactly_one_wins(api, reviewer, llm):
+    run, [approval] = _pause(api, llm)
+    llm.enqueue(Text("Sent."))
+    barrier, results = threading.Barrier(2), []
+
+    def approve() -> None:
+        barrier.wait()
+        results.append(reviewer.post(f"/api/v1/approvals/{approval['id']}/approve", {})[0])
+
+    threads = [threading.Thread(target=approve) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results) == [200, 409]
+    assert _finished(api, run["id"])["status"] == "completed"
+    assert sample_agents.CALLS == [("send_email", EMAIL)]
+
+
+def test_arguments_changed_after_the_decision_are_refused(api, alice, llm):
+    run, [approval] = _pause(api, llm)
+    llm.enqueue(Text("It was refused."))
+    decider = services.Decider(alice, "api", ("approvals:decide",))
+
+    with transaction.atomic():  # approved, then tampered with before the run resumes
+        services.approve(ApprovalRequest.objects.get(pk=approval["id"]), decider)
+        ApprovalRequest.objects.filter(pk=approval["id"]).update(
+            approved_arguments={"to": "eve@evil.test", "subject": "hi"}
+        )
+
+    assert _finished(api, run["id"])["status"] == "completed"
+    assert sample_agents.CALLS == []
+    result = Message.objects.get(run_id=run["id"], tool_call_id=approval["call_id"])
+    assert (result.is_error, "differ from the approved" in result.content) == (True, True)
+
+
+@pytest.mark.parametrize(("action", "final"), [("reject", "completed"), ("cancel_run", "cancelled")])
+def test_an_expired_request_takes_its_expiry_action(api, llm, action, final):
+    run, [approval] = _pause(api, llm)
+    ApprovalRequest.objects.filter(pk=approval["id"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1), expiry_action=action
+    )
+    if action == "reject":
+        llm.enqueue(Text("It expired."))
+
+    assert services.expire_due() == 1
+
+    assert _finished(api, run["id"])["status"] == final
+    assert ApprovalRequest.objects.get(pk=approval["id"]).status == "expired"
+    assert "approval.expired" in _types(run["id"])
+    assert sample_agents.CALLS == []
+    status, body = Api(create_api_key(Run.objects.get(pk=run["id"]).owner, scopes=["approvals:decide"])[1]).post(
+        f"/api/v1/approvals/{approval['id']}/approve", {}
+    )
+    assert (status, body["error"]["code"]) == (409, "approval_expired")
+
+
+def test_cancelling_a_paused_run_withdraws_its_requests(api, llm):
+    run, [approval] = _pause(api, llm)
+
+    status, cancelled = api.post(f"/api/v1/runs/{run['id']}/cancel")
+
+    assert (status, cancelled["status"]) == (200, "cancelled")
+    assert ApprovalRequest.objects.get(pk=approval["id"]).status == "withdrawn"
+
+
+def test_an_agent_with_its_own_turn_is_run_again_and_earlier_calls_are_not_repeated(api, reviewer):
+    status, run = api.post("/api/v1/agents/mailer/runs/", {"input": "bob@example.com"})
+    assert (status, run["status"]) == (202, "awaiting_approval")
+    assert sample_agents.CALLS == [("add", {"a": 40, "b": 2})]
+    [approval] = ApprovalRequest.objects.filter(run_id=run["id"])
+    assert approval.arguments == {"to": "bob@example.com", "subject": "total 42"}
+
+    reviewer.post(f"/api/v1/approvals/{approval.pk}/approve", {})
+
+    final = _finished(api, run["id"])
+    assert (final["status"], final["output"]) == ("completed", "sent")
+    assert [("add", {"a": 40, "b": 2}), ("send_email", approval.arguments)] == sample_agents.CALLS
+    calls = Message.objects.filter(run_id=run["id"], role="assistant").count()
+    assert calls == 3  # add, send_email, the answer: the paused call was not recorded twice
