@@ -1,6 +1,6 @@
 """The Celery app. Queues and task names are named here, once.
 
-Workers: `celery -A agentplatform.celery:app worker -Q runs,maintenance`.
+Workers: `celery -A agentplatform.celery:app worker -Q runs,maintenance,schedules`.
 """
 
 from __future__ import annotations
@@ -16,16 +16,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
 class Queue(StrEnum):
     RUNS = "runs"  # agent turns: long, I/O bound
     MAINTENANCE = "maintenance"  # periodic housekeeping
+    SCHEDULES = "schedules"  # agent schedules firing: short, starts runs
 
 
 class TaskName(StrEnum):
     EXECUTE_RUN = "agents.execute_run"
     REAP_RUNS = "agents.reap_runs"
+    FIRE_SCHEDULE = "agents.fire_schedule"
 
 
 ROUTES = {
     TaskName.EXECUTE_RUN: {"queue": Queue.RUNS},
     TaskName.REAP_RUNS: {"queue": Queue.MAINTENANCE},
+    TaskName.FIRE_SCHEDULE: {"queue": Queue.SCHEDULES},
 }
 
 app = Celery("agentplatform")
