@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
 
-from agents.errors import AgentNotFound, RunNotFound, SessionNotFound
-from agents.models import Agent, ApiKey, IdempotencyKey, Message, Run, RunEvent, Session, Tool
+from agents.errors import AgentNotFound, RunNotFound, ScheduleNotFound, SessionNotFound
+from agents.models import (
+    Agent,
+    ApiKey,
+    IdempotencyKey,
+    Message,
+    Run,
+    RunEvent,
+    Schedule,
+    ScheduleFiring,
+    Session,
+    Tool,
+)
 
 
 def visible_agents(api_key: ApiKey | None) -> QuerySet[Agent]:
@@ -114,3 +127,37 @@ def run_events_after(run_id: UUID, after: int, limit: int = 500) -> tuple[list[R
 
 def run_messages(run: Run) -> QuerySet[Message]:
     return Message.objects.filter(run=run).order_by("position")
+
+
+def owned_schedules(owner: Any) -> QuerySet[Schedule]:
+    return Schedule.objects.filter(owner=owner).select_related(
+        "agent", "last_firing", "periodic_task__interval", "periodic_task__crontab"
+    )
+
+
+def get_schedule(owner: Any, schedule_id: UUID | str) -> Schedule:
+    try:
+        return owned_schedules(owner).get(pk=schedule_id)
+    except (Schedule.DoesNotExist, ValueError):
+        raise ScheduleNotFound(f"No schedule {schedule_id}.") from None
+
+
+def lock_schedule(owner: Any, schedule_id: UUID | str) -> Schedule:
+    """The caller's schedule, locked for the rest of the transaction."""
+    try:
+        return Schedule.objects.select_for_update().get(pk=schedule_id, owner=owner)
+    except (Schedule.DoesNotExist, ValueError):
+        raise ScheduleNotFound(f"No schedule {schedule_id}.") from None
+
+
+def schedule_firings(schedule: Schedule) -> QuerySet[ScheduleFiring]:
+    return ScheduleFiring.objects.filter(schedule=schedule)
+
+
+def next_fire_at(schedule: Schedule) -> datetime | None:
+    """When beat will next fire the schedule, as beat reckons it (from its last firing)."""
+    task = schedule.periodic_task
+    if not schedule.enabled or task is None:
+        return None
+    remaining = task.schedule.remaining_estimate(task.last_run_at or task.date_changed)
+    return timezone.now() + max(remaining, timedelta(0))
