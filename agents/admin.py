@@ -1,21 +1,27 @@
-"""The control plane for agents, sessions, runs and API keys."""
+"""The control plane for agents, sessions, runs, API keys and schedules."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.forms.models import construct_instance
 from django.http import HttpRequest
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from agents import services
-from agents.models import Agent, ApiKey, Message, Run, RunEvent, Session, Tool
+from agentplatform.errors import PlatformError
+from agents import selectors, services
+from agents.models import Agent, ApiKey, Message, Run, RunEvent, Schedule, ScheduleFiring, Session, Tool
 
 TRANSCRIPT_LIMIT = 200
+FIRINGS_SHOWN = 50
 
 
 class ToolInline(admin.TabularInline):
@@ -143,3 +149,104 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         count = services.revoke_api_keys(queryset)
         self.message_user(request, f"{count} key(s) revoked.", messages.SUCCESS)
+
+
+class ScheduleForm(forms.ModelForm):
+    """The service's checks run with the form's, so a bad cron or time zone is a form error."""
+
+    class Meta:
+        model = Schedule
+        fields = [
+            "name",
+            "owner",
+            "agent",
+            "input",
+            "metadata",
+            "cron",
+            "timezone",
+            "interval_seconds",
+            "ends_at",
+            "enabled",
+            "session_strategy",
+            "session",
+            "overlap",
+        ]
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            services.check_schedule(construct_instance(self, self.instance))
+        except PlatformError as exc:
+            field = (exc.details or {}).get("field", "input")  # input_too_large names no field
+            self.add_error("session" if field == "session_id" else field, exc.message)
+        return data
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = ["name", "agent", "owner", "when", "enabled", "last_fired", "last_outcome", "next_firing"]
+    list_filter = ["enabled", "agent"]
+    search_fields = ["name", "owner__username"]
+    list_select_related = ["agent", "owner", "last_firing", "periodic_task__interval", "periodic_task__crontab"]
+    raw_id_fields = ["owner", "session"]
+    readonly_fields = ["api_key", "next_firing", "firings", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "owner", "api_key", "agent", "input", "metadata"]}),
+        ("When", {"fields": ["cron", "timezone", "interval_seconds", "ends_at", "enabled", "next_firing"]}),
+        ("Runs", {"fields": ["session_strategy", "session", "overlap"]}),
+        ("History", {"fields": ["firings", "created_at", "updated_at"]}),
+    ]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
+
+    @admin.display(description="last fired", ordering="last_firing__created_at")
+    def last_fired(self, schedule: Schedule) -> datetime | None:
+        return schedule.last_firing.created_at if schedule.last_firing else None
+
+    @admin.display(description="last outcome")
+    def last_outcome(self, schedule: Schedule) -> str:
+        firing = schedule.last_firing
+        if firing is None:
+            return ""
+        return f"{firing.outcome} ({firing.error['code']})" if firing.error else firing.outcome
+
+    @admin.display(description="next firing")
+    def next_firing(self, schedule: Schedule) -> datetime | None:
+        return selectors.next_fire_at(schedule)
+
+    @admin.display(description="Recent firings")
+    def firings(self, schedule: Schedule) -> SafeString:
+        rows = ScheduleFiring.objects.filter(schedule=schedule)[:FIRINGS_SHOWN]
+        return format_html_join(
+            "\n",
+            "<div><code>{}</code> <b>{}</b> {} <span class='help'>{}</span></div>",
+            (
+                (
+                    f.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    f.outcome,
+                    _run_link(f.run_id),
+                    (f.error or {}).get("message", ""),
+                )
+                for f in rows
+            ),
+        ) or SafeString("<p>Not fired yet.</p>")
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
+        services.save_schedule(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
+        services.delete_schedule(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        for schedule in queryset:
+            services.delete_schedule(schedule)
+
+
+def _run_link(run_id: Any) -> SafeString:
+    if run_id is None:
+        return SafeString("")
+    return format_html("<a href='{}'>run {}</a>", reverse("admin:agents_run_change", args=[run_id]), run_id)

@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django_celery_beat.models import PeriodicTask
 
 from approvals.models import ExpiryAction
 
@@ -168,6 +169,15 @@ class Run(models.Model):
     cancel_requested_at = models.DateTimeField(
         null=True, blank=True, help_text="A cancel was asked for; the run stops at its next step."
     )
+    schedule = models.ForeignKey(
+        "Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        db_index=False,  # run_schedule_created covers it
+        help_text="The schedule that started it.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -175,6 +185,7 @@ class Run(models.Model):
             models.Index(fields=["session", "-created_at", "-id"], name="run_session_created"),
             models.Index(fields=["owner", "-created_at"], name="run_owner_created"),
             models.Index(fields=["status"], name="run_status"),
+            models.Index(fields=["schedule", "-created_at", "-id"], name="run_schedule_created"),
         ]
         constraints = [
             # Runs may wait in line (queued) behind the one that holds the session: it runs,
@@ -281,3 +292,119 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name or self.user})"
+
+
+class SessionStrategy(models.TextChoices):
+    NEW = "new", "A new session each time"
+    FIXED = "fixed", "One fixed session"
+
+
+class OverlapPolicy(models.TextChoices):
+    SKIP = "skip", "Skip while the schedule's previous run is active"
+    ALLOW = "allow", "Start anyway (in a fixed session: queue behind it)"
+
+
+class Schedule(models.Model):
+    """An agent job that Celery beat fires on a cron expression or an interval.
+
+    The service keeps its `PeriodicTask` (django-celery-beat's row, which beat reads) in step.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="agent_schedules",
+        help_text="Runs as this user.",
+    )
+    api_key = models.ForeignKey(
+        "ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="schedules",
+        editable=False,
+        help_text="Created with this key: its agent restrictions apply, and it stops firing once the key is revoked.",
+    )
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="schedules")
+    name = models.CharField(max_length=200)
+    input = models.TextField(help_text="The user message each run gets.")
+    metadata = models.JSONField(default=dict, blank=True, help_text="Copied into each run.")
+    cron = models.CharField(
+        max_length=200, blank=True, help_text="minute hour day-of-month month day-of-week, e.g. 0 9 * * 1-5."
+    )
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA name the cron expression is read in.")
+    interval_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Instead of cron: every N seconds.")
+    session_strategy = models.CharField(max_length=10, choices=SessionStrategy.choices, default=SessionStrategy.NEW)
+    session = models.ForeignKey(
+        Session,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="schedules",
+        help_text="The fixed session. Empty: the first firing starts one.",
+    )
+    overlap = models.CharField(max_length=10, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP)
+    enabled = models.BooleanField(default=True)
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="The first firing after it disables the schedule.")
+    periodic_task = models.OneToOneField(
+        PeriodicTask, null=True, on_delete=models.SET_NULL, related_name="agent_schedule", editable=False
+    )
+    last_firing = models.ForeignKey(
+        "ScheduleFiring", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at", "-id"], name="schedule_owner_created")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def when(self) -> str:
+        if self.cron:
+            return f"{self.cron} ({self.timezone})"
+        return f"every {self.interval_seconds} s"
+
+
+class FiringOutcome(models.TextChoices):
+    STARTED = "started"  # a run was created
+    SKIPPED = "skipped"  # a run of the schedule (or of its session) was still active
+    FAILED = "failed"  # the run could not be started (agent disabled, key revoked, ...)
+    ENDED = "ended"  # past the end date: the schedule was disabled
+
+
+class ScheduleFiring(models.Model):
+    """One time beat fired a schedule, and what came of it."""
+
+    schedule = models.ForeignKey(
+        Schedule,
+        on_delete=models.CASCADE,
+        related_name="firings",
+        db_index=False,  # firing_schedule_created covers it
+    )
+    outcome = models.CharField(max_length=10, choices=FiringOutcome.choices)
+    run = models.ForeignKey(
+        Run,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The run it started or, when skipped, the active run it found.",
+    )
+    error = models.JSONField(null=True, blank=True, help_text='{"code", "message", "details"} when not started.')
+    task_id = models.CharField(max_length=255, blank=True, help_text="The Celery task id: a redelivery fires once.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["schedule", "-created_at", "-id"], name="firing_schedule_created")]
+        constraints = [
+            models.UniqueConstraint(fields=["task_id"], condition=~Q(task_id=""), name="firing_unique_task_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} at {self.created_at:%Y-%m-%d %H:%M:%S}"

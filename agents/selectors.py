@@ -7,9 +7,22 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
-from agents.errors import AgentNotFound, RunNotFound, SessionNotFound
-from agents.models import ACTIVE_RUN_STATUSES, Agent, ApiKey, IdempotencyKey, Message, Run, RunEvent, Session, Tool
+from agents.errors import AgentNotFound, RunNotFound, ScheduleNotFound, SessionNotFound
+from agents.models import (
+    ACTIVE_RUN_STATUSES,
+    Agent,
+    ApiKey,
+    IdempotencyKey,
+    Message,
+    Run,
+    RunEvent,
+    Schedule,
+    ScheduleFiring,
+    Session,
+    Tool,
+)
 
 
 def visible_agents(api_key: ApiKey | None) -> QuerySet[Agent]:
@@ -143,3 +156,37 @@ def session_snapshot(session_id: UUID) -> dict[str, int]:
     """The session's active runs with the sequence number of each one's last event."""
     runs = Run.objects.filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES)
     return {str(run): last_seq(run) for run in runs.values_list("pk", flat=True)}
+
+
+def owned_schedules(owner: Any) -> QuerySet[Schedule]:
+    return Schedule.objects.filter(owner=owner).select_related(
+        "agent", "last_firing", "periodic_task__interval", "periodic_task__crontab"
+    )
+
+
+def get_schedule(owner: Any, schedule_id: UUID | str) -> Schedule:
+    try:
+        return owned_schedules(owner).get(pk=schedule_id)
+    except (Schedule.DoesNotExist, ValueError):
+        raise ScheduleNotFound(f"No schedule {schedule_id}.") from None
+
+
+def lock_schedule(owner: Any, schedule_id: UUID | str) -> Schedule:
+    """The caller's schedule, locked for the rest of the transaction."""
+    try:
+        return Schedule.objects.select_for_update().get(pk=schedule_id, owner=owner)
+    except (Schedule.DoesNotExist, ValueError):
+        raise ScheduleNotFound(f"No schedule {schedule_id}.") from None
+
+
+def schedule_firings(schedule: Schedule) -> QuerySet[ScheduleFiring]:
+    return ScheduleFiring.objects.filter(schedule=schedule)
+
+
+def next_fire_at(schedule: Schedule) -> datetime | None:
+    """When beat will next fire the schedule, as beat reckons it (from its last firing)."""
+    task = schedule.periodic_task
+    if not schedule.enabled or task is None:
+        return None
+    remaining = task.schedule.remaining_estimate(task.last_run_at or task.date_changed)
+    return timezone.now() + max(remaining, timedelta(0))

@@ -1,4 +1,4 @@
-"""Celery adapters for runs: take an id, call one service."""
+"""Celery adapters for runs and schedules: take an id, call one service."""
 
 from __future__ import annotations
 
@@ -25,3 +25,9 @@ def resume_run(run_id: str) -> dict[str, Any]:
 def execute_run(run_id: str) -> dict[str, Any]:
     """Execute a queued run. Safe to deliver twice: only a queued run is claimed."""
     return services.execute_queued_run(UUID(run_id))
+
+
+@app.task(name=TaskName.FIRE_SCHEDULE, bind=True)
+def fire_schedule(self: Any, schedule_id: str) -> dict[str, Any]:
+    """Beat fires an agent schedule: start its run or record why not. A redelivery fires once."""
+    return services.fire_schedule(UUID(schedule_id), task_id=self.request.id or "")

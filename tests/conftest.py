@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """A real Celery worker (in this process, on threads) consuming from the real Redis."""
-    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="WARNING"):
+    queues = [str(Queue.RUNS), str(Queue.SCHEDULES)]
+    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="WARNING", queues=queues):
         yield
 
 
@@ -140,7 +141,8 @@ def api(alice: Any, celery_worker: None) -> Iterator[Api]:
 
 def _worker_idle() -> bool:
     with app.connection_for_write() as connection:
-        queued = connection.default_channel.client.llen(str(Queue.RUNS))
+        client = connection.default_channel.client
+        queued = client.llen(str(Queue.RUNS)) + client.llen(str(Queue.SCHEDULES))
     return not worker_state.active_requests and not worker_state.reserved_requests and queued == 0
 
 

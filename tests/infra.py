@@ -21,6 +21,14 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def database_url(settings: dict[str, Any]) -> str:
+    """A `DATABASE_URL` for a subprocess to use the database `settings` (a connection's) describe."""
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+    return f"postgres://{settings['USER']}{password}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,11 +63,3 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str]:
         finally:
             client.close()
     return process, url
-
-
-def database_url(settings: dict[str, Any]) -> str:
-    """A DATABASE_URL for a subprocess, pointing at the test database (Django's connection settings)."""
-    if settings["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{settings['NAME']}"
-    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
-    return f"postgres://{settings['USER']}{password}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"

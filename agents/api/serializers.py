@@ -1,14 +1,26 @@
-"""API shapes for agents, sessions, runs and messages."""
+"""API shapes for agents, sessions, runs, messages and schedules."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
 from agentplatform.api.base import StrictSerializer, TextField
-from agents.models import Agent, IfBusy, Message, Run, Session
+from agents import selectors
+from agents.models import (
+    Agent,
+    IfBusy,
+    Message,
+    OverlapPolicy,
+    Run,
+    Schedule,
+    ScheduleFiring,
+    Session,
+    SessionStrategy,
+)
 
 METADATA_MAX_BYTES = 16_384
 
@@ -103,6 +115,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 class RunSerializer(serializers.ModelSerializer):
     session_id = serializers.UUIDField(read_only=True)
+    schedule_id = serializers.UUIDField(read_only=True, allow_null=True, help_text="The schedule that started it.")
     agent = serializers.CharField(source="agent.name", read_only=True)
     usage = serializers.SerializerMethodField()
     duration_ms = serializers.IntegerField(read_only=True, allow_null=True)
@@ -126,6 +139,7 @@ class RunSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration_ms",
             "cancel_requested_at",
+            "schedule_id",
         ]
 
     def get_usage(self, run: Run) -> dict[str, int]:
@@ -178,3 +192,80 @@ class WsCancelSerializer(StrictSerializer):
 class WsResumeSerializer(StrictSerializer):
     run_id = serializers.UUIDField()
     seq = serializers.IntegerField(min_value=0)
+
+
+class ScheduleInputSerializer(StrictSerializer):
+    """Creating a schedule; PATCH takes any of the same fields (`partial`)."""
+
+    name = TextField(max_length=200)
+    agent = TextField(help_text="The agent's id (its name).")
+    input = TextField(help_text="The user message each run gets.")
+    cron = TextField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        default="",
+        help_text="minute hour day-of-month month day-of-week, e.g. `0 9 * * 1-5`. Or give interval_seconds.",
+    )
+    timezone = TextField(required=False, max_length=64, default="UTC", help_text="IANA name the cron is read in.")
+    interval_seconds = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Instead of cron: every N seconds (at least 10)."
+    )
+    session_strategy = serializers.ChoiceField(
+        choices=SessionStrategy.choices, default=SessionStrategy.NEW, help_text="A new session each time, or one."
+    )
+    session_id = serializers.UUIDField(
+        required=False, allow_null=True, default=None, help_text="With `fixed`: omit, and the first run starts it."
+    )
+    overlap = serializers.ChoiceField(
+        choices=OverlapPolicy.choices,
+        default=OverlapPolicy.SKIP,
+        help_text="skip: no run while the schedule's previous run is active; allow: start anyway.",
+    )
+    enabled = serializers.BooleanField(default=True)
+    ends_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="The first firing after it disables the schedule."
+    )
+    metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
+
+
+class FiringSerializer(serializers.ModelSerializer):
+    run_id = serializers.UUIDField(
+        read_only=True, allow_null=True, help_text="The run started or, when skipped, the active run found."
+    )
+
+    class Meta:
+        model = ScheduleFiring
+        fields = ["id", "created_at", "outcome", "run_id", "error"]
+
+
+class ScheduleSerializer(serializers.ModelSerializer):
+    agent = serializers.CharField(source="agent.name", read_only=True)
+    session_id = serializers.UUIDField(read_only=True, allow_null=True)
+    next_fire_at = serializers.SerializerMethodField(help_text="When beat next fires it; null when disabled.")
+    last_firing = FiringSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Schedule
+        fields = [
+            "id",
+            "name",
+            "agent",
+            "input",
+            "metadata",
+            "cron",
+            "timezone",
+            "interval_seconds",
+            "session_strategy",
+            "session_id",
+            "overlap",
+            "enabled",
+            "ends_at",
+            "next_fire_at",
+            "last_firing",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_next_fire_at(self, schedule: Schedule) -> datetime | None:
+        return selectors.next_fire_at(schedule)

@@ -15,4 +15,8 @@ urlpatterns = [
     path("runs/<str:run_id>/", views.RunDetailView.as_view(), name="run-detail"),
     path("runs/<str:run_id>/events/", views.RunEventsView.as_view(), name="run-events"),
     re_path(r"^runs/(?P<run_id>[^/]+)/cancel/?$", views.RunCancelView.as_view(), name="run-cancel"),
+    path("schedules/", views.ScheduleListView.as_view(), name="schedule-list"),
+    path("schedules/<str:schedule_id>/", views.ScheduleDetailView.as_view(), name="schedule-detail"),
+    path("schedules/<str:schedule_id>/runs/", views.ScheduleRunsView.as_view(), name="schedule-runs"),
+    path("schedules/<str:schedule_id>/firings/", views.ScheduleFiringsView.as_view(), name="schedule-firings"),
 ]

@@ -22,10 +22,13 @@ from agents import selectors, services
 from agents.api.serializers import (
     AgentSerializer,
     ErrorSerializer,
+    FiringSerializer,
     MessageSerializer,
     RunCreateSerializer,
     RunResultSerializer,
     RunSerializer,
+    ScheduleInputSerializer,
+    ScheduleSerializer,
     SessionCreateSerializer,
     SessionSerializer,
     SessionUpdateSerializer,
@@ -217,6 +220,72 @@ class RunEventsView(CallerAPIView):
         if not raw.isdigit():
             raise InvalidInput("Last-Event-ID must be a non-negative integer.", details={"param": "Last-Event-ID"})
         return event_stream_response(follow_run(run.pk, run.session_id, int(raw)))
+
+
+SCHEDULE_ERRORS = dict.fromkeys((400, 404, 413), ErrorSerializer)
+
+
+class ScheduleListView(CallerAPIView):
+    @extend_schema(responses=ScheduleSerializer(many=True), summary="Your schedules, newest first")
+    def get(self, request: Request) -> Response:
+        return _page(self, selectors.owned_schedules(self.owner), ScheduleSerializer)
+
+    @extend_schema(
+        request=ScheduleInputSerializer,
+        responses={201: ScheduleSerializer, **SCHEDULE_ERRORS},
+        summary="Schedule an agent job: a cron expression (with a time zone) or an interval",
+        description="Celery beat picks it up within seconds. A bad cron expression, time zone, interval, "
+        "end date or session answers 400 `invalid_schedule` with `details.field` naming the field.",
+    )
+    def post(self, request: Request) -> Response:
+        body = ScheduleInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        agent = selectors.get_agent(data.pop("agent"), self.api_key)
+        schedule = services.create_schedule(owner=self.owner, api_key=self.api_key, agent=agent, **data)
+        return Response(ScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
+
+
+class ScheduleDetailView(CallerAPIView):
+    @extend_schema(responses=ScheduleSerializer, summary="A schedule, with its next and last firing")
+    def get(self, request: Request, schedule_id: str) -> Response:
+        return Response(ScheduleSerializer(selectors.get_schedule(self.owner, schedule_id)).data)
+
+    @extend_schema(
+        request=ScheduleInputSerializer,
+        responses={200: ScheduleSerializer, **SCHEDULE_ERRORS},
+        summary="Change a schedule (beat picks it up within seconds, no restart)",
+    )
+    def patch(self, request: Request, schedule_id: str) -> Response:
+        body = ScheduleInputSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        changes = dict(body.validated_data)
+        if "agent" in changes:
+            changes["agent"] = selectors.get_agent(changes["agent"], self.api_key)
+        schedule = services.update_schedule(self.owner, schedule_id, changes)
+        return Response(ScheduleSerializer(schedule).data)
+
+    @extend_schema(responses={204: None, 404: ErrorSerializer}, summary="Delete a schedule (its runs stay)")
+    def delete(self, request: Request, schedule_id: str) -> Response:
+        services.delete_schedule(selectors.get_schedule(self.owner, schedule_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ScheduleRunsView(CallerAPIView):
+    @extend_schema(responses=RunSerializer(many=True), summary="The runs a schedule started, newest first")
+    def get(self, request: Request, schedule_id: str) -> Response:
+        schedule = selectors.get_schedule(self.owner, schedule_id)
+        return _page(self, selectors.owned_runs(self.owner).filter(schedule=schedule), RunSerializer)
+
+
+class ScheduleFiringsView(CallerAPIView):
+    @extend_schema(
+        responses=FiringSerializer(many=True),
+        summary="Each time beat fired the schedule, newest first: started, skipped (and why), failed or ended",
+    )
+    def get(self, request: Request, schedule_id: str) -> Response:
+        schedule = selectors.get_schedule(self.owner, schedule_id)
+        return _page(self, selectors.schedule_firings(schedule), FiringSerializer)
 
 
 class HealthView(CallerAPIView):

@@ -10,23 +10,37 @@ from agents.services.execution import (
 )
 from agents.services.keys import create_api_key, revoke_api_keys
 from agents.services.runs import cancel_run, cancel_session_run, start_run, wait_for_run
+from agents.services.schedules import (
+    check_schedule,
+    create_schedule,
+    delete_schedule,
+    fire_schedule,
+    save_schedule,
+    update_schedule,
+)
 from agents.services.sessions import create_session, delete_session, update_session
 
 __all__ = [
     "RunRecord",
     "cancel_run",
     "cancel_session_run",
+    "check_schedule",
     "create_api_key",
+    "create_schedule",
     "create_session",
+    "delete_schedule",
     "delete_session",
     "execute_queued_run",
     "finish_run",
+    "fire_schedule",
     "reap_expired_runs",
     "resume_paused_run",
     "revoke_api_keys",
+    "save_schedule",
     "start_run",
     "sync_agents",
     "tool_permissions",
+    "update_schedule",
     "update_session",
     "wait_for_run",
 ]

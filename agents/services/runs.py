@@ -31,6 +31,7 @@ from agents.models import (
     Message,
     Run,
     RunStatus,
+    Schedule,
     Session,
 )
 from agents.services.agents import runnable
@@ -48,6 +49,7 @@ def start_run(
     metadata: dict[str, Any] | None = None,
     if_busy: IfBusy = IfBusy.REJECT,
     idempotency_key: str | None = None,
+    schedule: Schedule | None = None,
 ) -> Run:
     """Create the queued run and its user message in one transaction; a worker executes it.
 
@@ -76,6 +78,7 @@ def start_run(
             metadata=metadata or {},
             if_busy=if_busy,
             idempotency=(idempotency_key, fingerprint) if idempotency_key is not None else None,
+            schedule=schedule,
         )
     except _IdempotencyRace:  # the same key, sent twice at once: the other request won
         earlier = selectors.idempotent_run(owner, idempotency_key or "")
@@ -109,6 +112,7 @@ def _create_run(
     metadata: dict[str, Any],
     if_busy: IfBusy,
     idempotency: tuple[str, str] | None,
+    schedule: Schedule | None,
 ) -> Run:
     """The queued run. Its user message is written when a worker starts it, since the
     positions after the session's last message belong to the run in progress."""
@@ -133,6 +137,7 @@ def _create_run(
             metadata=metadata,
             model=agent.model,
             enqueued_at=timezone.now(),
+            schedule=schedule,
         )
         if idempotency is not None:
             _remember(owner, run, *idempotency)

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("agents", "0002_approvals"),
+        ("agents", "0003_approvals"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,4 +1,4 @@
-"""The admin (behind 2FA): agents with overrides, readable transcripts, runs, API keys."""
+"""The admin (behind 2FA): agents with overrides, readable transcripts, runs, API keys, schedules."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
+from django_celery_beat.models import PeriodicTask
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from agents.models import Agent, ApiKey, Tool
+from agents import tasks
+from agents.models import Agent, ApiKey, Schedule, Tool
 from tests.conftest import Api
 from tests.factories import create_api_key, create_user
 
@@ -214,3 +216,93 @@ def test_the_schema_generates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
 
     assert "/api/v1/sessions/{session_id}/messages/" in (tmp_path / "schema.yaml").read_text()
+
+
+def _schedule_form(staff_user, **overrides) -> dict[str, str]:
+    form = {
+        "name": "hourly sums",
+        "owner": str(staff_user.pk),
+        "agent": str(Agent.objects.get(name="calc").pk),
+        "input": "1+1",
+        "metadata": "{}",
+        "cron": "",
+        "timezone": "UTC",
+        "interval_seconds": "3600",
+        "ends_at_0": "",
+        "ends_at_1": "",
+        "enabled": "on",
+        "session_strategy": "new",
+        "session": "",
+        "overlap": "skip",
+    }
+    return {**form, **overrides}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_schedule_made_and_edited_in_the_admin_keeps_beats_row_in_step(admin_client, staff):
+    user, _ = staff
+
+    created = admin_client.post("/admin/agents/schedule/add/", _schedule_form(user))
+
+    assert created.status_code == 302, created.content.decode()[:3000]
+    schedule = Schedule.objects.get()
+    assert (schedule.owner, schedule.api_key) == (user, None)
+    assert PeriodicTask.objects.select_related("interval").get(pk=schedule.periodic_task_id).interval.every == 3600
+    edited = admin_client.post(
+        f"/admin/agents/schedule/{schedule.pk}/change/",
+        _schedule_form(user, cron="30 6 * * *", timezone="Asia/Tokyo", interval_seconds="", enabled=""),
+    )
+    assert edited.status_code == 302, edited.content.decode()[:3000]
+    task = PeriodicTask.objects.select_related("crontab").get(pk=schedule.periodic_task_id)
+    assert (task.interval_id, task.crontab.hour, str(task.crontab.timezone), task.enabled) == (
+        None,
+        "6",
+        "Asia/Tokyo",
+        False,
+    )
+    assert "30 6 * * * (Asia/Tokyo)" in admin_client.get("/admin/agents/schedule/").content.decode()
+    deleted = admin_client.post(f"/admin/agents/schedule/{schedule.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    assert (Schedule.objects.count(), PeriodicTask.objects.count()) == (0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"cron": "0 25 * * *", "interval_seconds": ""}, "cron"),
+        ({"cron": "0 9 * * *", "interval_seconds": "", "timezone": "Europe/Atlantis"}, "timezone"),
+        ({"interval_seconds": "3"}, "interval_seconds"),
+    ],
+)
+def test_a_bad_schedule_in_the_admin_is_a_form_error(admin_client, staff, overrides, field):
+    user, _ = staff
+
+    response = admin_client.post("/admin/agents/schedule/add/", _schedule_form(user, **overrides))
+
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert (Schedule.objects.count(), PeriodicTask.objects.count()) == (0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_schedule_page_shows_its_firings_with_links_to_runs(admin_client, api):
+    _, schedule = api.post(
+        "/api/v1/schedules/", {"name": "sums", "agent": "calc", "input": "1+1", "interval_seconds": 60}
+    )
+    summary = tasks.fire_schedule(schedule["id"])
+
+    page = admin_client.get(f"/admin/agents/schedule/{schedule['id']}/change/").content.decode()
+
+    assert f"/admin/agents/run/{summary['run_id']}/change/" in page
+    assert "started" in page
+    assert admin_client.get("/admin/agents/schedule/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beats_own_tables_are_not_in_the_admin(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+
+    assert "/admin/agents/schedule/" in index
+    assert "django_celery_beat" not in index
+    assert admin_client.get("/admin/django_celery_beat/periodictask/").status_code == 404

@@ -59,7 +59,7 @@ class Command(BaseCommand):
         services = [
             *self._redis(),
             embedded.celery_worker(options["run_concurrency"]),
-            embedded.celery_beat(settings.DATA_DIR),
+            embedded.celery_beat(),
             *web,
         ]
         with sock:

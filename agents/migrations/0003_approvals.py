@@ -12,7 +12,7 @@ def _end_refused_runs(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("agents", "0001_initial"),
+        ("agents", "0002_schedules"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
