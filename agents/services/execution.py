@@ -285,13 +285,15 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent, *, resumed:
     first = messages[0].position if messages else record.position
     prior = selectors.recent_messages(run.session_id, before_position=first, limit=conf.HISTORY_LIMIT) if first else []
     transcript = _as_history(messages)
+    permissions, conditions = tool_permissions(agent, code_agent)
     ctx = RunContext(
         run_id=str(run.pk),
         session_id=str(run.session_id),
         agent_name=agent.name,
         metadata=run.metadata,
         code_agent=code_agent,
-        permissions=tool_permissions(agent, code_agent),
+        permissions=permissions,
+        conditions=conditions,
         tool_timeout=code_agent.tool_timeout or conf.TOOL_TIMEOUT,
         append=record.write,
         on_text=record.delta if conf.STREAM_DELTAS else None,
