@@ -185,7 +185,7 @@ def _claim(run_id: UUID) -> RunRecord | None:
         if not claimed:
             return None
         run = Run.objects.select_related("agent").get(pk=run_id)
-        record = RunRecord.resume(run)
+        record = RunRecord(run, position=selectors.next_position(run.session_id))  # a queued run has no events
         record.write([ChatMessage("user", run.input)], before=[events.run_started(run)])
         return record
 
