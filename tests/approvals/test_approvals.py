@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -286,3 +287,17 @@ def test_conditions_are_validated_when_an_operator_saves_them():
     tool.conditions = [{"when": {"arg": "c", "op": "gt", "value": 1}, "then": "confirm"}]
     with pytest.raises(ValidationError, match="no argument 'c'"):
         tool.full_clean()
+
+
+def test_a_person_must_be_staff_verified_by_a_second_factor_and_hold_the_permission(alice):
+    request = ApprovalRequest(owner=alice)
+    alice.is_staff = True
+    alice.save()
+    alice.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
+    alice = type(alice).objects.get(pk=alice.pk)  # a fresh permission cache
+
+    assert not services.may_decide(services.Decider(alice, "admin"), request)  # no second factor
+    alice.is_verified = lambda: True
+    assert services.may_decide(services.Decider(alice, "admin"), request)
+    alice.is_staff = False
+    assert not services.may_decide(services.Decider(alice, "admin"), request)
