@@ -16,11 +16,13 @@ from agents.models import (
     Message,
     OverlapPolicy,
     Run,
+    RunStatus,
     Schedule,
     ScheduleFiring,
     Session,
     SessionStrategy,
 )
+from approvals import selectors as approval_selectors
 
 METADATA_MAX_BYTES = 16_384
 
@@ -119,6 +121,9 @@ class RunSerializer(serializers.ModelSerializer):
     agent = serializers.CharField(source="agent.name", read_only=True)
     usage = serializers.SerializerMethodField()
     duration_ms = serializers.IntegerField(read_only=True, allow_null=True)
+    pending_approvals = serializers.SerializerMethodField(
+        help_text="While the run is awaiting_approval: the ids of its pending approval requests."
+    )
 
     class Meta:
         model = Run
@@ -140,7 +145,13 @@ class RunSerializer(serializers.ModelSerializer):
             "duration_ms",
             "cancel_requested_at",
             "schedule_id",
+            "pending_approvals",
         ]
+
+    def get_pending_approvals(self, run: Run) -> list[str]:
+        if run.status != RunStatus.AWAITING_APPROVAL:
+            return []
+        return approval_selectors.pending_ids(run.session_id)
 
     def get_usage(self, run: Run) -> dict[str, int]:
         return {
