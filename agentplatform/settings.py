@@ -167,6 +167,14 @@ AGENTPLATFORM = {
     "API_DOCS_PUBLIC": env_bool("AGENTPLATFORM_API_DOCS_PUBLIC", False),
 }
 
+# Context providers (the context app). Stored credentials are encrypted with ENCRYPTION_KEY.
+AGENTPLATFORM_CONTEXT = {
+    "PROVIDERS": env_list("AGENTPLATFORM_CONTEXT_PROVIDERS", []),
+    "FILE_ROOTS": env_list("AGENTPLATFORM_CONTEXT_FILE_ROOTS", []),
+    "ENCRYPTION_KEY": env_str("AGENTPLATFORM_ENCRYPTION_KEY", ""),
+    "CACHE": env_bool("AGENTPLATFORM_CONTEXT_CACHE", True),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -7,6 +7,7 @@ from agentplatform.api.docs import DocsAccess
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("agents.api.urls")),
+    path("api/v1/", include("context.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(permission_classes=[DocsAccess]), name="schema"),
     path(
         "api/v1/docs/",

@@ -28,6 +28,7 @@ from agents.errors import (
     InvalidTransition,
 )
 from agents.events import Event
+from agents.extensions import PreparationFailed, run_preparers
 from agents.loop import MaxStepsExceeded, run_loop
 from agents.models import (
     RUN_TRANSITIONS,
@@ -40,7 +41,7 @@ from agents.models import (
 )
 from agents.registry import model_provider
 from agents.runtime import RunContext
-from agents.services.agents import runnable, tool_permissions
+from agents.services.agents import record_tools, runnable, tool_permissions
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +231,13 @@ def dispatch_on_commit(run_id: UUID) -> None:
 def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecord:
     conf = platform_settings()
     run = record.run
+    try:  # what other apps add to the run (fetched context, MCP tools): agents/extensions.py
+        prepared = run_preparers.prepare(run, code_agent)
+    except PreparationFailed as exc:
+        finish(record, outcome(RunStatus.FAILED, exc.code, exc.message, exc.details))
+        return record
+    code_agent, instructions = prepared.apply(code_agent, agent.instructions)
+    record_tools(agent, prepared.tools)
     user_position = record.position - 1
     prior = (
         selectors.recent_messages(run.session_id, before_position=user_position, limit=conf.HISTORY_LIMIT)
@@ -249,7 +257,7 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent) -> RunRecor
         prior=_as_history(prior),
         transcript=[ChatMessage(role="user", content=run.input)],
     )
-    finish(record, _run_turn(ctx, agent, code_agent, conf.MAX_STEPS), ctx)
+    finish(record, _run_turn(ctx, agent, code_agent, conf.MAX_STEPS, instructions), ctx)
     return record
 
 
@@ -269,14 +277,16 @@ def finish(record: RunRecord, outcome: dict[str, Any], ctx: RunContext | None = 
         _start_next(run.session_id)
 
 
-def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int) -> dict[str, Any]:
+def _run_turn(
+    ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int, instructions: str
+) -> dict[str, Any]:
     """The turn's outcome as the fields `finish_run` records. Failures are outcomes here."""
     try:
         if code_agent.overrides_run:
             output = str(code_agent.run(ctx.transcript[0].content, ctx) or "")
         else:
             provider = model_provider(agent.model)
-            output = run_loop(ctx, provider, agent.instructions, code_agent.max_steps or max_steps)
+            output = run_loop(ctx, provider, instructions, code_agent.max_steps or max_steps)
     except ApprovalRequired as exc:
         return outcome(
             RunStatus.REQUIRES_APPROVAL,

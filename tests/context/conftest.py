@@ -74,3 +74,30 @@ def mcp_stdio_env() -> dict[str, str]:
     if os.environ.get("FAKE_MCP_CALLS"):
         env["FAKE_MCP_CALLS"] = os.environ["FAKE_MCP_CALLS"]
     return env
+
+
+@pytest.fixture
+def staff(db):
+    from django.contrib.auth import get_user_model
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user = get_user_model().objects.create_superuser("root", "root@example.com", "s3cret-pass")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    return user, device
+
+
+@pytest.fixture
+def admin_client(staff):
+    """Signed in through the real login form: password plus the TOTP code."""
+    from django.test import Client
+    from django_otp.oath import totp
+
+    _, device = staff
+    client = Client()
+    code = f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}"
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "root", "password": "s3cret-pass", "otp_device": device.persistent_id, "otp_token": code},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return client
