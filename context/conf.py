@@ -15,6 +15,7 @@ from django.core.signals import setting_changed
 class ContextSettings:
     PROVIDERS: list[str] = field(default_factory=list)  # extra provider classes operators may bind
     FILE_ROOTS: list[str] = field(default_factory=list)  # where FileContext bound in the admin may read
+    MCP_COMMANDS: list[str] = field(default_factory=list)  # programs a stdio MCPContext bound in the admin may run
     ENCRYPTION_KEY: str = ""  # a Fernet key for stored credentials; blank: derived from SECRET_KEY
     CACHE: bool = True  # cache fetched context in Redis (REDIS_URL) for sources with a cache TTL
 

@@ -21,6 +21,7 @@ from agentplatform.sdk.context import (
     ContextItem,
     ContextProvider,
     FileContext,
+    MCPContext,
     RedisCache,
     Secret,
     SourceResult,
@@ -82,6 +83,16 @@ def _check_parameters(parameters: Any, credential_arg: str | None) -> None:
     walk(parameters)
 
 
+def _check_command(command: Any) -> None:
+    """A stdio MCP server bound in the admin runs a program on the workers: only the ones listed."""
+    if command is None:
+        return
+    program = command[0] if isinstance(command, list) and command else command
+    if program not in context_settings().MCP_COMMANDS:
+        message = f"{program!r} is not in AGENTPLATFORM_CONTEXT_MCP_COMMANDS, the programs MCP servers may run as."
+        raise InvalidContextSource(message, details={"field": "parameters"})
+
+
 def _credential(cls: type[ContextProvider], source: ContextSource, secret: str | None) -> dict[str, Any]:
     arg = cls.credential_arg
     given = bool(source.credential_env or secret or source.credential_encrypted)
@@ -114,6 +125,8 @@ def build_provider(source: ContextSource, *, secret: str | None = None) -> Conte
     }
     if issubclass(cls, FileContext):
         kwargs["allowed_roots"] = context_settings().FILE_ROOTS  # none configured: no file may be bound
+    if issubclass(cls, MCPContext):
+        _check_command(source.parameters.get("command"))
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -102,6 +102,18 @@ def test_files_can_be_bound_only_under_the_configured_roots(admin_client, settin
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_stdio_mcp_server_may_run_only_a_listed_program(admin_client, settings):
+    form = _form(provider="agentplatform.sdk.context.MCPContext", parameters='{"command": ["/bin/sh", "-c", "id"]}')
+
+    refused = admin_client.post(ADD_URL, form)
+    settings.AGENTPLATFORM_CONTEXT = {**settings.AGENTPLATFORM_CONTEXT, "MCP_COMMANDS": ["/bin/sh"]}
+    accepted = admin_client.post(ADD_URL, form)
+
+    assert "is not in AGENTPLATFORM_CONTEXT_MCP_COMMANDS" in refused.content.decode()
+    assert accepted.status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_preview_page_shows_the_text_that_would_be_injected(admin_client):
     source = bind_source(name="policy", parameters={"text": "Refunds need a receipt.", "title": "Refunds"})
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from agentplatform.sdk.context import RedisCache
 from context import services
 from context.models import ContextInjection, ContextSource
 from tests.context.factories import bind_source
@@ -63,7 +60,9 @@ def test_preview_shows_exactly_the_text_a_run_would_get_and_stores_nothing(make_
     assert preview["chars"] == len(preview["rendered"].split("\n\n", 2)[2])  # the source's block
     assert ContextInjection.objects.count() == 0
     provider = services.build_provider(source)
-    assert RedisCache(os.environ["REDIS_URL"]).get_many([provider.cache_key()]) == {}
+    cache = services.context_cache()
+    assert cache is not None
+    assert cache.get_many([provider.cache_key()]) == {}
 
 
 @pytest.mark.django_db

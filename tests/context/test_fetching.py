@@ -149,6 +149,7 @@ def test_a_cache_that_is_down_makes_sources_fetch_rather_than_fail(caplog):
     source = Counting([ContextItem(text="still here")], name="s", cache_ttl=60)
 
     result = fetch_context([source], cache=cache).results[0]
+    cache.close()
 
     assert result.ok
     assert result.items[0].text == "still here"

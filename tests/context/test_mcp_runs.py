@@ -13,6 +13,12 @@ from tests.context.factories import bind_source
 from tests.fakes.llm_server import Call, Text, ToolCalls
 
 
+@pytest.fixture(autouse=True)
+def _python_may_serve_mcp(settings):
+    """Stdio MCP servers bound in the admin may run only the programs an operator lists."""
+    settings.AGENTPLATFORM_CONTEXT = {**settings.AGENTPLATFORM_CONTEXT, "MCP_COMMANDS": [mcp_stdio_command()[0]]}
+
+
 def _bind_mcp(**parameters):
     base = {"command": mcp_stdio_command(), "env": mcp_stdio_env(), "cwd": str(ROOT), "tool_prefix": "notes_"}
     return bind_source(name="notes", provider="MCPContext", parameters={**base, **parameters}, timeout_seconds=60)

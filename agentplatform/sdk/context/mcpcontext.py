@@ -103,7 +103,8 @@ class MCPContext(ContextProvider):
         tool_permission: The default permission of its tools (CONFIRM unless you say so);
             `tool_permissions` sets it per tool name. Operators can override both.
         tool_prefix: Prepended to the tools' names (to keep two servers' tools apart).
-        tool_timeout: Seconds a tool call may take (the platform's default otherwise).
+        tool_timeout: Seconds a tool call may take, connecting included (default: `timeout`,
+            as for fetching; a stdio server is started for every call).
     """
 
     kind = "mcp"
@@ -155,7 +156,7 @@ class MCPContext(ContextProvider):
         self.tool_permission = ToolPermission(tool_permission)
         self.tool_permissions = {name: ToolPermission(p) for name, p in (tool_permissions or {}).items()}
         self.tool_prefix = tool_prefix
-        self.tool_timeout = tool_timeout
+        self.tool_timeout = tool_timeout if tool_timeout is not None else self.timeout
         self.max_resources = max_resources
 
     def default_name(self) -> str:
