@@ -185,6 +185,15 @@ AGENTPLATFORM = {
     "APPROVAL_TIMEOUT": env_float("AGENTPLATFORM_APPROVAL_TIMEOUT", 86_400.0, minimum=1.0),
 }
 
+# Context providers (the context app). Stored credentials are encrypted with ENCRYPTION_KEY.
+AGENTPLATFORM_CONTEXT = {
+    "PROVIDERS": env_list("AGENTPLATFORM_CONTEXT_PROVIDERS", []),
+    "FILE_ROOTS": env_list("AGENTPLATFORM_CONTEXT_FILE_ROOTS", []),
+    "MCP_COMMANDS": env_list("AGENTPLATFORM_CONTEXT_MCP_COMMANDS", []),
+    "ENCRYPTION_KEY": env_str("AGENTPLATFORM_ENCRYPTION_KEY", ""),
+    "CACHE": env_bool("AGENTPLATFORM_CONTEXT_CACHE", True),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -29,6 +29,7 @@ from agents.errors import (
     InvalidTransition,
 )
 from agents.events import Event
+from agents.extensions import PreparationFailed, run_preparers
 from agents.loop import MaxStepsExceeded, run_loop
 from agents.models import (
     HOLDING_RUN_STATUSES,
@@ -42,7 +43,7 @@ from agents.models import (
 )
 from agents.registry import model_provider
 from agents.runtime import Decision, RunContext
-from agents.services.agents import runnable, tool_permissions
+from agents.services.agents import record_tools, runnable, tool_permissions
 from approvals import selectors as approval_selectors
 from approvals import services as approval_services
 from approvals.models import ApprovalRequest, ApprovalStatus
@@ -279,6 +280,13 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent, *, resumed:
     from its recorded messages, with the decisions on the calls it paused on."""
     conf = platform_settings()
     run = record.run
+    try:  # what other apps add to the run (fetched context, MCP tools): agents/extensions.py
+        prepared = run_preparers.prepare(run, code_agent)
+    except PreparationFailed as exc:
+        finish(record, outcome(RunStatus.FAILED, exc.code, exc.message, exc.details))
+        return record
+    code_agent, instructions = prepared.apply(code_agent, agent.instructions)
+    record_tools(agent, prepared.tools)
     messages = list(selectors.run_messages(run)) if resumed else record.messages
     first = messages[0].position if messages else record.position
     prior = selectors.recent_messages(run.session_id, before_position=first, limit=conf.HISTORY_LIMIT) if first else []
@@ -304,7 +312,7 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent, *, resumed:
         ctx.decisions = _decisions(run)
         if code_agent.overrides_run:  # its turn runs again from the start: earlier calls replay
             ctx.replay = _answered_calls(transcript)
-    result = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS)
+    result = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS, instructions)
     if result["status"] == RunStatus.AWAITING_APPROVAL:
         pause(record, ctx, agent)
     else:
@@ -401,14 +409,16 @@ def finish(record: RunRecord, outcome: dict[str, Any], ctx: RunContext | None = 
         _start_next(run.session_id)
 
 
-def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int) -> dict[str, Any]:
+def _run_turn(
+    ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int, instructions: str
+) -> dict[str, Any]:
     """The turn's outcome as the fields `finish_run` records. Failures are outcomes here."""
     try:
         if code_agent.overrides_run:
             output = str(code_agent.run(ctx.transcript[0].content, ctx) or "")
         else:
             provider = model_provider(agent.model)
-            output = run_loop(ctx, provider, agent.instructions, code_agent.max_steps or max_steps)
+            output = run_loop(ctx, provider, instructions, code_agent.max_steps or max_steps)
     except ApprovalRequired:
         return {"status": RunStatus.AWAITING_APPROVAL}
     except RunCancelled:
