@@ -18,9 +18,9 @@ import jsonschema
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import signals
 from approvals.errors import AlreadyDecided, ApprovalExpired, InvalidArguments, NotAllowedToDecide
 from approvals.models import ApprovalRequest, ApprovalStatus, Channel, ExpiryAction
+from approvals.registry import run_hooks
 
 DECIDE_PERMISSION = "approvals.decide_approvalrequest"
 DECIDE_SCOPE = "approvals:decide"
@@ -118,7 +118,8 @@ def _decide(request: ApprovalRequest, decider: Decider, status: str, changes: di
                 raise ApprovalExpired(f"The request expired at {current.expires_at.isoformat()}.")
             raise AlreadyDecided(f"The request is already {current.status}.", details={"status": current.status})
         request.refresh_from_db()
-        signals.approval_decided.send(sender=ApprovalRequest, request=request)
+        for hook in run_hooks.decided:
+            hook(request)
     return request
 
 
@@ -132,7 +133,8 @@ def expire_due(batch: int = 100) -> int:
             fields = {"status": ApprovalStatus.EXPIRED, "decided_at": now, "channel": Channel.EXPIRY}
             if ApprovalRequest.objects.filter(pk=pk, status=ApprovalStatus.PENDING).update(**fields):
                 request = ApprovalRequest.objects.get(pk=pk)
-                signals.approval_expired.send(sender=ApprovalRequest, request=request)
+                for hook in run_hooks.expired:
+                    hook(request)
                 expired += 1
     return expired
 
