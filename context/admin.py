@@ -14,7 +14,6 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from agents.admin import RunAdmin
 from context import services
 from context.errors import InvalidContextSource
 from context.models import ContextInjection, ContextSource
@@ -155,7 +154,3 @@ class ContextInjectionInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-# The run page belongs to agents, which does not know this app: add the section to it here.
-RunAdmin.inlines = [*RunAdmin.inlines, ContextInjectionInline]

@@ -6,10 +6,3 @@ class ContextConfig(AppConfig):
 
     name = "context"
     verbose_name = "Context"
-
-    def ready(self) -> None:
-        # The app registry is ready only now; agents calls this app through its registry.
-        from agents.extensions import run_preparers  # noqa: PLC0415
-        from context.services import prepare_run  # noqa: PLC0415
-
-        run_preparers.register(prepare_run)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from agents.models import Agent, Run
-
 ENV_NAME = RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "The name of an environment variable, e.g. SLACK_TOKEN.")
 
 
@@ -14,7 +12,7 @@ class ContextSource(models.Model):
     """A source an operator binds to an agent without a deploy: a registered provider class
     with its parameters, options and a reference to its credential."""
 
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="context_sources")
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="context_sources")
     name = models.SlugField(max_length=63, help_text="How the source is labelled in the prompt and the record.")
     provider = models.CharField(max_length=200, help_text="A registered provider class, by import path.")
     parameters = models.JSONField(default=dict, blank=True, help_text="The provider's own arguments, as JSON.")
@@ -61,7 +59,7 @@ class InjectionStatus(models.TextChoices):
 class ContextInjection(models.Model):
     """One source's part in one run: what was injected, from where, how fast."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="context_injections")
+    run = models.ForeignKey("agents.Run", on_delete=models.CASCADE, related_name="context_injections")
     position = models.PositiveIntegerField(help_text="Order in the prompt.")
     source = models.CharField(max_length=100)
     kind = models.CharField(max_length=50, help_text="The provider's type: slack, mcp, http, ...")

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db.models import Max
@@ -28,12 +29,11 @@ from agentplatform.sdk.context import (
     SourceResult,
     fetch_context,
 )
-from agents.extensions import Preparation, PreparationFailed
-from agents.models import Run
 from context import crypto, providers
 from context.conf import context_settings
 from context.errors import InvalidContextSource
 from context.models import ContextInjection, ContextSource, InjectionStatus, Origin
+from context.preparation import Preparation, PreparationFailed
 
 # Set from the ContextSource's own fields, not from its parameters.
 RESERVED = frozenset({"name", "timeout", "max_chars", "max_tokens", "cache_ttl", "required", "allowed_roots"})
@@ -182,15 +182,15 @@ def context_cache() -> ContextCache | None:
     return _redis_cache(settings.REDIS_URL) if context_settings().CACHE else None
 
 
-def prepare_run(run: Run, code_agent: CodeAgent) -> Preparation:
-    """The run preparer (registered in ContextConfig.ready): fetch the agent's sources,
-    record what each gave, and hand the rendered context and any MCP tools to the run."""
-    sources = agent_sources(run.agent_id, code_agent)
+def prepare_run(run_id: UUID, agent_id: int, code_agent: CodeAgent) -> Preparation:
+    """Before a run's turn (the agents app calls it): fetch the agent's sources, record what
+    each gave, and hand the rendered context and any MCP tools to the run."""
+    sources = agent_sources(agent_id, code_agent)
     if not sources:
         return Preparation()
     bundle = fetch_context([s.provider for s in sources], cache=context_cache())
     tools = [_tools(result) for result in bundle.results]
-    record_injections(run, sources, bundle, tools)
+    record_injections(run_id, sources, bundle, tools)
     failed = bundle.required_failures
     if failed:
         first = failed[0]
@@ -203,14 +203,14 @@ def _tools(result: SourceResult) -> list[Any]:
     return result.provider.build_tools(result.tools) if result.ok and result.tools else []
 
 
-def record_injections(run: Run, sources: list[BoundSource], bundle: ContextBundle, tools: list[list[Any]]) -> None:
+def record_injections(run_id: UUID, sources: list[BoundSource], bundle: ContextBundle, tools: list[list[Any]]) -> None:
     """One row per source, after the rows of the run's earlier turns (a run resumed after an
     approval fetches its context again)."""
-    earlier = ContextInjection.objects.filter(run=run).aggregate(last=Max("position"))["last"]
+    earlier = ContextInjection.objects.filter(run_id=run_id).aggregate(last=Max("position"))["last"]
     start = 0 if earlier is None else earlier + 1
     rows = [
         ContextInjection(
-            run=run,
+            run_id=run_id,
             position=position,
             source=result.name,
             kind=result.provider.kind,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from agentplatform.celery import Queue, app
@@ -25,6 +25,20 @@ from tests.fakes.llm_server import FakeLLMServer
 from tests.infra import database_url, free_port, stop, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_connection_outlives_the_suite(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Torn down after the worker and servers that use the test database, and before the
+    database is dropped: close every connection, pooled ones too, so that dropping it does
+    not find "other users" (a pool keeps idle connections open)."""
+    yield
+    with django_db_blocker.unblock():
+        for wrapper in connections.all(initialized_only=True):
+            wrapper.close()
+            close_pool = getattr(wrapper, "close_pool", None)
+            if callable(close_pool):
+                close_pool()
 
 
 @pytest.fixture(scope="session")

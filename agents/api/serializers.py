@@ -34,16 +34,6 @@ def _metadata(value: Any) -> None:
         raise serializers.ValidationError(f"Must be at most {METADATA_MAX_BYTES} bytes of JSON.")
 
 
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable, machine-readable, e.g. session_busy.")
-    message = serializers.CharField()
-    details = serializers.JSONField(allow_null=True)
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()
-
-
 class ToolSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()

@@ -29,7 +29,6 @@ from agents.errors import (
     InvalidTransition,
 )
 from agents.events import Event
-from agents.extensions import PreparationFailed, run_preparers
 from agents.loop import MaxStepsExceeded, run_loop
 from agents.models import (
     HOLDING_RUN_STATUSES,
@@ -48,6 +47,8 @@ from approvals import selectors as approval_selectors
 from approvals import services as approval_services
 from approvals.models import ApprovalRequest, ApprovalStatus
 from approvals.services import ProposedCall
+from context.preparation import PreparationFailed
+from context.services import prepare_run
 
 logger = logging.getLogger(__name__)
 
@@ -280,10 +281,14 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent, *, resumed:
     from its recorded messages, with the decisions on the calls it paused on."""
     conf = platform_settings()
     run = record.run
-    try:  # what other apps add to the run (fetched context, MCP tools): agents/extensions.py
-        prepared = run_preparers.prepare(run, code_agent)
+    try:  # the context fetched for this run, and an MCP server's tools
+        prepared = prepare_run(run.pk, run.agent_id, code_agent)
     except PreparationFailed as exc:
         finish(record, outcome(RunStatus.FAILED, exc.code, exc.message, exc.details))
+        return record
+    except Exception as exc:  # a bug in preparing fails this run visibly rather than strand it
+        logger.exception("run %s: preparing its context failed", run.pk)
+        finish(record, outcome(RunStatus.FAILED, "preparation_error", f"Preparing the run failed: {exc!r}", None))
         return record
     code_agent, instructions = prepared.apply(code_agent, agent.instructions)
     record_tools(agent, prepared.tools)

@@ -8,8 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agentplatform.api.base import CallerAPIView, Cursor
-from agents.api.serializers import ErrorSerializer
+from agentplatform.api.base import CallerAPIView, Cursor, ErrorSerializer
 from context import selectors, services
 from context.api.serializers import ContextSourceSerializer, PreviewRequestSerializer, PreviewSerializer
 
