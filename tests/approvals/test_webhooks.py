@@ -125,7 +125,7 @@ def _register(manager: Api, url: str, events: list[str] | None = None) -> dict[s
     return endpoint
 
 
-def _settled(endpoint_id: str, count: int = 1) -> list[WebhookDelivery]:
+def _settled(endpoint_id: Any, count: int = 1) -> list[WebhookDelivery]:
     """The endpoint's deliveries once `count` exist and none is pending or in flight."""
 
     def done() -> bool:
