@@ -103,7 +103,8 @@ class WebhookEndpoint(models.Model):
     event_types = models.JSONField(default=list, help_text="The events it receives (WebhookEvent values).")
     enabled = models.BooleanField(default=True)
     all_owners = models.BooleanField(
-        default=False, help_text="Receive the events of every owner's runs, not only its owner's (set by staff)."
+        default=False,
+        help_text="Receive the events of every owner's runs, not only its owner's (staff owners only; the admin only).",
     )
     secret_encrypted = models.TextField(editable=False, help_text="The signing secret, encrypted (Fernet).")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -111,7 +112,10 @@ class WebhookEndpoint(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["owner", "-created_at"], name="webhook_owner_created")]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="webhook_owner_created"),
+            models.Index(fields=["all_owners"], condition=Q(all_owners=True), name="webhook_all_owners"),
+        ]
 
     def __str__(self) -> str:
         return self.url

@@ -56,8 +56,9 @@ class WebhookEndpointForm(forms.ModelForm):
             return data
         try:
             webhooks.check_url(data["url"])
+            webhooks.check_all_owners(data["owner"], data["all_owners"])
         except PlatformError as exc:
-            self.add_error("url", exc.message)
+            self.add_error((exc.details or {}).get("field", "url"), exc.message)
         return data
 
 

@@ -77,6 +77,14 @@ def check_event_types(event_types: Any) -> None:
         raise InvalidInput(f"event_types must be a non-empty list of: {expected}.", details={"field": "event_types"})
 
 
+def check_all_owners(owner: Any, all_owners: bool) -> None:
+    """Every owner's events may go only to an endpoint of a staff user (who could read them anyway)."""
+    if all_owners and not owner.is_staff:
+        raise InvalidInput(
+            "Only a staff user's endpoint may receive every owner's events.", details={"field": "all_owners"}
+        )
+
+
 def create_endpoint(
     *,
     owner: Any,
@@ -89,6 +97,7 @@ def create_endpoint(
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret (generated unless given): the only time it is shown."""
     check_event_types(event_types)
+    check_all_owners(owner, all_owners)
     check_url(url)
     secret = secret or webhook_signing.generate_secret()
     endpoint = WebhookEndpoint.objects.create(
@@ -106,6 +115,7 @@ def create_endpoint(
 def update_endpoint(endpoint: WebhookEndpoint, changes: dict[str, Any]) -> WebhookEndpoint:
     """Change some of url, event_types, description, enabled, all_owners and secret."""
     changes = dict(changes)
+    check_all_owners(changes.get("owner", endpoint.owner), changes.get("all_owners", endpoint.all_owners))
     if "url" in changes:
         check_url(changes["url"])
     if "event_types" in changes:
@@ -140,7 +150,8 @@ def emit_approvals(event_type: WebhookEvent, requests: Iterable[ApprovalRequest]
 
 
 def _interested(event_type: WebhookEvent, owner_id: Any) -> list[WebhookEndpoint]:
-    wanted = WebhookEndpoint.objects.filter(Q(owner_id=owner_id) | Q(all_owners=True), enabled=True)
+    every_owner = Q(all_owners=True, owner__is_staff=True, owner__is_active=True)  # while its owner is staff
+    wanted = WebhookEndpoint.objects.filter(Q(owner_id=owner_id) | every_owner, enabled=True)
     return [e for e in wanted.only("pk", "event_types") if event_type in e.event_types]
 
 

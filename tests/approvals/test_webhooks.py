@@ -19,9 +19,10 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from agentplatform.errors import InvalidInput
 from agents.models import Run
-from approvals import webhook_signing, webhook_transport, webhooks
-from approvals.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from approvals import services, webhook_signing, webhook_transport, webhooks
+from approvals.models import ApprovalRequest, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.conftest import Api
 from tests.factories import create_api_key, create_user
 from tests.fakes.llm_server import Call, Text, ToolCalls
@@ -429,6 +430,47 @@ def test_only_the_owners_runs_and_wanted_events_are_sent(api, make_api, manager,
     assert delivery.event_type == "run.failed"
     assert json.loads(delivery.payload)["data"]["error"]["code"] == "agent_error"
     assert len(receiver.received) == 1
+
+
+def test_an_expired_approval_is_sent(api, manager, receiver, quick, llm):
+    endpoint = _register(manager, receiver.url, ["approval.requested", "approval.expired"])
+    llm.enqueue(ToolCalls([Call("send_email", EMAIL)]))
+    _, run = api.post("/api/v1/agents/oai/runs/", {"input": "email bob"})
+    ApprovalRequest.objects.filter(run_id=run["id"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1), expiry_action="cancel_run"
+    )
+
+    assert services.expire_due() == 1
+
+    requested, expired = _settled(endpoint["id"], count=2)
+    assert (requested.event_type, expired.event_type) == ("approval.requested", "approval.expired")
+    data = json.loads(expired.payload)["data"]
+    assert (data["status"], data["channel"], data["expiry_action"], data["run_id"]) == (
+        "expired",
+        "expiry",
+        "cancel_run",
+        run["id"],
+    )
+    assert Run.objects.get(pk=run["id"]).status == "cancelled"  # and no run.* event was wanted
+
+
+def test_a_staff_endpoint_may_receive_every_owners_events(api, alice, make_api, receiver, quick):
+    ops = create_user("ops", is_staff=True)
+    endpoint, _ = webhooks.create_endpoint(owner=ops, url=receiver.url, event_types=["run.completed"], all_owners=True)
+
+    api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})
+    make_api("bob").post("/api/v1/agents/calc/runs/", {"input": "2+2"})
+
+    deliveries = _settled(endpoint.pk, count=2)
+    assert sorted(json.loads(d.payload)["data"]["output"] for d in deliveries) == [
+        "2 (and tool_denied)",
+        "4 (and tool_denied)",
+    ]
+    with pytest.raises(InvalidInput):
+        webhooks.create_endpoint(owner=alice, url=receiver.url, event_types=["run.completed"], all_owners=True)
+    ops.is_staff = False
+    ops.save()
+    assert webhooks.emit(WebhookEvent.RUN_COMPLETED, {}, owner_id=alice.pk) == []
 
 
 def test_an_overdue_delivery_is_sent_again_by_the_periodic_task(alice, celery_worker, receiver, quick):
