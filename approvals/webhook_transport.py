@@ -24,13 +24,13 @@ EXCERPT_BYTES = 1024
 
 @dataclass(frozen=True)
 class Target:
-    """A checked URL: where to connect (`address`) and what to ask for."""
+    """A checked URL: where to connect (`addresses`, tried in order) and what to ask for."""
 
     scheme: str
     host: str
     port: int
     path: str
-    address: str
+    addresses: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def check_url(url: str, *, allow_private: bool) -> Target:
                     details={"field": "url", "address": address},
                 )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(parts.scheme, parts.hostname, port, path, addresses[0])
+    return Target(parts.scheme, parts.hostname, port, path, tuple(addresses))
 
 
 def _resolve(host: str, port: int) -> list[str]:
@@ -82,9 +82,9 @@ def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float
     """POST `body` to the checked address. Raises OSError (TimeoutError included) or HTTPException."""
     connection: http.client.HTTPConnection
     if target.scheme == "https":
-        connection = _PinnedHTTPSConnection(target.host, target.port, address=target.address, timeout=timeout)
+        connection = _PinnedHTTPSConnection(target.host, target.port, addresses=target.addresses, timeout=timeout)
     else:
-        connection = _PinnedHTTPConnection(target.host, target.port, address=target.address, timeout=timeout)
+        connection = _PinnedHTTPConnection(target.host, target.port, addresses=target.addresses, timeout=timeout)
     try:
         connection.request("POST", target.path, body=body, headers=headers)
         response = connection.getresponse()
@@ -93,21 +93,32 @@ def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float
         connection.close()
 
 
+def _connect(addresses: tuple[str, ...], port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to the first of the checked addresses that accepts one."""
+    error: OSError = OSError("no address to connect to")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, *, addresses: tuple[str, ...], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self.address = address
+        self.addresses = addresses
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = _connect(self.addresses, self.port, self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, *, addresses: tuple[str, ...], timeout: float) -> None:
         self.tls: Any = ssl.create_default_context()
         super().__init__(host, port, timeout=timeout, context=self.tls)
-        self.address = address
+        self.addresses = addresses
 
     def connect(self) -> None:
-        raw = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+        # The certificate is verified against the URL's host name (also sent as SNI).
+        self.sock = self.tls.wrap_socket(_connect(self.addresses, self.port, self.timeout), server_hostname=self.host)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
@@ -57,21 +63,19 @@ class Receiver:
     the next scripted reply (a status code, or "hang": no answer until released), then 200."""
 
     server: ThreadingHTTPServer
+    url: str = ""
+    certificate: Path | None = None  # a TLS receiver's (self-signed)
     script: list[int | str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/agentplatform?team=1"
 
     def answer(self, request: Received) -> int | str:
         self.received.append(request)
         return self.script.pop(0) if self.script else 200
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextlib.contextmanager
+def _serving(host: str, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -89,15 +93,55 @@ def receiver() -> Iterator[Receiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state["r"] = Receiver(server)
+    server.block_on_close = True  # server_close() waits for the handler threads
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls else "http"
+    state["r"] = Receiver(server, f"{scheme}://{host}:{server.server_address[1]}/hooks/agentplatform?team=1")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield state["r"]
-    state["r"].release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    try:
+        yield state["r"]
+    finally:
+        state["r"].release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with _serving("127.0.0.1") as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[Receiver]:
+    """An https endpoint at `localhost`, with a self-signed certificate for that name."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = timezone.now()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    with _serving("localhost", tls) as receiver:
+        receiver.certificate = tmp_path / "cert.pem"
+        yield receiver
 
 
 @pytest.fixture
@@ -255,6 +299,31 @@ def test_a_dead_endpoint_does_not_slow_the_run(api, manager, receiver, quick):
     receiver.release.set()  # the endpoint hangs up; the next attempt succeeds
     deliveries = _settled(endpoint["id"], count=2)
     assert {d.status for d in deliveries} == {"delivered"}
+
+
+def test_an_https_endpoint_is_reached_by_its_name_on_the_checked_address(
+    api, manager, tls_receiver, quick, monkeypatch
+):
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_receiver.certificate))  # trust the test's certificate
+    endpoint = _register(manager, tls_receiver.url, ["run.completed"])
+
+    api.post("/api/v1/agents/calc/runs/", {"input": "2+5"})
+
+    [delivery] = _settled(endpoint["id"])
+    assert (delivery.status, delivery.attempt_count) == ("delivered", 1)
+    [request] = tls_receiver.received
+    assert request.headers["Host"] == tls_receiver.url.split("/")[2]  # localhost:port, not the address
+
+
+def test_an_https_endpoint_with_an_untrusted_certificate_fails(api, manager, tls_receiver, quick):
+    endpoint = _register(manager, tls_receiver.url, ["run.completed"])
+
+    api.post("/api/v1/agents/calc/runs/", {"input": "2+6"})
+
+    [delivery] = _settled(endpoint["id"])
+    assert (delivery.status, delivery.attempt_count) == ("failed", 4)
+    assert "CERTIFICATE_VERIFY_FAILED" in _attempts(delivery)[0].error
+    assert tls_receiver.received == []
 
 
 @pytest.mark.parametrize(
