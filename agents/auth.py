@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from agents.errors import ApiKeyRejected
 from agents.keys import KEY_PREFIX, hash_key
 from agents.models import ApiKey
+from agents.services.keys import ensure_usable
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most this often per key
 
@@ -24,22 +25,11 @@ def authenticate_key(key: str) -> ApiKey:
         api_key = ApiKey.objects.select_related("user").get(key_hash=hash_key(key))
     except ApiKey.DoesNotExist:
         raise ApiKeyRejected("Unknown API key.") from None
+    ensure_usable(api_key.user, api_key)
     now = timezone.now()
-    if api_key.revoked_at is not None:
-        raise _rejected("api_key_revoked", "This API key has been revoked.")
-    if api_key.expires_at is not None and api_key.expires_at <= now:
-        raise _rejected("api_key_expired", "This API key has expired.")
-    if not api_key.user.is_active:
-        raise _rejected("user_inactive", "This API key's user is inactive.")
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key
-
-
-def _rejected(code: str, message: str) -> ApiKeyRejected:
-    error = ApiKeyRejected(message)
-    error.code = code
-    return error
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

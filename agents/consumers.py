@@ -8,8 +8,10 @@ such session of yours), after an `error` message saying why.
 
 Client → server: `{"type": "run", "input": ..., "if_busy"?, "metadata"?, "idempotency_key"?}`,
 `{"type": "cancel", "run_id"?}`, `{"type": "resume", "run_id": ..., "seq": ...}`,
-`{"type": "ping"}`; any may carry an `"id"`, echoed in the answer.
-Server → client: `session.ready`, `run.accepted`, `run.cancelling`, `resumed`, `pong`,
+`{"type": "approve", "approval_id": ..., "arguments"?}`, `{"type": "reject", "approval_id": ...,
+"reason": ...}` (a key with the `approvals:decide` scope), `{"type": "ping"}`; any may carry
+an `"id"`, echoed in the answer.
+Server → client: `session.ready`, `run.accepted`, `run.cancelling`, `resumed`, `approval.accepted`, `pong`,
 `error` ({code, message, details}), and the run events themselves (they carry `seq` and
 `run_id`, exactly as over SSE), each once and in order, replayed after a `resume`.
 """
@@ -30,10 +32,19 @@ from django.utils import timezone
 from agentplatform.errors import InvalidInput, PlatformError
 from agents import events, selectors, services
 from agents.api import streams
-from agents.api.serializers import WsCancelSerializer, WsResumeSerializer, WsRunSerializer
+from agents.api.serializers import (
+    WsApproveSerializer,
+    WsCancelSerializer,
+    WsRejectSerializer,
+    WsResumeSerializer,
+    WsRunSerializer,
+)
 from agents.auth import authenticate_key
 from agents.errors import AgentNotFound, ApiKeyRejected, SessionNotFound
 from agents.models import ApiKey, Session
+from approvals import selectors as approval_selectors
+from approvals import services as approval_services
+from approvals.models import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +182,37 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
     async def _ping(self, content: dict[str, Any], request_id: Any) -> None:
         await self.send_json({"type": "pong", "id": request_id})
 
-    HANDLERS = {"run": _run, "cancel": _cancel, "resume": _resume, "ping": _ping}
+    async def _approve(self, content: dict[str, Any], request_id: Any) -> None:
+        body = _valid(WsApproveSerializer, content)
+        decided = await database_sync_to_async(self._decide)(
+            body["approval_id"], approval_services.approve, body.get("arguments")
+        )
+        await self.send_json({"type": "approval.accepted", "id": request_id, **decided})
+
+    async def _reject(self, content: dict[str, Any], request_id: Any) -> None:
+        body = _valid(WsRejectSerializer, content)
+        decided = await database_sync_to_async(self._decide)(
+            body["approval_id"], approval_services.reject, body["reason"]
+        )
+        await self.send_json({"type": "approval.accepted", "id": request_id, **decided})
+
+    def _decide(self, approval_id: Any, decide: Any, argument: Any) -> dict[str, Any]:
+        """A decision on a request of this socket's session, through the same service as the API."""
+        request = approval_selectors.get_request(self.api_key.user, approval_id)
+        if request.session_id != self.session.pk:
+            raise InvalidInput("That approval request belongs to another session.", details={"field": "approval_id"})
+        decider = approval_services.Decider(self.api_key.user, Channel.WEBSOCKET, tuple(self.api_key.scopes))
+        decided = decide(request, decider, argument)
+        return {"approval_id": str(decided.pk), "status": decided.status}
+
+    HANDLERS = {
+        "run": _run,
+        "cancel": _cancel,
+        "resume": _resume,
+        "approve": _approve,
+        "reject": _reject,
+        "ping": _ping,
+    }
 
     async def run_events(self, message: dict[str, Any]) -> None:
         """A group message from a worker: deliver what comes next; on a gap, catch up from the store."""

@@ -1,6 +1,6 @@
 """The agents app's typed errors (mapped to HTTP by agentplatform.api.errors)."""
 
-from agentplatform.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, PlatformError
+from agentplatform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PlatformError
 
 
 class AgentNotFound(NotFound):
@@ -83,18 +83,3 @@ class InvalidSchedule(InvalidInput):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}", details={"field": field})
-
-
-class ApiKeyRevoked(Forbidden):
-    code = "api_key_revoked"
-    default_message = "The API key has been revoked."
-
-
-class ApiKeyExpired(Forbidden):
-    code = "api_key_expired"
-    default_message = "The API key has expired."
-
-
-class UserInactive(Forbidden):
-    code = "user_inactive"
-    default_message = "The user is inactive."

@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django_celery_beat.models import PeriodicTask
 
+from agentplatform.sdk import conditions
 from approvals.models import ExpiryAction
 
 
@@ -72,6 +74,12 @@ class Tool(models.Model):
         max_length=10, choices=PermissionChoice.choices, blank=True, help_text="Blank: use the code's permission."
     )
     registered = models.BooleanField(default=True, editable=False)
+    conditions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Rules on the arguments, first match wins, e.g. [{"when": {"arg": "amount", "op": "gt", '
+        '"value": 100}, "then": "confirm"}]. Ops: eq ne gt gte lt lte in not_in contains exists; all/any/not.',
+    )
     approval_timeout = models.DurationField(null=True, blank=True, help_text="Blank: the agent's.")
     approval_expiry_action = models.CharField(
         max_length=10, choices=ExpiryAction.choices, blank=True, help_text="Blank: the agent's."
@@ -87,6 +95,12 @@ class Tool(models.Model):
     @property
     def permission(self) -> str:
         return self.permission_override or self.code_permission
+
+    def clean(self) -> None:
+        try:
+            conditions.validate(self.conditions, self.parameters)
+        except conditions.ConditionError as exc:
+            raise ValidationError({"conditions": str(exc)}) from None
 
 
 class Session(models.Model):

@@ -22,6 +22,7 @@ from django.db import connections
 
 from agentplatform.sdk.agent import Agent as CodeAgent
 from agentplatform.sdk.agent import ApprovalRequired, RunCancelled, ToolCallError
+from agentplatform.sdk.conditions import permission_for
 from agentplatform.sdk.models import ChatMessage, ToolCall, ToolSpec, Usage
 from agentplatform.sdk.tools import Tool, ToolArgumentsError, ToolPermission
 from approvals.services import arguments_hash
@@ -115,6 +116,7 @@ class RunContext:
     transcript: list[ChatMessage] = field(default_factory=list)
     thread: threading.Thread = field(default_factory=threading.current_thread)
     cancelled: Callable[[], bool] = lambda: False
+    conditions: Mapping[str, list[Any]] = field(default_factory=dict)  # operators' rules on arguments
     on_text: Callable[[str], None] | None = None  # streamed answer text (message.delta events)
     # Decisions on this run's CONFIRM calls, by call id; and by tool and arguments hash for
     # agents with their own turn, which is run again from its start after a decision.
@@ -140,8 +142,13 @@ class RunContext:
             # thread holding a database connection.
             connections.close_all()
 
-    def permission(self, name: str) -> ToolPermission:
-        return self.permissions.get(name, ToolPermission.DENY)
+    def permission(self, name: str, arguments: Any = None) -> ToolPermission:
+        """A tool's permission; for a call, its argument conditions apply (failing closed)."""
+        base = self.permissions.get(name, ToolPermission.DENY)
+        rules = self.conditions.get(name)
+        if not rules or arguments is None:
+            return base
+        return permission_for(base, rules, arguments if isinstance(arguments, dict) else {})
 
     def offered_tools(self) -> tuple[ToolSpec, ...]:
         """The tools the model may see: every tool that is not DENY."""
@@ -224,7 +231,7 @@ class RunContext:
         tool = self.code_agent.tools.get(call.name)
         if tool is None:
             return ToolOutcome(f"Error: unknown tool {call.name!r}.", "unknown_tool")
-        permission = self.permission(call.name)
+        permission = self.permission(call.name, call.arguments)
         if permission is ToolPermission.DENY:
             return ToolOutcome(f"Refused: tool {call.name!r} is not permitted for this agent.", "tool_denied")
         try:
@@ -247,6 +254,8 @@ class RunContext:
             return ToolOutcome(decision.refusal, "approval_rejected")
         # What runs is exactly what was approved: the arguments must still hash to the
         # approved hash recorded with the decision.
+        if self.permission(call.name, decision.arguments) is ToolPermission.DENY:
+            return ToolOutcome(f"Refused: the approved arguments of {call.name!r} are denied by a rule.", "tool_denied")
         if arguments_hash(decision.arguments) != decision.approved_hash:
             return ToolOutcome(
                 f"Refused: the arguments of {call.name!r} differ from the approved ones.", "approval_mismatch"

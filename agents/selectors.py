@@ -45,10 +45,13 @@ def get_agent(name: str, api_key: ApiKey | None, *, with_tools: bool = False) ->
         raise AgentNotFound(f"No agent named {name!r}.") from None
 
 
-def permission_overrides(agent: Agent) -> dict[str, str]:
-    """Operators' per-tool permission overrides, read fresh for every run."""
-    rows = Tool.objects.filter(agent=agent).exclude(permission_override="")
-    return dict(rows.values_list("name", "permission_override"))
+def tool_policies(agent: Agent) -> dict[str, tuple[str, list[Any]]]:
+    """Operators' per-tool permission overrides and argument conditions, read fresh for every run."""
+    rows = Tool.objects.filter(agent=agent).exclude(permission_override="", conditions=[])
+    return {
+        name: (override, rules)
+        for name, override, rules in rows.values_list("name", "permission_override", "conditions")
+    }
 
 
 def approval_policies(agent: Agent) -> dict[str, tuple[timedelta | None, str]]:

@@ -78,8 +78,9 @@ def may_decide(decider: Decider, request: ApprovalRequest) -> bool:
     user = decider.user
     if not user.is_active:
         return False
-    if decider.scopes is None:  # a person in the admin: verified staff with the permission
-        return bool(user.is_staff and user.has_perm(DECIDE_PERMISSION))
+    if decider.scopes is None:  # a person signed in: staff, verified by a second factor, with the permission
+        verified = getattr(user, "is_verified", None)  # set by django-otp's middleware on a request's user
+        return bool(user.is_staff and callable(verified) and verified() and user.has_perm(DECIDE_PERMISSION))
     return DECIDE_SCOPE in decider.scopes and (request.owner_id == user.pk or user.has_perm(DECIDE_PERMISSION))
 
 

@@ -53,10 +53,14 @@ ERROR_CHARS = 500
 
 
 def may_manage(user: Any, scopes: tuple[str, ...] | None) -> bool:
-    """An API key with the `webhooks:manage` scope (its own endpoints), or staff."""
+    """An API key with the `webhooks:manage` scope, or a person signed in as staff and verified
+    by a second factor (django-otp); either manages the endpoints its user owns."""
     if not user.is_active:
         return False
-    return bool(user.is_staff) if scopes is None else MANAGE_SCOPE in scopes
+    if scopes is None:
+        verified = getattr(user, "is_verified", None)  # set by django-otp's middleware on a request's user
+        return bool(user.is_staff and callable(verified) and verified())
+    return MANAGE_SCOPE in scopes
 
 
 def check_may_manage(user: Any, scopes: tuple[str, ...] | None) -> None:

@@ -189,6 +189,16 @@ class WsCancelSerializer(StrictSerializer):
     run_id = serializers.UUIDField(required=False, help_text="Omit to cancel the session's active run.")
 
 
+class WsApproveSerializer(StrictSerializer):
+    approval_id = serializers.UUIDField()
+    arguments = serializers.DictField(required=False, help_text="Edited arguments; omit to approve as proposed.")
+
+
+class WsRejectSerializer(StrictSerializer):
+    approval_id = serializers.UUIDField()
+    reason = TextField(max_length=2000)
+
+
 class WsResumeSerializer(StrictSerializer):
     run_id = serializers.UUIDField()
     seq = serializers.IntegerField(min_value=0)

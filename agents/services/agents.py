@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 
 from agentplatform.sdk.agent import Agent as CodeAgent
@@ -49,10 +51,15 @@ def sync_agents(*, using: str = "default") -> dict[str, int]:
     return {"agents": len(agents), "retired": retired}
 
 
-def tool_permissions(agent: Agent, code_agent: CodeAgent) -> dict[str, ToolPermission]:
-    """Each code tool's permission: the operator's override, else the code's default."""
-    overrides = selectors.permission_overrides(agent)
-    return {name: ToolPermission(overrides.get(name, tool.permission.value)) for name, tool in code_agent.tools.items()}
+def tool_permissions(agent: Agent, code_agent: CodeAgent) -> tuple[dict[str, ToolPermission], dict[str, list[Any]]]:
+    """Each code tool's permission (the operator's override, else the code's default), and
+    the argument conditions operators set on some of them."""
+    policies = selectors.tool_policies(agent)
+    permissions = {
+        name: ToolPermission(policies.get(name, ("", []))[0] or tool.permission.value)
+        for name, tool in code_agent.tools.items()
+    }
+    return permissions, {name: rules for name, (_, rules) in policies.items() if rules}
 
 
 def runnable(agent: Agent) -> CodeAgent:

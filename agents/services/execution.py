@@ -127,18 +127,7 @@ def execute_queued_run(run_id: UUID) -> dict[str, Any]:
     cannot start yet is started by the run before it when that one finishes.
     """
     record = _claim(run_id)
-    if record is None:
-        status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
-        return {"run_id": str(run_id), "executed": False, "status": status}
-    run = record.run
-    try:
-        code_agent = runnable(run.agent)
-    except (AgentDisabled, AgentUnavailable) as exc:
-        finish(record, outcome(RunStatus.FAILED, exc.code, exc.message, None))
-    else:
-        with _holding_lease(run.pk):
-            _execute(record, run.agent, code_agent)
-    return {"run_id": str(run_id), "executed": True, "status": record.run.status}
+    return _not_executed(run_id) if record is None else _carry_out(record)
 
 
 def resume_paused_run(run_id: UUID) -> dict[str, Any]:
@@ -152,19 +141,28 @@ def resume_paused_run(run_id: UUID) -> dict[str, Any]:
             .update(status=RunStatus.RUNNING, lease_expires_at=_lease_end())
         )
         if not resumed:
-            status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
-            return {"run_id": str(run_id), "executed": False, "status": status}
-        run = Run.objects.select_related("agent").get(pk=run_id)
-        record = RunRecord.resume(run)
+            return _not_executed(run_id)
+        record = RunRecord.resume(Run.objects.select_related("agent").get(pk=run_id))
         record.write([], after=[events.run_resumed()])
+    return _carry_out(record, resumed=True)
+
+
+def _carry_out(record: RunRecord, *, resumed: bool = False) -> dict[str, Any]:
+    """Execute a run this worker has claimed (or resumed), holding its lease meanwhile."""
+    run = record.run
     try:
         code_agent = runnable(run.agent)
     except (AgentDisabled, AgentUnavailable) as exc:
         finish(record, outcome(RunStatus.FAILED, exc.code, exc.message, None))
     else:
         with _holding_lease(run.pk):
-            _execute(record, run.agent, code_agent, resumed=True)
-    return {"run_id": str(run_id), "executed": True, "status": record.run.status}
+            _execute(record, run.agent, code_agent, resumed=resumed)
+    return {"run_id": str(run.pk), "executed": True, "status": record.run.status}
+
+
+def _not_executed(run_id: UUID) -> dict[str, Any]:
+    status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    return {"run_id": str(run_id), "executed": False, "status": status}
 
 
 def dispatch_resume_on_commit(run_id: UUID) -> None:
@@ -188,7 +186,7 @@ def _claim(run_id: UUID) -> RunRecord | None:
         if not claimed:
             return None
         run = Run.objects.select_related("agent").get(pk=run_id)
-        record = RunRecord.resume(run)
+        record = RunRecord(run, position=selectors.next_position(run.session_id))  # a queued run has no events
         record.write([ChatMessage("user", run.input)], before=[events.run_started(run)])
         return record
 
@@ -286,13 +284,15 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent, *, resumed:
     first = messages[0].position if messages else record.position
     prior = selectors.recent_messages(run.session_id, before_position=first, limit=conf.HISTORY_LIMIT) if first else []
     transcript = _as_history(messages)
+    permissions, conditions = tool_permissions(agent, code_agent)
     ctx = RunContext(
         run_id=str(run.pk),
         session_id=str(run.session_id),
         agent_name=agent.name,
         metadata=run.metadata,
         code_agent=code_agent,
-        permissions=tool_permissions(agent, code_agent),
+        permissions=permissions,
+        conditions=conditions,
         tool_timeout=code_agent.tool_timeout or conf.TOOL_TIMEOUT,
         append=record.write,
         on_text=record.delta if conf.STREAM_DELTAS else None,

@@ -20,12 +20,9 @@ from agentplatform.conf import platform_settings
 from agentplatform.errors import PlatformError
 from agents import selectors
 from agents.errors import (
-    ApiKeyExpired,
-    ApiKeyRevoked,
     InputTooLarge,
     InvalidSchedule,
     SessionBusy,
-    UserInactive,
 )
 from agents.models import (
     ACTIVE_RUN_STATUSES,
@@ -40,6 +37,7 @@ from agents.models import (
     Session,
     SessionStrategy,
 )
+from agents.services.keys import ensure_usable
 from agents.services.runs import start_run
 
 MIN_INTERVAL_SECONDS = 10
@@ -269,10 +267,4 @@ def _error(exc: PlatformError) -> dict[str, Any]:
 
 def _check_caller(schedule: Schedule) -> None:
     """The owner and the key the schedule was made with must still be good, as for a request."""
-    if not schedule.owner.is_active:
-        raise UserInactive(f"The schedule's owner {schedule.owner} is inactive.")
-    key = schedule.api_key
-    if key is not None and key.revoked_at is not None:
-        raise ApiKeyRevoked(f"The API key {key.prefix}… this schedule was created with has been revoked.")
-    if key is not None and key.expires_at is not None and key.expires_at <= timezone.now():
-        raise ApiKeyExpired(f"The API key {key.prefix}… this schedule was created with has expired.")
+    ensure_usable(schedule.owner, schedule.api_key)

@@ -59,9 +59,9 @@ def _wait_for_banner(process: subprocess.Popen[str], log: Path, timeout: float =
     raise AssertionError(f"no banner; exit={process.poll()} output:\n{seen}")
 
 
-def _api_key(env: dict[str, str]) -> str:
+def _api_key(env: dict[str, str], *options: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "create_api_key", "--user", "tester"],
+        [sys.executable, str(ROOT / "manage.py"), "create_api_key", "--user", "tester", *options],
         env=env,
         capture_output=True,
         text=True,
@@ -80,6 +80,12 @@ def _post(url: str, key: str, body: dict) -> tuple[int, dict]:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, json.loads(response.read())
+
+
+def _get(url: str, key: str) -> dict:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read()))
 
 
 def _get_text(url: str, key: str) -> str:
@@ -170,3 +176,31 @@ def test_serve_runs_a_scripts_agent_and_stops_on_ctrl_c(env, started, tmp_path):
     assert run["messages"][2]["content"] == "HELLO!"
     assert _stop(process, signal.SIGINT) == 0
     assert _port_closed(port)
+
+
+def test_a_paused_run_survives_a_restart_of_everything_and_completes_when_approved(env, started, tmp_path):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/api/v1"
+    first = _launch([sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port)], env, tmp_path / "1.log")
+    started.append(first)
+    _wait_for_banner(first, tmp_path / "1.log")
+    key = _api_key(env, "--scopes", "approvals:decide")
+    status, run = _post(f"{base}/agents/demo/runs/", key, {"input": "Email bob@example.com about Lunch"})
+    assert (status, run["status"]) == (202, "awaiting_approval")
+    [approval] = _get(f"{base}/approvals/?status=pending", key)["results"]
+    assert _stop(first, signal.SIGTERM) == 0  # web, worker, beat and Redis all stop
+
+    second = _launch([sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port)], env, tmp_path / "2.log")
+    started.append(second)
+    _wait_for_banner(second, tmp_path / "2.log")
+    edited = {**approval["arguments"], "to": "carol@example.com"}
+    status, decided = _post(f"{base}/approvals/{approval['id']}/approve", key, {"arguments": edited})
+    assert (status, decided["status"]) == (200, "approved")
+
+    deadline = time.monotonic() + 60
+    while (final := _get(f"{base}/runs/{run['id']}/", key))["status"] != "completed":
+        assert time.monotonic() < deadline, final
+        time.sleep(0.2)
+    assert "email to carol@example.com queued" in final["output"]  # the edited arguments ran
+    assert _get(f"{base}/approvals/{approval['id']}/", key)["executed_at"] is not None
+    assert _stop(second, signal.SIGTERM) == 0

@@ -207,3 +207,27 @@ def test_bad_messages_get_an_error_and_the_socket_stays_open(api, alice, llm, da
         sample_agents.GATE.set()
         socket.until("run.completed")
     assert Session.objects.get(pk=session.pk).runs.count() == 1
+
+
+def test_a_reviewer_on_the_socket_approves_with_edits_and_watches_the_run_finish(alice, llm, daphne, celery_worker):
+    key = create_api_key(alice, scopes=["approvals:decide"])[1]
+    session = _session(alice)
+    llm.enqueue(ToolCalls([Call("send_email", {"to": "bob@example.com", "subject": "hi"})]), Text("Sent."))
+    with _open(daphne, str(session.pk), key) as socket:
+        socket.recv()
+        socket.send({"type": "run", "input": "email bob"})
+        socket.recv()
+        requested = socket.until("approval.requested")[-1]["data"]
+        socket.until("run.awaiting_approval")
+        edited = {"to": "carol@example.com", "subject": "hi"}
+        socket.send({"type": "approve", "approval_id": requested["approval_id"], "arguments": edited, "id": "ok"})
+        accepted = socket.until("approval.accepted")[-1]
+        rest = socket.until("run.completed")
+        socket.send({"type": "approve", "approval_id": requested["approval_id"], "id": "again"})
+        again = socket.until("error")[-1]
+
+    assert (accepted["id"], accepted["status"]) == ("ok", "approved")
+    decided = next(e for e in rest if e["type"] == "approval.decided")
+    assert (decided["data"]["channel"], decided["data"]["arguments"]) == ("websocket", edited)
+    assert [("send_email", edited)] == sample_agents.CALLS
+    assert (again["id"], again["error"]["code"]) == ("again", "approval_already_decided")

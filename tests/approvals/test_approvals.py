@@ -7,10 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from agents.models import Message, Run, RunEvent
+from agents.models import Message, Run, RunEvent, Tool
 from approvals import services
 from approvals.models import ApprovalRequest
 from tests import sample_agents
@@ -256,3 +258,46 @@ def test_an_agent_with_its_own_turn_is_run_again_and_earlier_calls_are_not_repea
     assert [("add", {"a": 40, "b": 2}), ("send_email", approval.arguments)] == sample_agents.CALLS
     calls = Message.objects.filter(run_id=run["id"], role="assistant").count()
     assert calls == 3  # add, send_email, the answer: the paused call was not recorded twice
+
+
+def test_operator_conditions_choose_the_permission_per_call(api, llm):
+    Tool.objects.filter(agent__name="oai", name="add").update(
+        conditions=[
+            {"when": {"arg": "b", "op": "eq", "value": 13}, "then": "deny"},
+            {"when": {"arg": "a", "op": "gt", "value": 100}, "then": "confirm"},
+        ]
+    )
+    llm.enqueue(
+        ToolCalls([Call("add", {"a": 1, "b": 2}), Call("add", {"a": 1, "b": 13}), Call("add", {"a": 500, "b": 1})])
+    )
+
+    status, run = api.post("/api/v1/agents/oai/runs/", {"input": "add"})
+
+    assert (status, run["status"]) == (202, "awaiting_approval")
+    assert sample_agents.CALLS == [("add", {"a": 1, "b": 2})]
+    refused = Message.objects.get(run_id=run["id"], role="tool", is_error=True)
+    assert "not permitted" in refused.content
+    [approval] = ApprovalRequest.objects.filter(run_id=run["id"])
+    assert approval.arguments == {"a": 500, "b": 1}
+    api.post(f"/api/v1/runs/{run['id']}/cancel")
+
+
+def test_conditions_are_validated_when_an_operator_saves_them():
+    tool = Tool.objects.get(agent__name="oai", name="add")
+    tool.conditions = [{"when": {"arg": "c", "op": "gt", "value": 1}, "then": "confirm"}]
+    with pytest.raises(ValidationError, match="no argument 'c'"):
+        tool.full_clean()
+
+
+def test_a_person_must_be_staff_verified_by_a_second_factor_and_hold_the_permission(alice):
+    request = ApprovalRequest(owner=alice)
+    alice.is_staff = True
+    alice.save()
+    alice.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
+    alice = type(alice).objects.get(pk=alice.pk)  # a fresh permission cache
+
+    assert not services.may_decide(services.Decider(alice, "admin"), request)  # no second factor
+    alice.is_verified = lambda: True
+    assert services.may_decide(services.Decider(alice, "admin"), request)
+    alice.is_staff = False
+    assert not services.may_decide(services.Decider(alice, "admin"), request)

@@ -620,3 +620,13 @@ def test_the_admin_shows_attempts_and_resends(admin_client, api, manager, receiv
     assert "1 deliver(y/ies) sent again." in response.content.decode()
     wait_until(lambda: WebhookAttempt.objects.filter(delivery=delivery).count() == 3)
     assert _attempts(delivery)[-1].trigger == "resend"
+
+
+def test_an_admin_session_manages_webhooks_only_when_verified_by_its_second_factor(admin_client):
+    assert admin_client.get("/api/v1/webhooks/").status_code == 200
+    unverified = Client()
+    unverified.force_login(get_user_model().objects.get(username="root"))  # a password, no second factor
+
+    response = unverified.get("/api/v1/webhooks/")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "webhooks_forbidden")
