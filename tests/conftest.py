@@ -44,7 +44,7 @@ def _no_connection_outlives_the_suite(django_db_setup: None, django_db_blocker: 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """A real Celery worker (in this process, on threads) consuming from the real Redis."""
-    queues = [str(Queue.RUNS), str(Queue.SCHEDULES)]
+    queues = [str(Queue.RUNS), str(Queue.SCHEDULES), str(Queue.WEBHOOKS)]
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="WARNING", queues=queues):
         yield
 
@@ -156,7 +156,7 @@ def api(alice: Any, celery_worker: None) -> Iterator[Api]:
 def _worker_idle() -> bool:
     with app.connection_for_write() as connection:
         client = connection.default_channel.client
-        queued = client.llen(str(Queue.RUNS)) + client.llen(str(Queue.SCHEDULES))
+        queued = sum(client.llen(str(queue)) for queue in (Queue.RUNS, Queue.SCHEDULES, Queue.WEBHOOKS))
     return not worker_state.active_requests and not worker_state.reserved_requests and queued == 0
 
 

@@ -45,7 +45,8 @@ from agents.runtime import Decision, RunContext
 from agents.services.agents import record_tools, runnable, tool_permissions
 from approvals import selectors as approval_selectors
 from approvals import services as approval_services
-from approvals.models import ApprovalRequest, ApprovalStatus
+from approvals import webhooks
+from approvals.models import ApprovalRequest, ApprovalStatus, WebhookEvent
 from approvals.services import ProposedCall
 from context.preparation import PreparationFailed
 from context.services import prepare_run
@@ -390,6 +391,7 @@ def pause(record: RunRecord, ctx: RunContext, agent: Agent) -> None:
         approval_services.mark_executed(ctx.executed)
         requests = approval_services.open_requests(run=run, calls=calls)
         record.write([], after=[*map(events.approval_requested, requests), events.awaiting_approval(requests)])
+        webhooks.emit_approvals(WebhookEvent.APPROVAL_REQUESTED, requests)  # outbox rows, sent on commit
         Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
         transaction.on_commit(lambda: notify.signal_done(str(run.pk)))
 
@@ -407,11 +409,21 @@ def finish(record: RunRecord, outcome: dict[str, Any], ctx: RunContext | None = 
         completed = outcome["status"] == RunStatus.COMPLETED
         answer = [ChatMessage(role="assistant", content=outcome["output"])] if completed else []
         record.write(answer, after=[events.run_finished(record.run)])
+        _emit_webhook(record.run)
         # Positions are contiguous from 0, so this is the exact count (and it heals a count
         # left behind by a run that crashed before finishing).
         Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
         transaction.on_commit(lambda: notify.signal_done(str(run.pk)))
         _start_next(run.session_id)
+
+
+def _emit_webhook(run: Run) -> None:
+    """run.completed / run.failed to the owner's webhooks: outbox rows in the run's
+    transaction, sent by the webhooks queue after commit (a slow endpoint never slows a run)."""
+    kind, data = events.run_finished(run)
+    if kind in WebhookEvent.values:
+        data = {"run_id": str(run.pk), "session_id": str(run.session_id), "agent": run.agent.name, **data}
+        webhooks.emit(WebhookEvent(kind), data, owner_id=run.owner_id)
 
 
 def _run_turn(
