@@ -20,6 +20,7 @@ from websockets.exceptions import WebSocketException
 from websockets.protocol import State
 
 OPEN_TIMEOUT = 60.0
+CLOSE_ALL_TIMEOUT = 60.0
 PARALLEL_OPENS = 32  # handshakes in flight: Twisted's listen backlog is 50
 CLIENT_ERRORS = (OSError, WebSocketException, TimeoutError, ValueError)
 T = TypeVar("T")
@@ -93,7 +94,13 @@ async def open_many(urls: Sequence[str], api_key: str | None, *, expect_ready: b
 
 
 async def close_all(connections: Sequence[ClientConnection]) -> None:
-    await bounded([c.close for c in connections], PARALLEL_OPENS * 4)
+    """Close with the closing handshake; what is not closed after CLOSE_ALL_TIMEOUT is aborted (a busy
+    server, or an interrupted benchmark, must not hold the exit for long)."""
+    try:
+        await asyncio.wait_for(bounded([c.close for c in connections], PARALLEL_OPENS * 4), CLOSE_ALL_TIMEOUT)
+    except TimeoutError:
+        for connection in connections:
+            connection.transport.abort()
 
 
 def still_open(connections: Sequence[ClientConnection]) -> int:
