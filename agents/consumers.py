@@ -123,6 +123,15 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
             self.heartbeat.cancel()
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every handler, through the one
+        # thread that runs the ORM: live events touch no database (a catch-up closes its own),
+        # so they skip that queue rather than wait behind other clients' queries.
+        if message["type"] == "run.events":
+            await self.run_events(message)
+        else:
+            await super().dispatch(message)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         await self.receive_json(await self.decode_json(text_data) if text_data is not None else None)
 

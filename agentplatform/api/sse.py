@@ -10,6 +10,7 @@ from django.http import StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer
 
 HEARTBEAT = ": keep-alive\n\n"
+OPENED = ": stream opened\n\n"  # a first byte at once: the headers reach the client before the first event
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -27,8 +28,14 @@ class EventStreamRenderer(BaseRenderer):
         return f"event: error\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
+async def _opened(stream: AsyncIterator[str]) -> AsyncIterator[str]:
+    yield OPENED
+    async for chunk in stream:
+        yield chunk
+
+
 def event_stream_response(stream: AsyncIterator[str]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(stream, content_type="text/event-stream; charset=utf-8")
+    response = StreamingHttpResponse(_opened(stream), content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response

@@ -29,7 +29,8 @@ def _read_sse(path: str, key: str, last_event_id: str | None = None) -> tuple[in
         return response.status_code, dict(response.headers), body.decode()
 
     status, headers, text = asyncio.run(read())
-    frames = [frame for frame in text.split("\n\n") if frame.strip()]
+    assert text.startswith(": stream opened\n\n")  # headers and a first byte before any event
+    frames = [frame for frame in text.split("\n\n") if frame.strip() and not frame.startswith(":")]
     parsed = []
     for frame in frames:
         fields = dict(line.split(": ", 1) for line in frame.splitlines() if not line.startswith(":"))
