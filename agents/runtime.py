@@ -117,6 +117,7 @@ class RunContext:
     thread: threading.Thread = field(default_factory=threading.current_thread)
     cancelled: Callable[[], bool] = lambda: False
     conditions: Mapping[str, list[Any]] = field(default_factory=dict)  # operators' rules on arguments
+    context: str = ""  # the context fetched for this run, rendered (the built-in loop puts it in the prompt)
     on_text: Callable[[str], None] | None = None  # streamed answer text (message.delta events)
     # Decisions on this run's CONFIRM calls, by call id; and by tool and arguments hash for
     # agents with their own turn, which is run again from its start after a decision.

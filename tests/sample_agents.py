@@ -137,4 +137,14 @@ context_agent = Agent(
     context=[StaticContext("Refunds take 5 business days.", title="Refund policy", name="handbook")],
 )
 
-AGENTS = [openai_agent, anthropic_agent, calculator, mailer, demo_agent, context_agent]
+
+class Reader(Agent):
+    """Drives its own turn: answers with the context the platform fetched for the run."""
+
+    def run(self, input: str, ctx: RunContext) -> str:  # noqa: A002
+        return ctx.context
+
+
+reader = Reader(name="reader", context=[StaticContext("Refunds take 5 business days.", title="Refund policy")])
+
+AGENTS = [openai_agent, anthropic_agent, calculator, mailer, demo_agent, context_agent, reader]

@@ -45,6 +45,7 @@ class RunContext(Protocol):
     session_id: str
     agent_name: str
     metadata: Mapping[str, Any]
+    context: str  # the agent's context sources, fetched for this run and rendered ("" without any)
 
     @property
     def history(self) -> list[ChatMessage]:

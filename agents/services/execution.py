@@ -312,6 +312,7 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent, *, resumed:
         cancelled=lambda: notify.flag_raised(f"cancel:{run.pk}"),
         prior=_as_history(prior),
         transcript=transcript,
+        context=prepared.instructions,
     )
     if resumed:
         ctx.steps, ctx.usage = run.steps, Usage(run.input_tokens, run.output_tokens)

@@ -152,3 +152,12 @@ def test_the_stored_token_appears_nowhere_a_caller_or_operator_can_read(api, llm
     assert all(fake.GITHUB_TOKEN not in text for text in readable)
     assert fake.GITHUB_TOKEN not in source.credential_encrypted
     assert "stored, encrypted (never shown)" in readable[7]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_with_its_own_turn_reads_the_fetched_context_from_ctx(api):
+    status, run = api.post("/api/v1/agents/reader/runs/", {"input": "refunds?"})
+
+    assert (status, run["status"]) == (201, "completed")
+    assert "Refunds take 5 business days." in run["output"]
+    assert "Refund policy" in run["output"]  # rendered in the documented format, with its title
