@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 
 
 class ApprovalStatus(models.TextChoices):
@@ -27,6 +27,12 @@ class Channel(models.TextChoices):
     API = "api"
     WEBSOCKET = "websocket"
     EXPIRY = "expiry"
+
+
+# The inbox's order: pending requests first, then newest first. The admin orders by it and an
+# index on the same expressions serves it, so the first page costs the same at any size.
+PENDING_FIRST = Case(When(status=ApprovalStatus.PENDING, then=Value(0)), default=Value(1))
+INBOX_ORDER = (PENDING_FIRST.asc(), F("requested_at").desc(), F("id").desc())
 
 
 class ApprovalRequest(models.Model):
@@ -74,6 +80,7 @@ class ApprovalRequest(models.Model):
             models.Index(
                 fields=["expires_at"], condition=Q(status=ApprovalStatus.PENDING), name="approval_pending_expiry"
             ),
+            models.Index(*INBOX_ORDER, name="approval_inbox_order"),
         ]
         constraints = [models.UniqueConstraint(fields=["run", "call_id"], name="approval_one_per_call")]
 
