@@ -67,7 +67,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         "status",
         "agent",
         "arguments_preview",
-        "owner",
+        "requested_by",
         "requested_at",
         "expires_at",
         "decided_by",
@@ -75,7 +75,6 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "agent", ToolFilter, "channel"]
     search_fields = ["tool_name", "agent__name", "owner__username", "=call_id", "=id", "=run__id", "=session__id"]
-    list_select_related = ["agent", "owner", "decided_by"]
     ordering = INBOX_ORDER  # pending first, then newest: one index serves it (approval_inbox_order)
     list_per_page = 50
     show_full_result_count = False  # one COUNT per page, not two
@@ -89,7 +88,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApprovalRequest]:
-        return super().get_queryset(request).select_related("agent", "owner", "decided_by")
+        return super().get_queryset(request).select_related("agent", "owner", "decided_by")  # no per-row queries
 
     def get_fieldsets(self, request: HttpRequest, obj: ApprovalRequest | None = None) -> Any:
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [

@@ -1,8 +1,9 @@
 """Benchmark the platform end to end: `cd /work/main && .venv/bin/python bench/run.py [--quick]`.
 
 Starts its own PostgreSQL (durable), fake model server and platform, measures run
-throughput and latency at several concurrencies and history reads/appends at several
-session lengths, prints a Markdown table and writes it to bench/results/latest.md.
+throughput and latency at several concurrencies, history reads/appends at several
+session lengths, and approvals (bench/approvals.py: the decision's round trip, the admin
+inbox at 10 to 10,000 pending), prints Markdown tables and writes them to bench/results/latest.md.
 Everything it started is stopped on exit, on an error and on Ctrl-C or SIGTERM.
 """
 
@@ -19,6 +20,7 @@ from types import FrameType
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import approvals
 from bench.history import measure_append, measure_history, seed_sessions
 from bench.load import Client, Target, measure_level
 from bench.report import Config, Results, environment, render
@@ -69,11 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with running_stack() as stack:
             results = measure(stack, config)
+            approval_results = approvals.measure(stack, *approvals.SAMPLES[config.name])
             env = environment(stack.database_url, load_before, started)
     except KeyboardInterrupt:
         log("interrupted; everything started was stopped")
         return 130
-    markdown = render(env, results)
+    markdown = render(env, results) + approvals.render(approval_results)
     RESULTS_FILE.parent.mkdir(exist_ok=True)
     RESULTS_FILE.write_text(markdown)
     print(markdown)

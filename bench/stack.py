@@ -131,7 +131,7 @@ def platform_env(database_url: str, model_url: str, data_dir: Path) -> dict[str,
         AGENTPLATFORM_DATA_DIR=str(data_dir),
         OPENAI_BASE_URL=f"{model_url}/v1",
         OPENAI_API_KEY="bench",
-        AGENTPLATFORM_AGENTS="bench.agents:agent",
+        AGENTPLATFORM_AGENTS="bench.agents:agents",
     )
     return env
 

@@ -12,6 +12,8 @@ import segno
 from django.core.management import call_command
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tests.approvals.conftest import PASSWORD, create_staff, sign_in
+
 BORDER = 4  # the quiet zone the QR standard asks for, in modules
 HALF_BLOCKS = {" ": (1, 1), "▀": (0, 1), "▄": (1, 0), "█": (0, 0)}  # (top, bottom); 1: a dark module
 
@@ -58,3 +60,16 @@ def test_no_qr_prints_the_uri_only():
 
     assert "otpauth://totp/" in out
     assert "█" not in out
+
+
+@pytest.mark.django_db
+def test_the_totp_device_admin_draws_a_new_reviewers_qr_code_too(admin_user):
+    admin_user.set_password(PASSWORD)
+    admin_user.save()
+    client = sign_in(admin_user, TOTPDevice.objects.create(user=admin_user, name="phone", confirmed=True))
+    reviewer = TOTPDevice.objects.create(user=create_staff("newcomer")[0], name="phone-2", confirmed=True)
+
+    response = client.get(f"/admin/otp_totp/totpdevice/{reviewer.pk}/qrcode/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("image/svg+xml")
