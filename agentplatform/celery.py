@@ -1,6 +1,6 @@
 """The Celery app. Queues and task names are named here, once.
 
-Workers: `celery -A agentplatform.celery:app worker -Q runs,maintenance,schedules`.
+Workers: `celery -A agentplatform.celery:app worker -Q runs,maintenance,schedules,webhooks`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ class Queue(StrEnum):
     RUNS = "runs"  # agent turns: long, I/O bound
     MAINTENANCE = "maintenance"  # periodic housekeeping
     SCHEDULES = "schedules"  # agent schedules firing: short, starts runs
+    WEBHOOKS = "webhooks"  # webhook deliveries: one HTTP POST each, short timeout, retried with backoff
 
 
 class TaskName(StrEnum):
@@ -25,6 +26,8 @@ class TaskName(StrEnum):
     REAP_RUNS = "agents.reap_runs"
     EXPIRE_APPROVALS = "approvals.expire_approvals"
     FIRE_SCHEDULE = "agents.fire_schedule"
+    DELIVER_WEBHOOK = "approvals.deliver_webhook"
+    REQUEUE_WEBHOOKS = "approvals.requeue_webhooks"
 
 
 ROUTES = {
@@ -33,6 +36,8 @@ ROUTES = {
     TaskName.REAP_RUNS: {"queue": Queue.MAINTENANCE},
     TaskName.EXPIRE_APPROVALS: {"queue": Queue.MAINTENANCE},
     TaskName.FIRE_SCHEDULE: {"queue": Queue.SCHEDULES},
+    TaskName.DELIVER_WEBHOOK: {"queue": Queue.WEBHOOKS},
+    TaskName.REQUEUE_WEBHOOKS: {"queue": Queue.MAINTENANCE},
 }
 
 app = Celery("agentplatform")

@@ -27,6 +27,13 @@ class PlatformSettings:
     STREAM_DELTAS: bool = True
     DELTA_INTERVAL: float = 0.1
     APPROVAL_TIMEOUT: float = 86_400.0
+    WEBHOOKS_ALLOW_PRIVATE: bool = False
+    WEBHOOK_TIMEOUT: float = 5.0
+    WEBHOOK_MAX_ATTEMPTS: int = 8
+    WEBHOOK_RETRY_BASE: float = 30.0
+    WEBHOOK_RETRY_MAX: float = 3_600.0
+    WEBHOOK_REQUEUE_SECONDS: float = 120.0
+    WEBHOOK_SECRETS_KEY: list[str] = field(default_factory=list)
 
 
 @functools.cache

@@ -131,6 +131,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "agents.models.RunStatus",
         "ApprovalStatusEnum": "approvals.models.ApprovalStatus",
+        "WebhookEventEnum": "approvals.models.WebhookEvent",
     },
 }
 
@@ -160,6 +161,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_float("AGENTPLATFORM_REAP_INTERVAL_SECONDS", 30.0, minimum=1.0),
         "options": {"queue": "maintenance", "expires": 25},
     },
+    "requeue-webhooks": {
+        "task": "approvals.requeue_webhooks",
+        "schedule": env_float("AGENTPLATFORM_WEBHOOK_REQUEUE_SECONDS", 120.0, minimum=1.0),
+        "options": {"queue": "maintenance", "expires": 60},
+    },
     "expire-approvals": {
         "task": "approvals.expire_approvals",
         "schedule": env_float("AGENTPLATFORM_APPROVAL_EXPIRY_INTERVAL", 30.0, minimum=1.0),
@@ -183,6 +189,24 @@ AGENTPLATFORM = {
     "STREAM_DELTAS": env_bool("AGENTPLATFORM_STREAM_DELTAS", True),
     "DELTA_INTERVAL": env_float("AGENTPLATFORM_DELTA_INTERVAL", 0.1),
     "APPROVAL_TIMEOUT": env_float("AGENTPLATFORM_APPROVAL_TIMEOUT", 86_400.0, minimum=1.0),
+    # Webhooks: refuse private, loopback and link-local addresses unless allowed (SSRF).
+    "WEBHOOKS_ALLOW_PRIVATE": env_bool("AGENTPLATFORM_WEBHOOKS_ALLOW_PRIVATE", False),
+    "WEBHOOK_TIMEOUT": env_float("AGENTPLATFORM_WEBHOOK_TIMEOUT", 5.0, minimum=0.001),
+    "WEBHOOK_MAX_ATTEMPTS": env_int("AGENTPLATFORM_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1),
+    "WEBHOOK_RETRY_BASE": env_float("AGENTPLATFORM_WEBHOOK_RETRY_BASE", 30.0),
+    "WEBHOOK_RETRY_MAX": env_float("AGENTPLATFORM_WEBHOOK_RETRY_MAX", 3_600.0),
+    "WEBHOOK_REQUEUE_SECONDS": env_float("AGENTPLATFORM_WEBHOOK_REQUEUE_SECONDS", 120.0, minimum=1.0),
+    # Keys that encrypt webhook secrets at rest (the first encrypts, all decrypt); default: from SECRET_KEY.
+    "WEBHOOK_SECRETS_KEY": env_list("AGENTPLATFORM_WEBHOOK_SECRETS_KEY", []),
+}
+
+# Context providers (the context app). Stored credentials are encrypted with ENCRYPTION_KEY.
+AGENTPLATFORM_CONTEXT = {
+    "PROVIDERS": env_list("AGENTPLATFORM_CONTEXT_PROVIDERS", []),
+    "FILE_ROOTS": env_list("AGENTPLATFORM_CONTEXT_FILE_ROOTS", []),
+    "MCP_COMMANDS": env_list("AGENTPLATFORM_CONTEXT_MCP_COMMANDS", []),
+    "ENCRYPTION_KEY": env_str("AGENTPLATFORM_ENCRYPTION_KEY", ""),
+    "CACHE": env_bool("AGENTPLATFORM_CONTEXT_CACHE", True),
 }
 
 LOGGING = {

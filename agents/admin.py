@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString
 from agentplatform.errors import PlatformError
 from agents import selectors, services
 from agents.models import Agent, ApiKey, Message, Run, RunEvent, Schedule, ScheduleFiring, Session, Tool
+from context.admin import ContextInjectionInline
 
 TRANSCRIPT_LIMIT = 200
 FIRINGS_SHOWN = 50
@@ -122,6 +123,7 @@ class RunAdmin(admin.ModelAdmin):
     search_fields = ["id", "session__id", "owner__username"]
     list_select_related = ["agent", "owner"]
     readonly_fields = [field.name for field in Run._meta.fields] + ["duration_ms", "event_log"]
+    inlines = [ContextInjectionInline]
 
     @admin.display(description="Events")
     def event_log(self, run: Run) -> SafeString:

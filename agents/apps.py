@@ -9,9 +9,13 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        from agents import receivers  # noqa: F401, PLC0415  # reacts to approval decisions
+        # The app registry is ready only now.
+        from agents import receivers  # noqa: PLC0415
         from agents.api import schema  # noqa: F401, PLC0415  # registers the OpenAPI auth scheme
+        from approvals.registry import run_hooks  # noqa: PLC0415
 
+        run_hooks.on_decided(receivers.on_decided)  # what a decision does to the waiting run
+        run_hooks.on_expired(receivers.on_expired)
         post_migrate.connect(_sync_after_migrate, sender=self)
 
 

@@ -1,18 +1,14 @@
 """A paused run reacts to its approval requests: each decision or expiry is an event on the
-run, and the last one resumes it (or, for an expiry that cancels, ends it)."""
+run, and the last one resumes it (or, for an expiry that cancels, ends it). Registered in
+`approvals.registry.run_hooks` by AgentsConfig.ready()."""
 
 from __future__ import annotations
-
-from typing import Any
-
-from django.dispatch import receiver
 
 from agents import events
 from agents.models import Run, RunStatus
 from agents.services.execution import RunRecord, dispatch_resume_on_commit, finish, outcome
 from approvals import selectors as approval_selectors
 from approvals.models import ApprovalRequest, ExpiryAction
-from approvals.signals import approval_decided, approval_expired
 
 
 def _locked_run(request: ApprovalRequest) -> Run:
@@ -20,16 +16,14 @@ def _locked_run(request: ApprovalRequest) -> Run:
     return Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=request.run_id)
 
 
-@receiver(approval_decided)
-def on_decided(sender: Any, request: ApprovalRequest, **kwargs: Any) -> None:
+def on_decided(request: ApprovalRequest) -> None:
     run = _locked_run(request)
     RunRecord.resume(run).write([], after=[events.approval_decided(request)])
     if run.status == RunStatus.AWAITING_APPROVAL and not approval_selectors.has_pending(run.pk):
         dispatch_resume_on_commit(run.pk)
 
 
-@receiver(approval_expired)
-def on_expired(sender: Any, request: ApprovalRequest, **kwargs: Any) -> None:
+def on_expired(request: ApprovalRequest) -> None:
     run = _locked_run(request)
     record = RunRecord.resume(run)
     record.write([], after=[events.approval_expired(request)])

@@ -31,17 +31,38 @@ def code_agents() -> dict[str, Agent]:
     return agents
 
 
-@functools.cache
-def model_provider(spec: str) -> ModelProvider:
+class _Providers:
     """One provider (and so one HTTP client pool) per model spec per process."""
-    conf = platform_settings()
-    return resolve_model(spec, timeout=conf.MODEL_TIMEOUT, max_retries=conf.MODEL_MAX_RETRIES)
+
+    def __init__(self) -> None:
+        self._by_spec: dict[str, ModelProvider] = {}
+
+    def get(self, spec: str) -> ModelProvider:
+        if spec not in self._by_spec:
+            conf = platform_settings()
+            self._by_spec[spec] = resolve_model(spec, timeout=conf.MODEL_TIMEOUT, max_retries=conf.MODEL_MAX_RETRIES)
+        return self._by_spec[spec]
+
+    def close(self) -> None:
+        """Forget them, closing their connection pools (new settings make new ones)."""
+        providers, self._by_spec = list(self._by_spec.values()), {}
+        for provider in providers:
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
+
+
+_providers = _Providers()
+
+
+def model_provider(spec: str) -> ModelProvider:
+    return _providers.get(spec)
 
 
 def _reset(*, setting: str, **_: Any) -> None:
     if setting == "AGENTPLATFORM":
         code_agents.cache_clear()
-        model_provider.cache_clear()
+        _providers.close()
 
 
 setting_changed.connect(_reset)

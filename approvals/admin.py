@@ -3,6 +3,7 @@ conversation, its arguments in a JSON editor, and Approve / Approve with edits /
 
 Decisions go through `approvals.services`, which re-check the right (verified staff with the
 `decide` permission) whatever this page shows. The requests themselves are read-only here.
+Webhooks live in their own module (`webhook_admin`), registered from here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from agentplatform.errors import InvalidInput, PlatformError
-from approvals import selectors, services
+from approvals import (
+    selectors,
+    services,
+    webhook_admin,  # noqa: F401  # registers the webhook admin classes
+)
 from approvals.errors import InvalidArguments
 from approvals.models import INBOX_ORDER, ApprovalRequest, ApprovalStatus, Channel
 

@@ -103,3 +103,105 @@ class ApprovalRequest(models.Model):
     @property
     def decided(self) -> bool:
         return self.status != ApprovalStatus.PENDING
+
+
+class WebhookEvent(models.TextChoices):
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_DECIDED = "approval.decided"
+    APPROVAL_EXPIRED = "approval.expired"
+    RUN_COMPLETED = "run.completed"
+    RUN_FAILED = "run.failed"
+
+
+class WebhookEndpoint(models.Model):
+    """Where events are POSTed, signed with the endpoint's secret (encrypted at rest)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list, help_text="The events it receives (WebhookEvent values).")
+    enabled = models.BooleanField(default=True)
+    all_owners = models.BooleanField(
+        default=False,
+        help_text="Receive the events of every owner's runs, not only its owner's (staff owners only; the admin only).",
+    )
+    secret_encrypted = models.TextField(editable=False, help_text="The signing secret, encrypted (Fernet).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="webhook_owner_created"),
+            models.Index(fields=["all_owners"], condition=Q(all_owners=True), name="webhook_all_owners"),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"  # not delivered yet: an attempt is due or scheduled
+    DELIVERED = "delivered"  # an attempt got a 2xx
+    FAILED = "failed"  # every attempt failed, or the URL was refused
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: an outbox row, written with the event, sent after commit."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.UUIDField(help_text="The event's id (the same for every endpoint that receives it).")
+    event_type = models.CharField(max_length=32, choices=WebhookEvent.choices)
+    payload = models.TextField(help_text="The exact JSON body sent (and signed) on every attempt.")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When the next automatic attempt is due.")
+    claimed_until = models.DateTimeField(null=True, blank=True, help_text="An attempt is in flight until then.")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_endpoint"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status=DeliveryStatus.PENDING),
+                name="webhook_delivery_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} ({self.status})"
+
+
+class AttemptTrigger(models.TextChoices):
+    AUTOMATIC = "automatic"
+    RESEND = "resend"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery (or its refusal before any connection), as it went."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    trigger = models.CharField(max_length=10, choices=AttemptTrigger.choices, default=AttemptTrigger.AUTOMATIC)
+    started_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    response_excerpt = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="webhook_attempt_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.status_code or self.error}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300  # noqa: PLR2004

@@ -28,7 +28,7 @@ def run_requests(run_id: UUID) -> list[ApprovalRequest]:
 
 def pending_ids(session_id: UUID) -> list[str]:
     rows = ApprovalRequest.objects.filter(session_id=session_id, status=ApprovalStatus.PENDING)
-    return [str(pk) for pk in rows.order_by("requested_at").values_list("pk", flat=True)]
+    return [str(pk) for pk in rows.order_by("requested_at", "id").values_list("pk", flat=True)]
 
 
 def has_pending(run_id: UUID) -> bool:

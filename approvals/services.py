@@ -18,9 +18,10 @@ import jsonschema
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import signals
+from approvals import webhooks
 from approvals.errors import AlreadyDecided, ApprovalExpired, InvalidArguments, NotAllowedToDecide
-from approvals.models import ApprovalRequest, ApprovalStatus, Channel, ExpiryAction
+from approvals.models import ApprovalRequest, ApprovalStatus, Channel, ExpiryAction, WebhookEvent
+from approvals.registry import run_hooks
 
 DECIDE_PERMISSION = "approvals.decide_approvalrequest"
 DECIDE_SCOPE = "approvals:decide"
@@ -118,7 +119,9 @@ def _decide(request: ApprovalRequest, decider: Decider, status: str, changes: di
                 raise ApprovalExpired(f"The request expired at {current.expires_at.isoformat()}.")
             raise AlreadyDecided(f"The request is already {current.status}.", details={"status": current.status})
         request.refresh_from_db()
-        signals.approval_decided.send(sender=ApprovalRequest, request=request)
+        for hook in run_hooks.decided:
+            hook(request)
+        webhooks.emit_approvals(WebhookEvent.APPROVAL_DECIDED, [request])
     return request
 
 
@@ -131,8 +134,10 @@ def expire_due(batch: int = 100) -> int:
         with transaction.atomic():
             fields = {"status": ApprovalStatus.EXPIRED, "decided_at": now, "channel": Channel.EXPIRY}
             if ApprovalRequest.objects.filter(pk=pk, status=ApprovalStatus.PENDING).update(**fields):
-                request = ApprovalRequest.objects.get(pk=pk)
-                signals.approval_expired.send(sender=ApprovalRequest, request=request)
+                request = ApprovalRequest.objects.select_related("agent").get(pk=pk)
+                for hook in run_hooks.expired:
+                    hook(request)
+                webhooks.emit_approvals(WebhookEvent.APPROVAL_EXPIRED, [request])
                 expired += 1
     return expired
 

@@ -74,6 +74,18 @@ def seed_sessions(database_url: str, api_key: str) -> dict[int, str]:
     return sessions
 
 
+def create_sessions(database_url: str, api_key: str, count: int, title: str) -> list[str]:
+    """`count` empty sessions of the bench agent, owned by the API key's user (one COPY); their ids."""
+    ids, now = [uuid.uuid4() for _ in range(count)], datetime.now(UTC)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        owner_id, agent_id = _owner_and_agent(conn, api_key)
+        with conn.transaction(), conn.cursor().copy(f"COPY agents_session ({SESSION_COLUMNS}) FROM STDIN") as copy:
+            for session_id in ids:
+                copy.write_row((session_id, owner_id, agent_id, title, "{}", 0, now, now))
+        conn.execute("ANALYZE agents_session")
+    return [str(session_id) for session_id in ids]
+
+
 def _history_check(session_id: str, size: int) -> Check:
     path = f"/api/v1/sessions/{session_id}/messages/?order=desc&limit={PAGE}"
 

@@ -8,7 +8,7 @@ import platform
 import subprocess
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -16,7 +16,10 @@ from pathlib import Path
 import psycopg
 
 from bench.history import Timings
+from bench.idle import IdleResult
 from bench.load import LevelResult
+from bench.streaming import StreamingConfig, StreamingResults
+from bench.streaming_report import DAPHNE_ALONE_ISSUE_KIB, render_streaming, ttfb_added_ms
 
 PEER_C1_RUNS, PEER_C1_P50_MS, PEER_HIGH_RUNS = 100.0, 9.0, (100.0, 150.0)
 HISTORY_TARGET_RATIO = 1.5
@@ -25,8 +28,13 @@ RUNS_HEADER = (
     "| Platform CPU ms/run | Platform cores | Machine busy |"
 )
 SETUP = (
-    "One machine: `manage.py up` (its default: one Daphne process per core), PostgreSQL, the fake model server "
-    "(`one-tool-call`: 2 model calls + 1 tool call per run) and the load client share the cores."
+    "One machine: `manage.py up` (its default: one Daphne process per core; one Celery worker, 8 run threads), "
+    "PostgreSQL, Redis, the fake model server (`one-tool-call`: 2 model calls + 1 tool call per run) and the load "
+    "client share the cores."
+)
+STREAMING_SETUP = (
+    "Streaming: WebSocket clients connect to one more Daphne process started by the benchmark, on the same "
+    "PostgreSQL and Redis; the runs they start execute on `up`'s worker."
 )
 
 
@@ -41,6 +49,7 @@ class Environment:
     python: str
     django: str
     daphne: str
+    websockets: str
     postgres: str
     commit: str
     minutes: float
@@ -53,14 +62,16 @@ class Config:
     per_round: dict[int, int]
     history_samples: int
     append_samples: int
+    streaming: StreamingConfig
 
 
 @dataclass
 class Results:
     config: Config
-    levels: list[LevelResult]
-    history: dict[int, Timings]
-    append: dict[int, Timings]
+    levels: list[LevelResult] = field(default_factory=list)
+    history: dict[int, Timings] = field(default_factory=dict)
+    append: dict[int, Timings] = field(default_factory=dict)
+    streaming: StreamingResults | None = None
 
 
 def _cpu_model() -> str:
@@ -109,6 +120,7 @@ def environment(database_url: str, load_before: tuple[float, float, float], star
         python=platform.python_version(),
         django=version("django"),
         daphne=version("daphne"),
+        websockets=version("websockets"),
         postgres=_postgres(database_url),
         commit=_commit(),
         minutes=(time.monotonic() - started) / 60,
@@ -131,18 +143,26 @@ def _errors(errors: list[str], requests: int) -> str:
     return f"{len(errors)} / {requests:,}"
 
 
-def _environment_md(env: Environment, config: Config) -> list[str]:
-    return [
+def _environment_md(env: Environment, results: Results) -> list[str]:
+    config = results.config
+    lines = [
         f"## agentplatform benchmark ({config.name}, {env.when})",
         "",
         f"- Machine: {env.cores} cores (nproc), {env.cpu}, {env.system}",
         f"- Load average 1/5/15 min: before {_load(env.load_before)}, after {_load(env.load_after)}",
         f"- Code: commit {env.commit}",
-        f"- Python {env.python}, Django {env.django}, Daphne {env.daphne}, PostgreSQL {env.postgres}",
+        (
+            f"- Python {env.python}, Django {env.django}, Daphne {env.daphne}, PostgreSQL {env.postgres}, "
+            f"websockets {env.websockets} (client)"
+        ),
         f"- {SETUP}",
-        f"- {config.rounds} rounds per concurrency level after a warm-up; runs/s, p50 and p99 are medians of rounds.",
-        f"- The benchmark took {env.minutes:.1f} min.",
     ]
+    if results.streaming is not None:
+        lines.append(f"- {STREAMING_SETUP}")
+    if results.levels:
+        rounds = f"{config.rounds} rounds per concurrency level after a warm-up"
+        lines.append(f"- {rounds}; runs/s, p50 and p99 are medians of rounds.")
+    return [*lines, f"- The benchmark took {env.minutes:.1f} min."]
 
 
 def _runs_md(results: Results) -> list[str]:
@@ -217,7 +237,42 @@ def _error_samples_md(results: Results) -> list[str]:
     return ["", "Most common errors:", "", *(f"- {count} x `{error}`" for error, count in common)]
 
 
+def _glance_md(results: Results, streaming: StreamingResults) -> list[str]:
+    """The issue-3 figures side by side, with the runs measured through Celery in this same run."""
+    ours, bare, latency = streaming.platform, streaming.bare, streaming.latency
+    rows = [("Idle WebSockets on one Daphne process", "10,000 without errors", _held(ours))]
+    if ours.steps and bare.steps:
+        memory = f"{_num(ours.kib_per_connection(ours.steps[-1]))} (Daphne alone here: "
+        memory += f"{_num(bare.kib_per_connection(bare.steps[-1]))})"
+        rows.append(("Memory per idle WebSocket, KiB", f"Daphne alone: about {DAPHNE_ALONE_ISSUE_KIB:.0f}", memory))
+    for level in latency.levels:
+        measure = f"Event latency p50 / p99, {latency.watchers:,} watchers, {level.concurrency} run(s) at once"
+        rows.append((measure, "", f"{_num(level.p50_ms, 1)} / {_num(level.p99_ms, 1)} ms"))
+    rows.append(("SSE time to first byte added over the fake model's", "", f"{_num(ttfb_added_ms(streaming.ttfb))} ms"))
+    by_c = {level.concurrency: level for level in results.levels}
+    for c in (c for c in (8, 32) if c in by_c):
+        runs = by_c[c]
+        target = f"core issue: {PEER_HIGH_RUNS[0]:.0f}-{PEER_HIGH_RUNS[1]:.0f}"
+        share = f"{runs.runs_per_second / PEER_HIGH_RUNS[0]:.0%} of {PEER_HIGH_RUNS[0]:.0f}"
+        here = f"{_num(runs.runs_per_second)} (p50 {_num(runs.p50_ms)} ms; {share})"
+        rows.append((f"Runs/s, wait mode through Celery, C={c}", target, here))
+    lines = ["", "### Issue 3 at a glance (this run)", "", "| Measure | Target / reference | Here |", "|---|---|---|"]
+    return lines + [f"| {measure} | {target} | {here} |" for measure, target, here in rows]
+
+
+def _held(result: IdleResult) -> str:
+    return f"{result.held:,} held; {result.errors} failed handshakes (retried), {result.not_opened} not opened"
+
+
 def render(env: Environment, results: Results) -> str:
-    lines = _environment_md(env, results.config)
-    lines += _runs_md(results) + _history_md(results) + _append_md(results) + _error_samples_md(results)
+    lines = _environment_md(env, results)
+    if results.streaming is not None:
+        lines += _glance_md(results, results.streaming)
+    if results.levels:
+        lines += _runs_md(results)
+    if results.history:
+        lines += _history_md(results) + _append_md(results)
+    if results.streaming is not None:
+        lines += render_streaming(results.streaming)
+    lines += _error_samples_md(results)
     return "\n".join(lines) + "\n"

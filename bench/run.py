@@ -1,10 +1,11 @@
-"""Benchmark the platform end to end: `cd /work/main && .venv/bin/python bench/run.py [--quick]`.
+"""Benchmark the platform end to end: `.venv/bin/python bench/run.py [--quick] [--only SECTION,...]`.
 
-Starts its own PostgreSQL (durable), fake model server and platform, measures run
-throughput and latency at several concurrencies, history reads/appends at several
-session lengths, and approvals (bench/approvals.py: the decision's round trip, the admin
-inbox at 10 to 10,000 pending), prints Markdown tables and writes them to bench/results/latest.md.
-Everything it started is stopped on exit, on an error and on Ctrl-C or SIGTERM.
+Starts its own PostgreSQL (durable), Redis, fake model server and platform, measures run
+throughput and latency at several concurrencies, history reads/appends at several session
+lengths, streaming (idle WebSockets, live event latency, SSE time to first byte), and
+approvals (bench/approvals.py: the decision's round trip, the admin inbox at 10 to 10,000
+pending), prints Markdown tables and writes them to bench/results/latest.md. Everything it started is
+stopped on exit, on an error and on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,10 +26,40 @@ from bench.history import measure_append, measure_history, seed_sessions
 from bench.load import Client, Target, measure_level
 from bench.report import Config, Results, environment, render
 from bench.stack import Stack, log, running_stack
+from bench.streaming import StreamingConfig, measure_streaming
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.md"
-FULL = Config("full", rounds=5, per_round={1: 200, 8: 400, 32: 640}, history_samples=200, append_samples=30)
-QUICK = Config("quick", rounds=2, per_round={1: 40, 8: 80, 32: 128}, history_samples=30, append_samples=8)
+SECTIONS = ("runs", "history", "streaming", "approvals")
+FULL = Config(
+    "full",
+    rounds=5,
+    per_round={1: 200, 8: 400, 32: 640},
+    history_samples=200,
+    append_samples=30,
+    streaming=StreamingConfig(
+        idle_steps=(1_000, 2_500, 5_000, 10_000),
+        hold_seconds=30,
+        watchers=1_000,
+        watchers_per_session=10,
+        latency_levels=((1, 100), (8, 400)),
+        ttfb_samples=100,
+    ),
+)
+QUICK = Config(
+    "quick",
+    rounds=2,
+    per_round={1: 40, 8: 80, 32: 128},
+    history_samples=30,
+    append_samples=8,
+    streaming=StreamingConfig(
+        idle_steps=(250, 500),
+        hold_seconds=3,
+        watchers=100,
+        watchers_per_session=10,
+        latency_levels=((1, 10), (8, 40)),
+        ttfb_samples=15,
+    ),
+)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -41,42 +72,69 @@ def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def measure(stack: Stack, config: Config) -> Results:
-    levels = []
+def _runs(stack: Stack, config: Config, results: Results) -> None:
     target = Target(stack.base_url, stack.api_key, stack.platform_pid)
     for concurrency, per_round in config.per_round.items():
         log(f"runs at concurrency {concurrency}: warm-up, then {config.rounds} rounds of {per_round}")
-        levels.append(measure_level(target, concurrency, config.rounds, per_round))
-        log(f"  median {levels[-1].runs_per_second:.1f} runs/s, {len(levels[-1].errors)} errors")
+        results.levels.append(measure_level(target, concurrency, config.rounds, per_round))
+        log(f"  median {results.levels[-1].runs_per_second:.1f} runs/s, {len(results.levels[-1].errors)} errors")
+
+
+def _history(stack: Stack, config: Config, results: Results) -> None:
     log("seeding sessions of 10, 100, 1,000 and 10,000 messages with SQL")
     sessions = seed_sessions(stack.database_url, stack.api_key)
     client = Client(stack.base_url, stack.api_key)
     try:
         log(f"history reads: {config.history_samples} per session size")
-        history = measure_history(client, sessions, config.history_samples)
+        results.history = measure_history(client, sessions, config.history_samples)
         log(f"appending runs: {config.append_samples} to the shortest and the longest session")
-        append = measure_append(client, sessions, config.append_samples)
+        results.append = measure_append(client, sessions, config.append_samples)
     finally:
         client.close()
-    return Results(config, levels, history, append)
+
+
+def measure(stack: Stack, config: Config, sections: set[str]) -> Results:
+    """The chosen sections, always in the same order: runs, history, streaming."""
+    results = Results(config)
+    if "runs" in sections:
+        _runs(stack, config, results)
+    if "history" in sections:
+        _history(stack, config, results)
+    if "streaming" in sections:
+        results.streaming = measure_streaming(stack, config.streaming)
+    return results
+
+
+def _sections(value: str) -> set[str]:
+    chosen = {part.strip() for part in value.split(",") if part.strip()}
+    unknown = chosen - set(SECTIONS)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(SECTIONS)} (comma-separated)")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and requests (a smoke test)")
-    config = QUICK if parser.parse_args(argv).quick else FULL
+    parser.add_argument(
+        "--only", type=_sections, default=set(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}"
+    )
+    args = parser.parse_args(argv)
+    config = QUICK if args.quick else FULL
     for stop_signal in STOP_SIGNALS:  # also SIGINT: a background job may have inherited it ignored
         signal.signal(stop_signal, _stop_on_signal)
     load_before, started = os.getloadavg(), time.monotonic()
     try:
         with running_stack() as stack:
-            results = measure(stack, config)
-            approval_results = approvals.measure(stack, *approvals.SAMPLES[config.name])
+            results = measure(stack, config, args.only)
+            approval_results = None
+            if "approvals" in args.only:
+                approval_results = approvals.measure(stack, *approvals.SAMPLES[config.name])
             env = environment(stack.database_url, load_before, started)
     except KeyboardInterrupt:
         log("interrupted; everything started was stopped")
         return 130
-    markdown = render(env, results) + approvals.render(approval_results)
+    markdown = render(env, results) + (approvals.render(approval_results) if approval_results else "")
     RESULTS_FILE.parent.mkdir(exist_ok=True)
     RESULTS_FILE.write_text(markdown)
     print(markdown)

@@ -1,8 +1,10 @@
-"""The benchmark's own stack: PostgreSQL, the fake model server and the platform.
+"""The benchmark's own stack: PostgreSQL, Redis, the fake model server and the platform.
 
 `running_stack()` starts them in that order and always stops them in reverse (SIGTERM,
 then SIGKILL after a grace period), then removes its temporary directory, also when the
-benchmark fails or is interrupted.
+benchmark fails or is interrupted. Redis is the one `manage.py up` would embed (same
+binary and options), started here and handed to `up` as REDIS_URL so that the streaming
+benchmark's own Daphne processes can share it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -22,6 +25,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from agentplatform.embedded import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
@@ -39,7 +44,7 @@ class Stack:
     base_url: str
     api_key: str
     platform_pid: int
-    env: dict[str, str]
+    env: dict[str, str]  # the platform's environment (DATABASE_URL, REDIS_URL, ...): for more servers like it
 
 
 def log(message: str) -> None:
@@ -63,7 +68,7 @@ def free_port(taken: set[int]) -> int:
     raise RuntimeError("no free port in 20000-29999")
 
 
-def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes] | None, what: str) -> None:
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes] | None, what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while not condition():
         if process is not None and process.poll() is not None:
@@ -85,7 +90,7 @@ def _terminate(process: subprocess.Popen[bytes], name: str) -> None:
     log(f"stopped {name} (pid {process.pid}, exit code {process.returncode})")
 
 
-def _spawn(
+def spawn(
     cleanup: contextlib.ExitStack, argv: list[str], env: dict[str, str], logfile: Path, name: str
 ) -> subprocess.Popen[bytes]:
     """Start a child in its own session (Ctrl-C reaches only us; we stop it), logging to a file."""
@@ -95,6 +100,30 @@ def _spawn(
         )
     cleanup.callback(_terminate, process, name)
     log(f"started {name} (pid {process.pid}), log: {logfile}")
+    return process
+
+
+def raise_open_files_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit, for this process and every server it starts afterwards."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def accepts(port: int) -> bool:
+    """Something listens on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_daphne(
+    cleanup: contextlib.ExitStack, application: str, env: dict[str, str], logfile: Path, port: int
+) -> subprocess.Popen[bytes]:
+    """One Daphne process serving `application` on 127.0.0.1:port (as the README's distributed setup runs it)."""
+    argv = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application]
+    process = spawn(cleanup, argv, env, logfile, f"daphne {application}")
+    wait_for(lambda: accepts(port), process, f"daphne {application}")
     return process
 
 
@@ -119,15 +148,23 @@ def _start_postgres(cleanup: contextlib.ExitStack, directory: Path, port: int) -
 def _start_fake_model(cleanup: contextlib.ExitStack, workdir: Path, port: int) -> str:
     logfile = workdir / "llm_server.log"
     argv = [PYTHON, "-m", "tests.fakes.llm_server", "--port", str(port), "--mode", "one-tool-call"]
-    process = _spawn(cleanup, argv, dict(os.environ), logfile, "fake model server")
-    _wait_for(lambda: "listening on" in logfile.read_text(errors="replace"), process, "fake model server")
+    process = spawn(cleanup, argv, dict(os.environ), logfile, "fake model server")
+    wait_for(lambda: "listening on" in logfile.read_text(errors="replace"), process, "fake model server")
     return f"http://127.0.0.1:{port}"
 
 
-def platform_env(database_url: str, model_url: str, data_dir: Path) -> dict[str, str]:
+def _start_redis(cleanup: contextlib.ExitStack, workdir: Path) -> str:
+    spec, url = redis_server(workdir / "data")
+    process = spawn(cleanup, spec.argv, dict(os.environ), workdir / "redis.log", "Redis")
+    wait_for(spec.ready or (lambda: True), process, "Redis")
+    return url
+
+
+def platform_env(database_url: str, redis_url: str, model_url: str, data_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
         AGENTPLATFORM_DATA_DIR=str(data_dir),
         OPENAI_BASE_URL=f"{model_url}/v1",
         OPENAI_API_KEY="bench",
@@ -146,9 +183,9 @@ def healthy(base_url: str) -> bool:
 
 def _start_platform(cleanup: contextlib.ExitStack, env: dict[str, str], workdir: Path, port: int) -> tuple[str, int]:
     argv = [PYTHON, "manage.py", "up", "--host", "127.0.0.1", "--port", str(port)]
-    process = _spawn(cleanup, argv, env, workdir / "platform.log", "platform (manage.py up)")
+    process = spawn(cleanup, argv, env, workdir / "platform.log", "platform (manage.py up)")
     base_url = f"http://127.0.0.1:{port}"
-    _wait_for(lambda: healthy(base_url), process, "platform")
+    wait_for(lambda: healthy(base_url), process, "platform")
     return base_url, process.pid
 
 
@@ -173,10 +210,13 @@ def running_stack() -> Iterator[Stack]:
         workdir = Path(tempfile.mkdtemp(prefix="agentplatform-bench-"))
         cleanup.callback(_remove, workdir)
         workdir.chmod(0o755)  # PostgreSQL runs as the postgres user when we are root: it must reach its directory
+        limit = raise_open_files_limit()  # before any server starts: they inherit it
+        log(f"open files limit (RLIMIT_NOFILE) raised to {limit:,} for the bench and its servers")
         ports: set[int] = set()
         database_url = _start_postgres(cleanup, workdir / "postgres", free_port(ports))
+        redis_url = _start_redis(cleanup, workdir)
         model_url = _start_fake_model(cleanup, workdir, free_port(ports))
-        env = platform_env(database_url, model_url, workdir / "data")
+        env = platform_env(database_url, redis_url, model_url, workdir / "data")
         base_url, pid = _start_platform(cleanup, env, workdir, free_port(ports))
         log(f"platform is healthy at {base_url}")
         yield Stack(workdir, database_url, model_url, base_url, create_api_key(env), pid, env)

@@ -2,6 +2,7 @@ from django.apps import AppConfig
 
 
 class ContextConfig(AppConfig):
-    """Context providers fetched and injected into runs (the context issue)."""
+    """Context providers: sources bound to agents, fetched and injected before each run."""
 
     name = "context"
+    verbose_name = "Context"

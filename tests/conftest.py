@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from agentplatform.celery import Queue, app
@@ -27,10 +27,24 @@ from tests.infra import database_url, free_port, stop, wait_until
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_connection_outlives_the_suite(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Torn down after the worker and servers that use the test database, and before the
+    database is dropped: close every connection, pooled ones too, so that dropping it does
+    not find "other users" (a pool keeps idle connections open)."""
+    yield
+    with django_db_blocker.unblock():
+        for wrapper in connections.all(initialized_only=True):
+            wrapper.close()
+            close_pool = getattr(wrapper, "close_pool", None)
+            if callable(close_pool):
+                close_pool()
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """A real Celery worker (in this process, on threads) consuming from the real Redis."""
-    queues = [str(Queue.RUNS), str(Queue.SCHEDULES)]
+    queues = [str(Queue.RUNS), str(Queue.SCHEDULES), str(Queue.WEBHOOKS)]
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="WARNING", queues=queues):
         yield
 
@@ -142,7 +156,7 @@ def api(alice: Any, celery_worker: None) -> Iterator[Api]:
 def _worker_idle() -> bool:
     with app.connection_for_write() as connection:
         client = connection.default_channel.client
-        queued = client.llen(str(Queue.RUNS)) + client.llen(str(Queue.SCHEDULES))
+        queued = sum(client.llen(str(queue)) for queue in (Queue.RUNS, Queue.SCHEDULES, Queue.WEBHOOKS))
     return not worker_state.active_requests and not worker_state.reserved_requests and queued == 0
 
 

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from agentplatform import Agent, RunContext, ToolCallError, ToolPermission, tool
+from agentplatform import Agent, RunContext, StaticContext, ToolCallError, ToolPermission, tool
 from agentplatform.demo import agent as demo_agent
 
 CALLS: list[tuple[str, dict[str, Any]]] = []  # what the tools actually executed, for assertions
@@ -128,4 +128,13 @@ class Mailer(Agent):
 
 mailer = Mailer(name="mailer", tools=[add, send_email.with_permission(ToolPermission.CONFIRM)])
 
-AGENTS = [openai_agent, anthropic_agent, calculator, mailer, demo_agent]
+# Context from code; the context tests bind more sources to it in the database.
+context_agent = Agent(
+    name="ctx",
+    model="openai:gpt-test",
+    instructions="Answer from the context.",
+    tools=[add],
+    context=[StaticContext("Refunds take 5 business days.", title="Refund policy", name="handbook")],
+)
+
+AGENTS = [openai_agent, anthropic_agent, calculator, mailer, demo_agent, context_agent]

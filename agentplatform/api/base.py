@@ -66,3 +66,13 @@ class Cursor(CursorPagination):
         if raw is not None and (not raw.isdigit() or int(raw) < 1):
             raise InvalidInput("limit must be a positive integer.", details={"param": "limit"})
         return super().get_page_size(request) or self.page_size
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, machine-readable, e.g. session_busy.")
+    message = serializers.CharField()
+    details = serializers.JSONField(allow_null=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()

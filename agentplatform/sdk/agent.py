@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from agentplatform.sdk.context.base import ContextProvider
 from agentplatform.sdk.models import ChatMessage, ModelProvider
 from agentplatform.sdk.tools import Tool
 
@@ -70,6 +71,9 @@ class Agent:
     the session history and the tools until it answers without a tool call. A subclass may
     override `run(self, input, ctx)` to drive any SDK or framework itself; its tool calls
     must go through `ctx.call_tool(name, args)`, and its return value is the answer.
+
+    `context` lists sources (`agentplatform.sdk.context`) fetched before each run and
+    rendered into the system prompt after the instructions.
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class Agent:
         description: str = "",
         max_steps: int | None = None,
         tool_timeout: float | None = None,
+        context: Iterable[ContextProvider] = (),
     ) -> None:
         if not _NAME.match(name):
             raise ValueError(f"agent name {name!r} must be lowercase letters, digits, '-' or '_' (max 63)")
@@ -98,6 +103,13 @@ class Agent:
             self.tools[item.name] = item
         self.max_steps = max_steps
         self.tool_timeout = tool_timeout
+        self.context: list[ContextProvider] = []
+        for source in context:
+            if not isinstance(source, ContextProvider):
+                raise TypeError(f"agent {name!r}: {source!r} is not a context provider")
+            if any(other.name == source.name for other in self.context):
+                raise ValueError(f"agent {name!r}: two context sources are named {source.name!r}; give one a name=")
+            self.context.append(source)
 
     @property
     def model_label(self) -> str:

@@ -16,11 +16,13 @@ from agents.models import (
     Message,
     OverlapPolicy,
     Run,
+    RunStatus,
     Schedule,
     ScheduleFiring,
     Session,
     SessionStrategy,
 )
+from approvals import selectors as approval_selectors
 
 METADATA_MAX_BYTES = 16_384
 
@@ -30,16 +32,6 @@ def _metadata(value: Any) -> None:
         raise serializers.ValidationError("Must be a JSON object.")
     if len(json.dumps(value)) > METADATA_MAX_BYTES:
         raise serializers.ValidationError(f"Must be at most {METADATA_MAX_BYTES} bytes of JSON.")
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable, machine-readable, e.g. session_busy.")
-    message = serializers.CharField()
-    details = serializers.JSONField(allow_null=True)
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()
 
 
 class ToolSerializer(serializers.Serializer):
@@ -119,6 +111,9 @@ class RunSerializer(serializers.ModelSerializer):
     agent = serializers.CharField(source="agent.name", read_only=True)
     usage = serializers.SerializerMethodField()
     duration_ms = serializers.IntegerField(read_only=True, allow_null=True)
+    pending_approvals = serializers.SerializerMethodField(
+        help_text="While the run is awaiting_approval: the ids of its pending approval requests."
+    )
 
     class Meta:
         model = Run
@@ -140,7 +135,13 @@ class RunSerializer(serializers.ModelSerializer):
             "duration_ms",
             "cancel_requested_at",
             "schedule_id",
+            "pending_approvals",
         ]
+
+    def get_pending_approvals(self, run: Run) -> list[str]:
+        if run.status != RunStatus.AWAITING_APPROVAL:
+            return []
+        return approval_selectors.pending_ids(run.session_id)
 
     def get_usage(self, run: Run) -> dict[str, int]:
         return {

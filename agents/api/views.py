@@ -14,14 +14,13 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agentplatform.api.base import CallerAPIView, Cursor
+from agentplatform.api.base import CallerAPIView, Cursor, ErrorSerializer
 from agentplatform.api.sse import EventStreamRenderer, event_stream_response
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
 from agents import selectors, services
 from agents.api.serializers import (
     AgentSerializer,
-    ErrorSerializer,
     FiringSerializer,
     MessageSerializer,
     RunCreateSerializer,

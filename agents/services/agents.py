@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
 
 from agentplatform.sdk.agent import Agent as CodeAgent
+from agentplatform.sdk.tools import Tool as CodeTool
 from agentplatform.sdk.tools import ToolPermission
 from agents import selectors
 from agents.errors import (
@@ -49,6 +51,32 @@ def sync_agents(*, using: str = "default") -> dict[str, int]:
             Tool.objects.using(using).filter(agent=row).exclude(name__in=list(agent.tools)).update(registered=False)
         retired = Agent.objects.using(using).exclude(name__in=list(agents)).update(registered=False)
     return {"agents": len(agents), "retired": retired}
+
+
+def record_tools(agent: Agent, tools: Iterable[CodeTool]) -> None:
+    """Mirror tools a run was given at run time (an MCP server's) as rows, as `sync_agents`
+    does for the code's, so that operators see them and can override their permission."""
+    tools = list(tools)
+    if not tools:
+        return
+    rows = {row.name: row for row in Tool.objects.filter(agent=agent, name__in=[t.name for t in tools])}
+    new, changed = [], []
+    for tool in tools:
+        values = {
+            "description": tool.description,
+            "parameters": tool.parameters,
+            "code_permission": tool.permission.value,
+            "registered": True,
+        }
+        row = rows.get(tool.name)
+        if row is None:
+            new.append(Tool(agent=agent, name=tool.name, **values))
+        elif any(getattr(row, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(row, name, value)
+            changed.append(row)
+    Tool.objects.bulk_create(new, ignore_conflicts=True)  # two runs may discover the same tool at once
+    Tool.objects.bulk_update(changed, ["description", "parameters", "code_permission", "registered"])
 
 
 def tool_permissions(agent: Agent, code_agent: CodeAgent) -> tuple[dict[str, ToolPermission], dict[str, list[Any]]]:

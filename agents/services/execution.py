@@ -42,11 +42,14 @@ from agents.models import (
 )
 from agents.registry import model_provider
 from agents.runtime import Decision, RunContext
-from agents.services.agents import runnable, tool_permissions
+from agents.services.agents import record_tools, runnable, tool_permissions
 from approvals import selectors as approval_selectors
 from approvals import services as approval_services
-from approvals.models import ApprovalRequest, ApprovalStatus
+from approvals import webhooks
+from approvals.models import ApprovalRequest, ApprovalStatus, WebhookEvent
 from approvals.services import ProposedCall
+from context.preparation import PreparationFailed
+from context.services import prepare_run
 
 logger = logging.getLogger(__name__)
 
@@ -279,6 +282,17 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent, *, resumed:
     from its recorded messages, with the decisions on the calls it paused on."""
     conf = platform_settings()
     run = record.run
+    try:  # the context fetched for this run, and an MCP server's tools
+        prepared = prepare_run(run.pk, run.agent_id, code_agent)
+    except PreparationFailed as exc:
+        finish(record, outcome(RunStatus.FAILED, exc.code, exc.message, exc.details))
+        return record
+    except Exception as exc:  # a bug in preparing fails this run visibly rather than strand it
+        logger.exception("run %s: preparing its context failed", run.pk)
+        finish(record, outcome(RunStatus.FAILED, "preparation_error", f"Preparing the run failed: {exc!r}", None))
+        return record
+    code_agent, instructions = prepared.apply(code_agent, agent.instructions)
+    record_tools(agent, prepared.tools)
     messages = list(selectors.run_messages(run)) if resumed else record.messages
     first = messages[0].position if messages else record.position
     prior = selectors.recent_messages(run.session_id, before_position=first, limit=conf.HISTORY_LIMIT) if first else []
@@ -304,7 +318,7 @@ def _execute(record: RunRecord, agent: Agent, code_agent: CodeAgent, *, resumed:
         ctx.decisions = _decisions(run)
         if code_agent.overrides_run:  # its turn runs again from the start: earlier calls replay
             ctx.replay = _answered_calls(transcript)
-    result = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS)
+    result = _run_turn(ctx, agent, code_agent, conf.MAX_STEPS, instructions)
     if result["status"] == RunStatus.AWAITING_APPROVAL:
         pause(record, ctx, agent)
     else:
@@ -377,6 +391,7 @@ def pause(record: RunRecord, ctx: RunContext, agent: Agent) -> None:
         approval_services.mark_executed(ctx.executed)
         requests = approval_services.open_requests(run=run, calls=calls)
         record.write([], after=[*map(events.approval_requested, requests), events.awaiting_approval(requests)])
+        webhooks.emit_approvals(WebhookEvent.APPROVAL_REQUESTED, requests)  # outbox rows, sent on commit
         Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
         transaction.on_commit(lambda: notify.signal_done(str(run.pk)))
 
@@ -394,6 +409,7 @@ def finish(record: RunRecord, outcome: dict[str, Any], ctx: RunContext | None = 
         completed = outcome["status"] == RunStatus.COMPLETED
         answer = [ChatMessage(role="assistant", content=outcome["output"])] if completed else []
         record.write(answer, after=[events.run_finished(record.run)])
+        _emit_webhook(record.run)
         # Positions are contiguous from 0, so this is the exact count (and it heals a count
         # left behind by a run that crashed before finishing).
         Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
@@ -401,14 +417,25 @@ def finish(record: RunRecord, outcome: dict[str, Any], ctx: RunContext | None = 
         _start_next(run.session_id)
 
 
-def _run_turn(ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int) -> dict[str, Any]:
+def _emit_webhook(run: Run) -> None:
+    """run.completed / run.failed to the owner's webhooks: outbox rows in the run's
+    transaction, sent by the webhooks queue after commit (a slow endpoint never slows a run)."""
+    kind, data = events.run_finished(run)
+    if kind in WebhookEvent.values:
+        data = {"run_id": str(run.pk), "session_id": str(run.session_id), "agent": run.agent.name, **data}
+        webhooks.emit(WebhookEvent(kind), data, owner_id=run.owner_id)
+
+
+def _run_turn(
+    ctx: RunContext, agent: Agent, code_agent: CodeAgent, max_steps: int, instructions: str
+) -> dict[str, Any]:
     """The turn's outcome as the fields `finish_run` records. Failures are outcomes here."""
     try:
         if code_agent.overrides_run:
             output = str(code_agent.run(ctx.transcript[0].content, ctx) or "")
         else:
             provider = model_provider(agent.model)
-            output = run_loop(ctx, provider, agent.instructions, code_agent.max_steps or max_steps)
+            output = run_loop(ctx, provider, instructions, code_agent.max_steps or max_steps)
     except ApprovalRequired:
         return {"status": RunStatus.AWAITING_APPROVAL}
     except RunCancelled:

@@ -29,6 +29,12 @@ class SDKModel:
         self.timeout = timeout
         self.max_retries = max_retries
 
+    def close(self) -> None:
+        """Close the SDK client's connection pool, if one was opened."""
+        client = self.__dict__.pop("client", None)  # the subclasses' cached_property
+        if client is not None:
+            client.close()
+
     def resolved_api_key(self) -> str:
         key = self.api_key or os.environ.get(self.key_variable)
         if not key:

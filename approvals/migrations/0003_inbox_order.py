@@ -7,7 +7,7 @@ import approvals.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("approvals", "0001_initial"),
+        ("approvals", "0002_webhooks"),
     ]
 
     operations = [

@@ -1,0 +1,35 @@
+"""Reads of webhook endpoints and deliveries, scoped to their owner."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+
+from approvals.errors import WebhookDeliveryNotFound, WebhookNotFound
+from approvals.models import WebhookDelivery, WebhookEndpoint
+
+
+def owned_endpoints(owner: Any) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.filter(owner=owner)
+
+
+def get_endpoint(owner: Any, endpoint_id: UUID | str) -> WebhookEndpoint:
+    try:
+        return owned_endpoints(owner).get(pk=endpoint_id)
+    except (WebhookEndpoint.DoesNotExist, ValidationError, ValueError):
+        raise WebhookNotFound(f"No webhook endpoint {endpoint_id}.") from None
+
+
+def endpoint_deliveries(endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.filter(endpoint=endpoint).prefetch_related("attempts")
+
+
+def get_delivery(owner: Any, delivery_id: UUID | str) -> WebhookDelivery:
+    rows = WebhookDelivery.objects.filter(endpoint__owner=owner).select_related("endpoint")
+    try:
+        return rows.prefetch_related("attempts").get(pk=delivery_id)
+    except (WebhookDelivery.DoesNotExist, ValidationError, ValueError):
+        raise WebhookDeliveryNotFound(f"No webhook delivery {delivery_id}.") from None
