@@ -25,11 +25,35 @@ TRANSCRIPT_LIMIT = 200
 FIRINGS_SHOWN = 50
 
 
+class ToolForm(forms.ModelForm):
+    """A tool's permission, argument conditions and approval expiry; `Tool.clean()` validates
+    the conditions against the tool's schema, and its error shows on the field."""
+
+    class Meta:
+        model = Tool
+        fields = ["permission_override", "conditions", "approval_timeout", "approval_expiry_action"]
+        widgets = {"conditions": forms.Textarea(attrs={"rows": 3, "cols": 48, "spellcheck": "false"})}
+
+    def clean_conditions(self) -> Any:
+        conditions = self.cleaned_data["conditions"]
+        return [] if conditions is None else conditions  # an emptied box: no conditions
+
+
 class ToolInline(admin.TabularInline):
     model = Tool
+    form = ToolForm
     extra = 0
     can_delete = False
-    fields = ["name", "description", "code_permission", "permission_override", "registered"]
+    fields = [
+        "name",
+        "description",
+        "code_permission",
+        "permission_override",
+        "conditions",
+        "approval_timeout",
+        "approval_expiry_action",
+        "registered",
+    ]
     readonly_fields = ["name", "description", "code_permission", "registered"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -47,6 +71,13 @@ class AgentAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "description", "registered", "custom_turn"]}),
         ("From code", {"fields": ["code_model", "code_instructions"]}),
         ("Operator overrides", {"fields": ["enabled", "model_override", "instructions_override"]}),
+        (
+            "Approvals",
+            {
+                "fields": ["approval_timeout", "approval_expiry_action"],
+                "description": "For CONFIRM calls of this agent's tools; a tool's own setting (below) wins.",
+            },
+        ),
     ]
 
     @admin.display(description="model")

@@ -1,8 +1,9 @@
-"""The benchmark's agent: one trivial tool, so that each run is two model calls and one tool call."""
+"""The benchmark's agents: `bench` (one trivial tool: each run is two model calls and one tool
+call) and `bench-approve`, whose one tool needs a human decision (CONFIRM)."""
 
 from __future__ import annotations
 
-from agentplatform import Agent, tool
+from agentplatform import Agent, ToolPermission, tool
 
 
 @tool
@@ -15,4 +16,21 @@ def lookup(key: str) -> str:
     return f"value-of-{key}"
 
 
+@tool
+def send_report(to: str) -> str:
+    """Send the report to an address (benchmark: nothing is sent).
+
+    Args:
+        to: The recipient.
+    """
+    return f"report sent to {to}"
+
+
 agent = Agent(name="bench", model="openai:bench-model", instructions="Answer briefly.", tools=[lookup])
+approver = Agent(
+    name="bench-approve",
+    model="openai:bench-model",
+    instructions="Send the report when asked.",
+    tools=[send_report.with_permission(ToolPermission.CONFIRM)],
+)
+agents = [agent, approver]

@@ -2,8 +2,9 @@
 
 Starts its own PostgreSQL (durable), Redis, fake model server and platform, measures run
 throughput and latency at several concurrencies, history reads/appends at several session
-lengths, and streaming (idle WebSockets, live event latency, SSE time to first byte), prints
-Markdown tables and writes them to bench/results/latest.md. Everything it started is
+lengths, streaming (idle WebSockets, live event latency, SSE time to first byte), and
+approvals (bench/approvals.py: the decision's round trip, the admin inbox at 10 to 10,000
+pending), prints Markdown tables and writes them to bench/results/latest.md. Everything it started is
 stopped on exit, on an error and on Ctrl-C or SIGTERM.
 """
 
@@ -20,6 +21,7 @@ from types import FrameType
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import approvals
 from bench.history import measure_append, measure_history, seed_sessions
 from bench.load import Client, Target, measure_level
 from bench.report import Config, Results, environment, render
@@ -27,7 +29,7 @@ from bench.stack import Stack, log, running_stack
 from bench.streaming import StreamingConfig, measure_streaming
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.md"
-SECTIONS = ("runs", "history", "streaming")
+SECTIONS = ("runs", "history", "streaming", "approvals")
 FULL = Config(
     "full",
     rounds=5,
@@ -125,11 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with running_stack() as stack:
             results = measure(stack, config, args.only)
+            approval_results = None
+            if "approvals" in args.only:
+                approval_results = approvals.measure(stack, *approvals.SAMPLES[config.name])
             env = environment(stack.database_url, load_before, started)
     except KeyboardInterrupt:
         log("interrupted; everything started was stopped")
         return 130
-    markdown = render(env, results)
+    markdown = render(env, results) + (approvals.render(approval_results) if approval_results else "")
     RESULTS_FILE.parent.mkdir(exist_ok=True)
     RESULTS_FILE.write_text(markdown)
     print(markdown)

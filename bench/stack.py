@@ -168,7 +168,7 @@ def platform_env(database_url: str, redis_url: str, model_url: str, data_dir: Pa
         AGENTPLATFORM_DATA_DIR=str(data_dir),
         OPENAI_BASE_URL=f"{model_url}/v1",
         OPENAI_API_KEY="bench",
-        AGENTPLATFORM_AGENTS="bench.agents:agent",
+        AGENTPLATFORM_AGENTS="bench.agents:agents",
     )
     return env
 

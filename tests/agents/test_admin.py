@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -90,6 +92,8 @@ def test_agents_show_the_demo_label_and_take_overrides(admin_client):
         "enabled": "",
         "model_override": "openai:gpt-other",
         "instructions_override": "Be verbose.",
+        "approval_timeout": "",
+        "approval_expiry_action": "reject",
         "tool_rows-TOTAL_FORMS": str(len(tools)),
         "tool_rows-INITIAL_FORMS": str(len(tools)),
         "tool_rows-MIN_NUM_FORMS": "0",
@@ -106,6 +110,86 @@ def test_agents_show_the_demo_label_and_take_overrides(admin_client):
     agent.refresh_from_db()
     assert (agent.enabled, agent.model, agent.instructions) == (False, "openai:gpt-other", "Be verbose.")
     assert Tool.objects.get(agent=agent, name="add").permission == "deny"
+
+
+def _agent_form(agent: Agent, tool_changes: dict[str, dict[str, str]], **fields: str) -> dict[str, str]:
+    """The agent page's form as a browser posts it, with these tools' inline fields changed."""
+    tools = list(Tool.objects.filter(agent=agent).order_by("name"))
+    form = {
+        "enabled": "on",
+        "model_override": "",
+        "instructions_override": "",
+        "approval_timeout": "",
+        "approval_expiry_action": "reject",
+        "tool_rows-TOTAL_FORMS": str(len(tools)),
+        "tool_rows-INITIAL_FORMS": str(len(tools)),
+        "tool_rows-MIN_NUM_FORMS": "0",
+        "tool_rows-MAX_NUM_FORMS": "1000",
+        **fields,
+    }
+    for i, tool in enumerate(tools):
+        row = {"id": str(tool.pk), "agent": str(agent.pk), "permission_override": "", "conditions": "[]"}
+        row |= {"approval_timeout": "", "approval_expiry_action": "", **tool_changes.get(tool.name, {})}
+        form |= {f"tool_rows-{i}-{name}": value for name, value in row.items()}
+    return form
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tool_conditions_and_approval_expiry_are_edited_on_the_agent_page(admin_client):
+    agent = Agent.objects.get(name="oai")
+    rules = [{"when": {"arg": "a", "op": "gt", "value": 100}, "then": "confirm"}]
+    add_row = {"conditions": json.dumps(rules), "approval_timeout": "00:05:00", "approval_expiry_action": "cancel_run"}
+    page = admin_client.get(f"/admin/agents/agent/{agent.pk}/change/").content.decode()
+    assert 'name="tool_rows-0-conditions"' in page
+    assert 'name="approval_expiry_action"' in page
+
+    response = admin_client.post(
+        f"/admin/agents/agent/{agent.pk}/change/",
+        _agent_form(agent, {"add": add_row}, approval_timeout="01:00:00", approval_expiry_action="cancel_run"),
+    )
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    add = Tool.objects.get(agent=agent, name="add")
+    assert (add.conditions, add.approval_timeout, add.approval_expiry_action) == (
+        rules,
+        timedelta(minutes=5),
+        "cancel_run",
+    )
+    assert Tool.objects.get(agent=agent, name="get_weather").conditions == []  # an empty box too: no rules
+    agent.refresh_from_db()
+    assert (agent.approval_timeout, agent.approval_expiry_action) == (timedelta(hours=1), "cancel_run")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("conditions", "error"),
+    [
+        ('[{"when": {"arg": "c", "op": "gt", "value": 1}, "then": "confirm"}]', "no argument &#x27;c&#x27;"),
+        ('[{"when": {"arg": "a", "op": "like", "value": 1}, "then": "confirm"}]', "like"),
+        ('[{"when": {"arg": "a", "op": "gt", "value": 1}, "then": "maybe"}]', "must be one of allow, confirm, deny"),
+        ('{"when": 1}', "Conditions must be a list of rules."),
+        ("[{", "Enter a valid JSON."),
+    ],
+)
+def test_invalid_conditions_are_refused_with_the_error_on_the_field(admin_client, conditions, error):
+    agent = Agent.objects.get(name="oai")
+
+    response = admin_client.post(
+        f"/admin/agents/agent/{agent.pk}/change/", _agent_form(agent, {"add": {"conditions": conditions}})
+    )
+
+    assert response.status_code == 200
+    cell = re.search(r'<td class="field-conditions">(.*?)</td>', _row_of(response.content.decode(), "add"), re.S)
+    assert cell is not None
+    assert 'class="errorlist' in cell.group(1)
+    assert error in cell.group(1)
+    assert Tool.objects.get(agent=agent, name="add").conditions == []
+
+
+def _row_of(page: str, tool: str) -> str:
+    """The inline row of one tool (rows are in name order; each starts with its <tr>)."""
+    rows = re.findall(r'<tr class="form-row[^"]*"[^>]*>.*?</tr>', page, re.S)
+    return next(row for row in rows if re.search(rf'<td class="field-name">\s*<p>{tool}</p>', row))
 
 
 @pytest.mark.django_db(transaction=True)
