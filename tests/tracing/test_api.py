@@ -146,7 +146,9 @@ def test_metrics_of_the_callers_runs(runs):
     assert (everyone["agent"], everyone["runs"], oai["agent"], oai["runs"]) == ("", 2, "oai", 2)
     assert everyone["p50_ms"] > 0
     # the failed run's model call counts as a call (it failed after its retries), with no tokens
-    assert found["tokens"] == [{"agent": "oai", "model": "gpt-test", "calls": 3, "input_tokens": 20, "output_tokens": 10}]
+    assert found["tokens"] == [
+        {"agent": "oai", "model": "gpt-test", "calls": 3, "input_tokens": 20, "output_tokens": 10}
+    ]
     assert found["tools"] == [{"permission": "allow", "outcome": "ok", "calls": 1}]
     assert found["approvals"] == []
     _, bobs = runs["bob"].get("/api/v1/metrics/?agent=oai")

@@ -90,7 +90,7 @@ class Command(BaseCommand):
             if migrate:
                 call_command("migrate_clickhouse", verbosity=0)
             return []
-        return [embedded.span_sink(os.environ["REDIS_URL"])]
+        return [embedded.span_sink()]
 
     def _banner(self, base: str) -> None:
         rows = list(visible_agents(None))
