@@ -8,15 +8,16 @@ The same bytes travel through the Redis route (embedded) or straight to ClickHou
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tracing import attributes as attr
-
-# The insert's columns, in the order `row()` builds them; the table has these and more.
+# The insert's columns, in the order `row()` builds them. The span's attributes travel as one
+# JSON object (ClickHouse reads it into a String column); the columns the lookups and metrics
+# use (run, agent, owner, model, tokens, ...) are extracted from it by the table's DEFAULT
+# expressions (tracing/clickhouse_migrations/0001_spans.py), in ClickHouse rather than here.
 COLUMNS = (
     "trace_id",
     "span_id",
@@ -29,19 +30,6 @@ COLUMNS = (
     "duration_ns",
     "status_code",
     "status_message",
-    "run_id",
-    "session_id",
-    "agent",
-    "owner_id",
-    "run_status",
-    "operation",
-    "provider",
-    "model",
-    "tool",
-    "permission",
-    "outcome",
-    "input_tokens",
-    "output_tokens",
     "attributes",
     "events",
     "links",
@@ -62,70 +50,35 @@ def timestamp(ns: int) -> str:
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
-def _text(attributes: Mapping[str, Any], key: str) -> str:
-    value = attributes.get(key)
-    return "" if value is None else str(value)
-
-
-def _count(attributes: Mapping[str, Any], key: str) -> int:
-    value = attributes.get(key)
-    return value if isinstance(value, int) and value > 0 else 0
-
-
-def _plain(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in (attributes or {}).items()}
-
-
 def row(span: ReadableSpan) -> list[Any]:
     """One span as a row in COLUMNS order."""
     context = span.context
     start = span.start_time or 0
     end = span.end_time or start
-    attributes = span.attributes or {}
     parent = span.parent
-    model = _text(attributes, attr.GEN_AI_REQUEST_MODEL)
-    nested = bool(attributes.get(attr.MODEL_CALL_NESTED))  # part of an outer model call: counted there
+    status = span.status
     return [
         f"{context.trace_id:032x}" if context else "",
         f"{context.span_id:016x}" if context else "",
         f"{parent.span_id:016x}" if parent is not None else "",
         span.name,
         _KINDS.get(span.kind, "internal"),
-        _text(span.resource.attributes, "service.name"),
+        span.resource.attributes.get("service.name", ""),
         timestamp(start),
         timestamp(end),
         max(end - start, 0),
-        _STATUSES.get(span.status.status_code, "unset"),
-        span.status.description or "",
-        _text(attributes, attr.RUN_ID),
-        _text(attributes, attr.SESSION_ID),
-        _text(attributes, attr.AGENT_NAME),
-        _text(attributes, attr.OWNER_ID),
-        _text(attributes, attr.RUN_STATUS),
-        "" if nested else _text(attributes, attr.GEN_AI_OPERATION),
-        _text(attributes, attr.GEN_AI_PROVIDER) or _text(attributes, attr.GEN_AI_SYSTEM),
-        model,
-        _text(attributes, attr.GEN_AI_TOOL_NAME),
-        _text(attributes, attr.TOOL_PERMISSION),
-        _text(attributes, attr.TOOL_OUTCOME) or _text(attributes, attr.APPROVAL_STATUS),
-        0 if nested else _count(attributes, attr.GEN_AI_INPUT_TOKENS),
-        0 if nested else _count(attributes, attr.GEN_AI_OUTPUT_TOKENS),
-        json.dumps(_plain(attributes), ensure_ascii=False, default=str),
-        json.dumps(
-            [{"name": e.name, "time_ns": e.timestamp, "attributes": _plain(e.attributes)} for e in span.events],
-            ensure_ascii=False,
-            default=str,
-        )
+        _STATUSES.get(status.status_code, "unset"),
+        status.description or "",
+        dict(span.attributes or {}),
+        [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})} for e in span.events]
         if span.events
-        else "[]",
-        json.dumps(
-            [
-                {"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}"}
-                for link in span.links
-            ]
-        )
+        else [],
+        [
+            {"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}"}
+            for link in span.links
+        ]
         if span.links
-        else "[]",
+        else [],
     ]
 
 

@@ -30,6 +30,8 @@ from tracing.rows import COLUMNS
 
 SPANS = "spans"
 OWNER_PARAMETER = "{owner:String}"
+# A span's attributes, events and links arrive as JSON objects and arrays, kept as text.
+_INSERT_SETTINGS = {"input_format_json_read_objects_as_strings": 1, "input_format_json_read_arrays_as_strings": 1}
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,9 @@ def insert_spans(payload: bytes, count: int) -> None:
 def insert_payloads(payloads: list[bytes]) -> None:
     """Several encoded batches as one insert (local only); StoreUnavailable if it fails."""
     try:
-        _state.get().raw_insert(SPANS, COLUMNS, insert_block=b",".join(payloads), fmt="JSONCompactEachRow")
+        _state.get().raw_insert(
+            SPANS, COLUMNS, insert_block=b",".join(payloads), fmt="JSONCompactEachRow", settings=_INSERT_SETTINGS
+        )
     except (ClickHouseError, OSError) as exc:
         raise StoreUnavailable(f"The trace store refused the spans: {exc}") from exc
 
