@@ -24,7 +24,7 @@ class TracingSettings:
     ROUTE_KEY: str = "agentplatform:spans"
     ROUTE_MAX_SPANS: int = 1_000_000  # spans waiting in Redis for the sink before new ones are dropped
     BUFFER_SPANS: int = 20_000  # spans a process holds while the store (or route) is unreachable
-    BATCH_SPANS: int = 2_000  # spans per export
+    BATCH_SPANS: int = 10_000  # spans per export (per insert when writing to ClickHouse directly)
     FLUSH_INTERVAL: float = 1.0  # seconds between exports of a partial batch
     QUERY_TIMEOUT: float = 10.0  # seconds a trace query waits for the store
     RETENTION_DAYS: int = 30

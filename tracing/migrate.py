@@ -16,7 +16,7 @@ from tracing import clickhouse_migrations, store
 from tracing.conf import tracing_settings
 
 MIGRATIONS_TABLE = "clickhouse_migrations"
-RETAINED = {"spans": "start_time", "traces": "start_time"}  # table: its time column
+RETAINED = {"spans": "toDateTime(start_time)", "traces": "hour"}  # table: its TTL's time expression
 _NAME = re.compile(r"^\d{4}_\w+$")
 
 
@@ -69,6 +69,6 @@ def set_retention(days: int) -> list[str]:
         )
         if not definition.rows or f"toIntervalDay({days})" in str(definition.rows[0][0]):
             continue
-        store.command(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + INTERVAL {int(days)} DAY")
+        store.command(f"ALTER TABLE {table} MODIFY TTL {column} + INTERVAL {int(days)} DAY")
         changed.append(table)
     return changed

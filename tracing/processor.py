@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -70,6 +71,7 @@ class StoreSpanProcessor(SpanProcessor):
         self._pending: list[tuple[bytes, int]] = []  # encoded batches whose write failed
         self._pending_spans = 0
         self._thread: threading.Thread | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._closed = False
         self._unlogged_drops = 0
         self._logged_at = 0.0
@@ -118,27 +120,47 @@ class StoreSpanProcessor(SpanProcessor):
             self.flush()
 
     def flush(self) -> bool:
-        """Write everything buffered now; False if some of it could not be written (it stays)."""
+        """Write everything buffered now; False if some of it could not be written (it stays).
+
+        A batch is encoded while the previous one is being written (by the writer thread:
+        the store's client releases the GIL while it sends or inserts)."""
         with self._flushing, suppress_instrumentation():
             ok = self._retry_pending()
+            writing: tuple[Future[bool], bytes, int] | None = None
             while ok and self._spans:
-                ok = self._write_batch()
+                spans = self._take()
+                payload, count = rows.encode(spans), len(spans)
+                if writing is not None:
+                    ok, writing = self._settled(*writing), None
+                if not ok:
+                    self._keep(payload, count)
+                    break
+                writing = (self._writer().submit(self._write, payload, count), payload, count)
+            if writing is not None:
+                ok = self._settled(*writing) and ok
             self._log_drops()
             return ok and not self._spans
+
+    def _writer(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentplatform-span-writer")
+        return self._executor
+
+    def _settled(self, written: Future[bool], payload: bytes, count: int) -> bool:
+        if written.result():
+            return True
+        self._keep(payload, count)
+        return False
 
     def _take(self) -> list[ReadableSpan]:
         with self._lock:
             return [self._spans.popleft() for _ in range(min(self.batch, len(self._spans)))]
 
-    def _write_batch(self) -> bool:
-        spans = self._take()
-        payload = rows.encode(rows.row(span) for span in spans)
-        if self._write(payload, len(spans)):
-            return True
+    def _keep(self, payload: bytes, count: int) -> None:
+        """A batch that could not be written: retried first, next time."""
         with self._lock:
-            self._pending.append((payload, len(spans)))
-            self._pending_spans += len(spans)
-        return False
+            self._pending.append((payload, count))
+            self._pending_spans += count
 
     def _retry_pending(self) -> bool:
         while self._pending:
@@ -188,3 +210,5 @@ class StoreSpanProcessor(SpanProcessor):
         self.force_flush(5_000)
         self._closed = True
         self._wake.set()
+        if self._executor is not None and self._pid == os.getpid():
+            self._executor.shutdown(wait=True)

@@ -108,15 +108,19 @@ class Batch:
     elements: int
 
 
-def take(max_elements: int) -> Batch:
-    """The oldest waiting exports (not removed until `ack`)."""
+def take(max_elements: int, max_bytes: int) -> Batch:
+    """The oldest waiting exports, up to a size (at least one; not removed until `ack`)."""
     found = cast(list[bytes], client().lrange(keys().spans, 0, max_elements - 1))
-    payloads, spans = [], 0
+    payloads: list[bytes] = []
+    spans = size = 0
     for element in found:
+        if payloads and size + len(element) > max_bytes:
+            break
         count, _, payload = element.partition(b"\n")
         spans += int(count)
+        size += len(element)
         payloads.append(payload)
-    return Batch(payloads, spans, len(found))
+    return Batch(payloads, spans, len(payloads))
 
 
 def ack(batch: Batch) -> None:

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 3.0
 IDLE_WAIT = 0.2  # seconds waiting for a query when there are no spans to move
 MAX_ELEMENTS = 500  # exports per insert
+MAX_BYTES = 64 * 1024 * 1024  # and at most this much JSON per insert
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Sink:
 
     def drain(self) -> int:
         """Move one batch of exports from the route into the store; the spans moved."""
-        batch = route.take(self.max_elements)
+        batch = route.take(self.max_elements, MAX_BYTES)
         if not batch.elements:
             return 0
         try:
