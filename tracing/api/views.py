@@ -45,7 +45,10 @@ class CallerTraceView(CallerAPIView):
 
 class TraceListView(CallerTraceView):
     @extend_schema(
-        parameters=TRACE_PARAMETERS, responses=TracePageSerializer, summary="Traces of your runs, newest first"
+        operation_id="traces_list",
+        parameters=TRACE_PARAMETERS,
+        responses=TracePageSerializer,
+        summary="Traces of your runs, newest first",
     )
     def get(self, request: Request) -> Response:
         selected = filters.trace_filter(request.query_params)
@@ -58,7 +61,7 @@ class TraceListView(CallerTraceView):
 
 
 class TraceDetailView(CallerTraceView):
-    @extend_schema(responses=TraceSerializer, summary="A trace with its spans")
+    @extend_schema(operation_id="traces_retrieve", responses=TraceSerializer, summary="A trace with its spans")
     def get(self, request: Request, trace_id: str) -> Response:
         return Response(trace_data(selectors.get_trace(filters.trace_id(trace_id), owner=self.owner_id)))
 
