@@ -69,7 +69,11 @@ class _State:
             if self.http is not None and self.http[:2] == (os.getpid(), url):
                 return self.http[2]
             try:
-                client = clickhouse_connect.get_client(dsn=url, connect_timeout=5, send_receive_timeout=30)
+                # No session: the web and worker threads share the client, and a ClickHouse
+                # session takes one query at a time.
+                client = clickhouse_connect.get_client(
+                    dsn=url, connect_timeout=5, send_receive_timeout=30, autogenerate_session_id=False
+                )
             except (ClickHouseError, OSError) as exc:
                 raise StoreUnavailable(f"ClickHouse is not reachable: {exc}") from exc
             self.http = (os.getpid(), url, client)

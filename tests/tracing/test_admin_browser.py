@@ -1,6 +1,6 @@
 """The trace waterfall in a real browser: headless Chromium (Playwright driving the system's
 Chromium) against a live server. Staff signs in with a TOTP code, opens the trace list,
-the run's trace and one of its spans. Screenshots go to $AGENTPLATFORM_ARTIFACTS_DIR (CI's
+the run's trace and one of its spans, then the metrics dashboard. Screenshots go to $AGENTPLATFORM_ARTIFACTS_DIR (CI's
 artifact directory) or tests/artifacts/."""
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class Seen:
     opened: str
     bar_widths: list[float]
     run_link: str
+    charts: int
 
 
 def test_staff_opens_a_trace_waterfall_and_a_span_in_chromium(tracing_on, api, llm, live_server):
@@ -68,6 +69,7 @@ def test_staff_opens_a_trace_waterfall_and_a_span_in_chromium(tracing_on, api, l
     assert "add" in seen.opened
     assert all(width > 0 for width in seen.bar_widths)
     assert seen.run_link.endswith(f"/admin/agents/run/{run['id']}/change/")
+    assert seen.charts >= 5
 
 
 def _browse(base_url: str, code: str, trace_id: str) -> Seen:
@@ -100,4 +102,10 @@ def _walk_through(page: Page, base_url: str, code: str, trace_id: str) -> Seen:
     opened = tool_row.locator(".wf-detail").inner_text()
     page.screenshot(path=str(artifacts_dir() / "tracing-trace-waterfall.png"), full_page=True)
     run_link = page.locator("#trace-runs a.run-link").first.get_attribute("href") or ""
-    return Seen(rows, bars.count(), opened, widths, run_link)
+    bar_count = bars.count()
+
+    page.goto(f"{base_url}/admin/tracing/metrics/")
+    page.wait_for_selector("#metrics-cards")
+    charts = page.locator("svg.chart").count()
+    page.screenshot(path=str(artifacts_dir() / "tracing-metrics.png"), full_page=True)
+    return Seen(rows, bar_count, opened, widths, run_link, charts)
