@@ -67,6 +67,7 @@ CONTEXT_PROVIDER = "agentplatform.context.provider"
 CONTEXT_SOURCE = "agentplatform.context.source"
 CONTEXT_CACHE_HIT = "agentplatform.context.cache_hit"
 CONTEXT_ITEMS = "agentplatform.context.items"
+CONTEXT_CONTENT = "agentplatform.context.content"  # content: only when recording is on
 
 # Celery tasks
 MESSAGING_SYSTEM = "messaging.system"

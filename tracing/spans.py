@@ -147,13 +147,15 @@ def tool_call(name: str, call_id: str, permission: Any, arguments: Any) -> Itera
 class ContextSpan:
     span: trace.Span
 
-    def fetched(self, *, items: int, cache_hit: bool = False, text: Any = None) -> None:
-        """What the fetch returned: how many items, whether from the cache, and (recorded
-        only when content recording is on) the content itself."""
+    def fetched(self, *, items: int, cache_hit: bool = False, error: str = "", text: Any = None) -> None:
+        """What the fetch returned: how many items, whether from the cache, why it failed (if
+        it did) and, recorded only when content recording is on, the content itself."""
         self.span.set_attributes({attr.CONTEXT_ITEMS: items, attr.CONTEXT_CACHE_HIT: cache_hit})
+        if error:
+            self.span.set_status(Status(StatusCode.ERROR, error[:500]))
         recorded = content(text) if text is not None else None
         if recorded is not None:
-            self.span.set_attribute("agentplatform.context.content", recorded)
+            self.span.set_attribute(attr.CONTEXT_CONTENT, recorded)
 
 
 @contextlib.contextmanager

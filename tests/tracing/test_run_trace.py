@@ -83,3 +83,19 @@ def test_a_run_is_one_trace_from_the_request_through_the_queue_to_its_model_and_
     assert trace.summary.statuses == ["completed"]
     assert (trace.summary.input_tokens, trace.summary.output_tokens) == (50, 13)
     assert trace.summary.root_name == request.name
+
+
+def test_a_runs_context_fetches_are_spans_inside_it(tracing_on, api, llm):
+    llm.enqueue(Text("5 business days."))
+
+    status, run = api.post("/api/v1/agents/ctx/runs/", {"input": "How long do refunds take?"})
+    assert (status, run["status"]) == (201, "completed")
+    trace = tracing_on.trace_of(run["id"], {"agent.run", "context.fetch", "chat gpt-test"})
+
+    agent_run, fetch = _one(trace.spans, "agent.run"), _one(trace.spans, "context.fetch")
+    assert fetch.parent_span_id == agent_run.span_id
+    assert fetch.attributes[attr.CONTEXT_PROVIDER] == "static"
+    assert fetch.attributes[attr.CONTEXT_SOURCE] == "handbook"
+    assert (fetch.attributes[attr.CONTEXT_ITEMS], fetch.attributes[attr.CONTEXT_CACHE_HIT]) == (1, False)
+    assert fetch.attributes[attr.RUN_ID] == run["id"]
+    assert attr.CONTEXT_CONTENT not in fetch.attributes
