@@ -97,6 +97,7 @@ def ingest(count: int, batch: int, *, wait_for: Callable[[], int]) -> dict[str, 
     spans = make_spans(count)
     before = wait_for()
     processor = StoreSpanProcessor(store.insert_spans, max_buffer=count + 1, batch=batch, interval=0.05)
+    cpu = time.process_time()
     started = time.perf_counter()
     for span in spans:
         processor.on_end(span)
@@ -106,8 +107,16 @@ def ingest(count: int, batch: int, *, wait_for: Callable[[], int]) -> dict[str, 
         time.sleep(0.05)
     seconds = time.perf_counter() - started
     stored = wait_for() - before
-    return {"spans": count, "stored": stored, "batch": batch, "seconds": seconds, "per_second": stored / seconds,
-            "flushed": flushed, "dropped": processor.stats.dropped}  # fmt: skip
+    return {
+        "spans": count,
+        "stored": stored,
+        "batch": batch,
+        "seconds": seconds,
+        "per_second": stored / seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "flushed": flushed,
+        "dropped": processor.stats.dropped,
+    }
 
 
 _GENERATE = """

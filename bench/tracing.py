@@ -31,6 +31,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import stack
+from bench.cpu import process_cpu
 from bench.load import Target, measure_level
 from bench.stack import PYTHON, ROOT, log
 from tests.infra import start_redis
@@ -76,7 +77,7 @@ def _spans_command(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _sink(env: dict[str, str], log_file: Path) -> Iterator[None]:
+def _sink(env: dict[str, str], log_file: Path) -> Iterator[int]:
     """The span sink on the data directory (it opens the store and migrates it)."""
     sink_env = {**env, "AGENTPLATFORM_TRACING": "true"}
     with log_file.open("w") as out:
@@ -89,7 +90,7 @@ def _sink(env: dict[str, str], log_file: Path) -> Iterator[None]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the span sink did not start: {log_file.read_text()[-2000:]}")
             time.sleep(0.2)
-        yield
+        yield process.pid
     finally:
         stop_process(process)
 
@@ -103,10 +104,12 @@ def ingest(config: Config, workdir: Path, redis_url: str) -> list[dict[str, Any]
             **_spans_command(direct, "ingest-direct", str(config.spans), str(config.batch)),
         }
     ]
-    routed = _env(workdir / "routed", redis_url)
+    routed = {**_env(workdir / "routed", redis_url), "AGENTPLATFORM_TRACE_SINK_INTERVAL": "1"}
     log(f"ingest: {config.spans:,} spans through the exporter, the Redis route and the span sink")
-    with _sink(routed, workdir / "sink-ingest.log"):
+    with _sink(routed, workdir / "sink-ingest.log") as sink_pid:
+        sink_cpu = process_cpu(sink_pid)
         found = _spans_command(routed, "ingest-route", str(config.spans), str(config.batch))
+        found["cpu_seconds"] += process_cpu(sink_pid) - sink_cpu
     results.append({"path": "exporter → Redis route → span sink → chDB (two processes)", **found})
     return results
 
@@ -154,10 +157,16 @@ def overhead(config: Config, workdir: Path) -> dict[str, Any]:
 
 
 OVERHEAD_HEADER = (
-    "| Concurrency | Runs/s, tracing off | Runs/s, tracing on | Overhead (runs/s) | p50 ms off | p50 ms on | Errors |",
-    "|---:|---:|---:|---:|---:|---:|---:|",
+    (
+        "| Concurrency | Runs/s off | Runs/s on | Overhead (runs/s) | p50 ms off | p50 ms on "
+        "| Platform CPU ms/run off | on | Overhead (CPU) | Errors |"
+    ),
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 )
-INGEST_HEADER = ("| Path | Spans | Batch | Seconds | Spans/s | Dropped |", "|---|---:|---:|---:|---:|---:|")
+INGEST_HEADER = (
+    "| Path | Spans | Batch | Seconds | Spans/s | CPU seconds | Spans per CPU second | Dropped |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
+)
 QUERIES_HEADER = (
     "| Query | In the sink: median ms | p95 ms | From a web process (route): median ms | p95 ms | Rows |",
     "|---|---:|---:|---:|---:|---:|",
@@ -172,11 +181,14 @@ def render_overhead(measured: dict[str, Any]) -> list[str]:
         rate_on = statistics.median(level.runs_per_second for level in on)
         p50_off = statistics.median(level.p50_ms for level in off)
         p50_on = statistics.median(level.p50_ms for level in on)
+        cpu_off = statistics.median(level.platform_cpu_ms_per_run for level in off)
+        cpu_on = statistics.median(level.platform_cpu_ms_per_run for level in on)
         errors = sum(len(level.errors) for level in off + on)
         requests = sum(level.requests for level in off + on)
         lines.append(
             f"| {concurrency} | {rate_off:.1f} | {rate_on:.1f} | {100 * (1 - rate_on / rate_off):+.1f}% "
-            f"| {p50_off:.1f} | {p50_on:.1f} | {errors} / {requests:,} |"
+            f"| {p50_off:.1f} | {p50_on:.1f} | {cpu_off:.1f} | {cpu_on:.1f} | {100 * (cpu_on / cpu_off - 1):+.1f}% "
+            f"| {errors} / {requests:,} |"
         )
     return lines
 
@@ -185,8 +197,8 @@ def render_ingest(found: list[dict[str, Any]]) -> list[str]:
     return [
         *INGEST_HEADER,
         *(
-            f"| {r['path']} | {r['stored']:,} | {r['batch']:,} | {r['seconds']:.2f} "
-            f"| {r['per_second']:,.0f} | {r['dropped']} |"
+            f"| {r['path']} | {r['stored']:,} | {r['batch']:,} | {r['seconds']:.2f} | {r['per_second']:,.0f} "
+            f"| {r['cpu_seconds']:.2f} | {r['stored'] / r['cpu_seconds']:,.0f} | {r['dropped']} |"
             for r in found
         ),
     ]

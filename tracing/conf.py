@@ -26,6 +26,7 @@ class TracingSettings:
     BUFFER_SPANS: int = 20_000  # spans a process holds while the store (or route) is unreachable
     BATCH_SPANS: int = 10_000  # spans per export (per insert when writing to ClickHouse directly)
     FLUSH_INTERVAL: float = 1.0  # seconds between exports of a partial batch
+    SINK_INTERVAL: float = 5.0  # seconds between the span sink's inserts (fewer, larger inserts cost less)
     QUERY_TIMEOUT: float = 10.0  # seconds a trace query waits for the store
     RETENTION_DAYS: int = 30
     EXCLUDED_URLS: str = ""  # comma-separated regexes of request paths not traced

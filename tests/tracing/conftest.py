@@ -88,7 +88,7 @@ def tracing_on(traced: setup.Installed) -> Tracing:
 def sink(span_store: Path) -> Iterator[Sink]:
     """The span sink, in a thread: moves routed spans into the store and answers routed queries."""
     route.client().delete(*route.keys().__dict__.values())
-    running = Sink()
+    running = Sink(insert_every=0.1)
     thread = threading.Thread(target=running.run, name="test-span-sink", daemon=True)
     thread.start()
     wait_until(route.sink_alive, timeout=10)

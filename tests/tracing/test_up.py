@@ -23,7 +23,7 @@ TASK = "celery.task agents.execute_run"
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    """A fresh embedded deployment (tracing on, its default), flushing spans every 0.2 s."""
+    """A fresh embedded deployment (tracing on, its default), its spans exported and inserted every 0.2 s."""
     skipped = ("DATABASE_URL", "OPENAI", "ANTHROPIC", "REDIS_URL", "CELERY_", "AGENTPLATFORM_")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(skipped)}
     environment.update(
@@ -32,6 +32,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         AGENTPLATFORM_WEB_WORKERS="2",
         AGENTPLATFORM_TRACE_FLUSH_INTERVAL="0.2",
+        AGENTPLATFORM_TRACE_SINK_INTERVAL="0.2",
     )
     return environment
 

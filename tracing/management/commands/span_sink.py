@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from tracing import migrate, store
+from tracing.conf import tracing_settings
 from tracing.sink import Sink
 
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         applied = migrate.apply()
         if applied:
             self.stdout.write(f"span sink: applied {', '.join(applied)}")
-        sink = Sink()
+        sink = Sink(insert_every=tracing_settings().SINK_INTERVAL)
 
         def stop(signum: int, frame: FrameType | None) -> None:
             sink.stop()
