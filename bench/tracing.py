@@ -144,10 +144,11 @@ def overhead(config: Config, workdir: Path) -> dict[str, Any]:
     with contextlib.ExitStack() as cleanup:
         ports: set[int] = set()
         database_url = stack._start_postgres(cleanup, workdir / "postgres", stack.free_port(ports))
+        redis_url = stack._start_redis(cleanup, workdir)
         model_url = stack._start_fake_model(cleanup, workdir, stack.free_port(ports))
         key = None
         for mode in ("off", "on", "off", "on"):
-            env = stack.platform_env(database_url, model_url, workdir / "data")
+            env = stack.platform_env(database_url, redis_url, model_url, workdir / "data")
             env["AGENTPLATFORM_TRACING"] = "true" if mode == "on" else "false"
             log(f"overhead: platform with tracing {mode}")
             key, levels = _platform_round(env, workdir, config, key)
