@@ -26,7 +26,7 @@ def redis_server(data_dir: Path) -> tuple[ProcessSpec, str]:
         "--save", "",
         "--daemonize", "no",
     ]  # fmt: skip
-    return ProcessSpec("redis", argv, ready=lambda: _answers(url)), url
+    return ProcessSpec("redis", argv, ready=lambda: _answers(url), service=True), url
 
 
 def _answers(url: str) -> bool:
@@ -64,3 +64,11 @@ def celery_worker(concurrency: int) -> ProcessSpec:
         "--without-gossip", "--without-mingle",
     )  # fmt: skip
     return ProcessSpec("worker", argv)
+
+
+def span_sink() -> ProcessSpec:
+    """The one process that opens the embedded trace store (chDB allows one per directory):
+    it applies the store's migrations, moves spans from the Redis route into it and answers
+    trace queries. Nothing waits for it to start (spans wait in Redis); it stops after the
+    processes that send it spans."""
+    return ProcessSpec("span-sink", python_command("-m", "django", "span_sink"), service=True)

@@ -209,6 +209,21 @@ AGENTPLATFORM_CONTEXT = {
     "CACHE": env_bool("AGENTPLATFORM_CONTEXT_CACHE", True),
 }
 
+# Tracing (tracing/conf.py): OpenTelemetry spans stored in ClickHouse. Embedded: chDB in the data
+# directory, opened by the span sink that `up` starts; distributed: CLICKHOUSE_URL.
+TRACING = {
+    "ENABLED": env_bool("AGENTPLATFORM_TRACING", True),
+    "SERVICE_NAME": env_str("OTEL_SERVICE_NAME", "agentplatform"),
+    "CLICKHOUSE_URL": env_str("CLICKHOUSE_URL", ""),
+    "CHDB_PATH": env_str("AGENTPLATFORM_CHDB_PATH", str(DATA_DIR / "clickhouse")),
+    "REDIS_URL": REDIS_URL,
+    "RETENTION_DAYS": env_int("AGENTPLATFORM_TRACE_RETENTION_DAYS", 30, minimum=1),
+    "BUFFER_SPANS": env_int("AGENTPLATFORM_TRACE_BUFFER_SPANS", 20_000, minimum=1),
+    "ROUTE_MAX_SPANS": env_int("AGENTPLATFORM_TRACE_ROUTE_MAX_SPANS", 1_000_000, minimum=1),
+    "FLUSH_INTERVAL": env_float("AGENTPLATFORM_TRACE_FLUSH_INTERVAL", 1.0, minimum=0.01),
+    "SINK_INTERVAL": env_float("AGENTPLATFORM_TRACE_SINK_INTERVAL", 5.0, minimum=0.01),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,8 +1,9 @@
 """Runs the embedded topology's processes in the foreground and stops them together.
 
 SIGINT (Ctrl-C) or SIGTERM stops every child, newest first: each gets SIGTERM, then
-SIGKILL after a grace period. If a child dies on its own, the others are stopped too and
-the supervisor exits non-zero, so a broken process is never silently left half-running.
+SIGKILL after a grace period (the services others depend on, once those have exited). If
+a child dies on its own, the others are stopped too and the supervisor exits non-zero, so
+a broken process is never silently left half-running.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ProcessSpec:
     argv: list[str]
     pass_fds: tuple[int, ...] = ()
     ready: Callable[[], bool] | None = None  # started processes after this one wait for it
+    service: bool = False  # the processes started after it write to it: it stops once they have exited
 
 
 READY_TIMEOUT_SECONDS = 30.0
@@ -135,15 +137,30 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def stop(self) -> None:
-        for _, process in reversed(self.children):
+        """Newest first. A service (Redis, the span sink) stops only once every process
+        started after it has exited, so that their last writes (the spans a worker flushes
+        as it exits) still reach it."""
+        group: list[tuple[ProcessSpec, subprocess.Popen[bytes]]] = []
+        for spec, process in reversed(self.children):
+            if spec.service:
+                self._stop_together(group)
+                group = []
+            group.append((spec, process))
+            if spec.service:
+                self._stop_together(group)
+                group = []
+        self._stop_together(group)
+        self.children.clear()
+
+    def _stop_together(self, children: list[tuple[ProcessSpec, subprocess.Popen[bytes]]]) -> None:
+        for _, process in children:
             if process.poll() is None:
                 process.terminate()
         deadline = time.monotonic() + self.grace_seconds
-        for spec, process in reversed(self.children):
+        for spec, process in children:
             try:
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 logger.warning("%s did not stop within %ss; killing it", spec.name, self.grace_seconds)
                 process.kill()
                 process.wait()
-        self.children.clear()

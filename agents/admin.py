@@ -20,6 +20,7 @@ from agentplatform.errors import PlatformError
 from agents import selectors, services
 from agents.models import Agent, ApiKey, Message, Run, RunEvent, Schedule, ScheduleFiring, Session, Tool
 from context.admin import ContextInjectionInline
+from tracing import links
 
 TRANSCRIPT_LIMIT = 200
 FIRINGS_SHOWN = 50
@@ -122,8 +123,12 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ["status", "agent"]
     search_fields = ["id", "session__id", "owner__username"]
     list_select_related = ["agent", "owner"]
-    readonly_fields = [field.name for field in Run._meta.fields] + ["duration_ms", "event_log"]
+    readonly_fields = [field.name for field in Run._meta.fields] + ["duration_ms", "traces", "event_log"]
     inlines = [ContextInjectionInline]
+
+    @admin.display(description="Traces")
+    def traces(self, run: Run) -> SafeString:
+        return format_html("<a href='{}' id='run-traces'>Open this run's trace</a>", links.run_traces_url(run.pk))
 
     @admin.display(description="Events")
     def event_log(self, run: Run) -> SafeString:
@@ -283,3 +288,7 @@ def _run_link(run_id: Any) -> SafeString:
     if run_id is None:
         return SafeString("")
     return format_html("<a href='{}'>run {}</a>", reverse("admin:agents_run_change", args=[run_id]), run_id)
+
+
+# The trace viewer links each span's run to its admin page.
+links.register_run_url(lambda run_id: reverse("admin:agents_run_change", args=[run_id]))

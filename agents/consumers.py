@@ -45,6 +45,7 @@ from agents.models import ApiKey, Session
 from approvals import selectors as approval_selectors
 from approvals import services as approval_services
 from approvals.models import Channel
+from tracing import spans
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
                     f"Unknown message type {content.get('type')!r}.",
                     details={"field": "type", "expected": sorted(self.HANDLERS)},
                 )
-            await handler(self, content, request_id)
+            with spans.websocket_message(str(content.get("type")), self.scope["url_route"]["kwargs"]["session_id"]):
+                await handler(self, content, request_id)
         except PlatformError as exc:
             error = {"code": exc.code, "message": exc.message, "details": exc.details}
             await self.send_json({"type": "error", "id": request_id, "error": error})

@@ -26,6 +26,7 @@ from agentplatform.sdk.conditions import permission_for
 from agentplatform.sdk.models import ChatMessage, ToolCall, ToolSpec, Usage
 from agentplatform.sdk.tools import Tool, ToolArgumentsError, ToolPermission
 from approvals.services import arguments_hash
+from tracing import spans
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +211,9 @@ class RunContext:
         """Gate, validate and run one call, then append its result to the session. A call
         waiting for approval is set aside (`pending`); its result is written once decided."""
         self.check_cancelled()
-        outcome = self._outcome(call)
+        with spans.tool_call(call.name, call.id, self.permission(call.name, call.arguments), call.arguments) as span:
+            outcome = self._outcome(call)
+            span.outcome(outcome.error_code, outcome.content)
         if outcome.error_code == "approval_pending":
             self.pending.append(PendingCall(call, outcome.value))
             return outcome

@@ -7,6 +7,7 @@ the channel.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from approvals import webhooks
 from approvals.errors import AlreadyDecided, ApprovalExpired, InvalidArguments, NotAllowedToDecide
 from approvals.models import ApprovalRequest, ApprovalStatus, Channel, ExpiryAction, WebhookEvent
 from approvals.registry import run_hooks
+from tracing import spans
 
 DECIDE_PERMISSION = "approvals.decide_approvalrequest"
 DECIDE_SCOPE = "approvals:decide"
@@ -122,6 +124,7 @@ def _decide(request: ApprovalRequest, decider: Decider, status: str, changes: di
         for hook in run_hooks.decided:
             hook(request)
         webhooks.emit_approvals(WebhookEvent.APPROVAL_DECIDED, [request])
+        transaction.on_commit(lambda: spans.approval_waited(request))
     return request
 
 
@@ -138,6 +141,7 @@ def expire_due(batch: int = 100) -> int:
                 for hook in run_hooks.expired:
                     hook(request)
                 webhooks.emit_approvals(WebhookEvent.APPROVAL_EXPIRED, [request])
+                transaction.on_commit(functools.partial(spans.approval_waited, request))
                 expired += 1
     return expired
 

@@ -24,6 +24,9 @@ AGENTPLATFORM = {
     "TOOL_TIMEOUT": 5.0,
     "DELTA_INTERVAL": 3600.0,  # an answer's text streams as one message.delta (the streaming tests set 0)
 }
+# Tracing stays off for the suite (tests/tracing turns it on for its own tests), so that the
+# rest of it neither waits for nor depends on the span store.
+TRACING = {**TRACING, "ENABLED": os.environ.get("AGENTPLATFORM_TRACING", "false") == "true", "REDIS_URL": REDIS_URL}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405

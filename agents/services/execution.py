@@ -50,6 +50,7 @@ from approvals.models import ApprovalRequest, ApprovalStatus, WebhookEvent
 from approvals.services import ProposedCall
 from context.preparation import PreparationFailed
 from context.services import prepare_run
+from tracing import spans
 
 logger = logging.getLogger(__name__)
 
@@ -152,13 +153,14 @@ def resume_paused_run(run_id: UUID) -> dict[str, Any]:
 def _carry_out(record: RunRecord, *, resumed: bool = False) -> dict[str, Any]:
     """Execute a run this worker has claimed (or resumed), holding its lease meanwhile."""
     run = record.run
-    try:
-        code_agent = runnable(run.agent)
-    except (AgentDisabled, AgentUnavailable) as exc:
-        finish(record, outcome(RunStatus.FAILED, exc.code, exc.message, None))
-    else:
-        with _holding_lease(run.pk):
-            _execute(record, run.agent, code_agent, resumed=resumed)
+    with spans.agent_run(run, resumed=resumed):
+        try:
+            code_agent = runnable(run.agent)
+        except (AgentDisabled, AgentUnavailable) as exc:
+            finish(record, outcome(RunStatus.FAILED, exc.code, exc.message, None))
+        else:
+            with _holding_lease(run.pk):
+                _execute(record, run.agent, code_agent, resumed=resumed)
     return {"run_id": str(run.pk), "executed": True, "status": record.run.status}
 
 

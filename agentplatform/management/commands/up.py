@@ -17,6 +17,8 @@ from agentplatform import embedded
 from agentplatform.env import env_int
 from agentplatform.supervisor import ProcessSpec, Supervisor, listening_socket, python_command
 from agents.selectors import visible_agents
+from tracing.conf import tracing_settings
+from tracing.store import embedded_path
 
 
 class Command(BaseCommand):
@@ -58,6 +60,7 @@ class Command(BaseCommand):
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104  # display only
         services = [
             *self._redis(),
+            *self._span_store(migrate=not options["no_migrate"]),
             embedded.celery_worker(options["run_concurrency"]),
             embedded.celery_beat(),
             *web,
@@ -77,6 +80,18 @@ class Command(BaseCommand):
         os.environ["REDIS_URL"] = os.environ["CELERY_BROKER_URL"] = url
         return [spec]
 
+    def _span_store(self, *, migrate: bool) -> list[ProcessSpec]:
+        """Embedded: the span sink, which owns the trace store and migrates it as it starts.
+        With CLICKHOUSE_URL every process writes to ClickHouse itself: migrate it here."""
+        conf = tracing_settings()
+        if not conf.ENABLED:
+            return []
+        if conf.CLICKHOUSE_URL:
+            if migrate:
+                call_command("migrate_clickhouse", verbosity=0)
+            return []
+        return [embedded.span_sink()]
+
     def _banner(self, base: str) -> None:
         rows = list(visible_agents(None))
         agents = ", ".join(
@@ -94,7 +109,8 @@ class Command(BaseCommand):
             f"  Admin:   {base}/admin/\n"
             f"  Agents:  {agents or 'none (set AGENTPLATFORM_AGENTS)'}\n"
             f"  Data:    {where}\n"
-            f"  Runs:    on Celery workers, broker {_redacted(os.environ.get('REDIS_URL', settings.REDIS_URL))}\n\n"
+            f"  Runs:    on Celery workers, broker {_redacted(os.environ.get('REDIS_URL', settings.REDIS_URL))}\n"
+            f"  Traces:  {_traces(base)}\n\n"
             f"  An API key:     {manage} create_api_key --user you\n"
             f"  An admin login: {manage} create_admin --username admin\n"
             f'  A first run:    curl -s {base}/api/v1/agents/{example}/runs/ -H "Authorization: Bearer $KEY" \\\n'
@@ -109,6 +125,14 @@ def _redacted(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     _, at, host = rest.rpartition("@")
     return f"{scheme}{sep}{'***@' if at else ''}{host}" if sep else url
+
+
+def _traces(base: str) -> str:
+    conf = tracing_settings()
+    if not conf.ENABLED:
+        return "off (AGENTPLATFORM_TRACING=false)"
+    where = _redacted(conf.CLICKHOUSE_URL) if conf.CLICKHOUSE_URL else f"embedded ClickHouse in {embedded_path()}"
+    return f"{base}/admin/tracing/trace/  ({where})"
 
 
 def _python() -> str:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from agentplatform.sdk.context.base import Collected, ContextError, ContextItem, ContextProvider, ToolDefinition
 from agentplatform.sdk.context.cache import ContextCache
 from agentplatform.sdk.context.render import RenderedSource, join_sources, render_source
+from tracing import spans
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -174,10 +175,16 @@ async def fetch_sources(
     cached = _cache_read(cache, list(keys.values()))
 
     async def one(index: int, provider: ContextProvider) -> SourceResult:
-        payload = cached.get(keys.get(index, ""))
-        if payload is not None:
-            return _from_payload(provider, payload, time.perf_counter())
-        return await _fetch_one(provider)
+        with spans.context_fetch(provider.kind, provider.name) as traced:
+            payload = cached.get(keys.get(index, ""))
+            if payload is not None:
+                result = _from_payload(provider, payload, time.perf_counter())
+            else:
+                result = await _fetch_one(provider)
+            traced.fetched(
+                items=len(result.items), cache_hit=result.cache_hit, error=result.error, text=result.rendered.text
+            )
+            return result
 
     if concurrent:
         results = await asyncio.gather(*(one(i, p) for i, p in enumerate(providers)))

@@ -9,6 +9,7 @@ import anthropic
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
 from agentplatform.sdk.providers.base import SDKModel
+from agentplatform.sdk.telemetry import traced_completion
 
 
 def _content(message: ChatMessage) -> list[dict[str, Any]]:
@@ -54,6 +55,7 @@ class AnthropicModel(SDKModel):
             api_key=self.resolved_api_key(), base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
         )
 
+    @traced_completion
     def complete(self, request: ModelRequest) -> ModelResponse:
         options: dict[str, Any] = {}
         if request.instructions:

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
+from agentplatform.sdk.telemetry import traced_completion
 
 _FILLER = {"", "a", "an", "of", "to", "get", "set", "the", "do"}
 DEMO_NOTICE = "[demo model: offline, no LLM]"
@@ -61,6 +62,7 @@ class DemoModel:
     def __init__(self, name: str = "demo") -> None:
         self.label = f"demo:{name}" if name != "demo" else "demo"
 
+    @traced_completion
     def complete(self, request: ModelRequest) -> ModelResponse:
         response = self._reply(request)
         if request.on_text is not None:

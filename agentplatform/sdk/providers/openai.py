@@ -16,6 +16,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
 from agentplatform.sdk.providers.base import SDKModel
+from agentplatform.sdk.telemetry import traced_completion
 
 
 def _to_openai(message: ChatMessage) -> dict[str, Any]:
@@ -59,6 +60,7 @@ class OpenAIModel(SDKModel):
             api_key=self.resolved_api_key(), base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
         )
 
+    @traced_completion
     def complete(self, request: ModelRequest) -> ModelResponse:
         messages: list[Any] = [{"role": "system", "content": request.instructions}] if request.instructions else []
         messages += [_to_openai(m) for m in request.messages]

@@ -1,0 +1,87 @@
+"""The span processor: off the request path, bounded, retrying, counting drops, fork-safe."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from tracing.processor import StoreSpanProcessor
+
+
+class Store:
+    """A write function that fails while `down`, recording what it was given."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.batches: list[int] = []
+
+    def __call__(self, payload: bytes, count: int) -> None:
+        if self.down:
+            raise ConnectionError("store down")
+        assert len(json.loads(b"[" + payload + b"]")) == count
+        self.batches.append(count)
+
+
+def _tracer(processor: StoreSpanProcessor):
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return provider.get_tracer("test")
+
+
+def _spans(tracer, count: int) -> None:
+    for n in range(count):
+        with tracer.start_as_current_span(f"span {n}"):
+            pass
+
+
+def test_spans_are_written_in_batches_by_a_background_thread():
+    store = Store()
+    processor = StoreSpanProcessor(store, max_buffer=100, batch=4, interval=60)
+
+    _spans(_tracer(processor), 10)
+    assert processor.force_flush()
+
+    assert store.batches == [4, 4, 2]
+    assert processor.stats.exported == 10
+
+
+def test_while_the_store_is_down_spans_wait_up_to_the_bound_and_the_rest_are_counted_as_dropped():
+    store = Store()
+    processor = StoreSpanProcessor(store, max_buffer=5, batch=2, interval=60)
+    tracer = _tracer(processor)
+    store.down = True
+
+    _spans(tracer, 8)
+    assert not processor.flush()
+
+    assert processor.stats.dropped == 3
+    assert processor.stats.failed_writes >= 1
+    store.down = False
+    assert processor.force_flush()
+    assert sum(store.batches) == processor.stats.exported == 5
+
+
+def test_a_forked_child_starts_with_its_own_empty_buffer():
+    store = Store()
+    processor = StoreSpanProcessor(store, max_buffer=100, batch=100, interval=60)
+    tracer = _tracer(processor)
+    _spans(tracer, 3)  # buffered in the parent, not yet written
+    read, write = os.pipe()
+
+    pid = os.fork()
+    if pid == 0:  # the child: one span of its own, flushed by its own processor state
+        try:
+            _spans(tracer, 1)
+            processor.force_flush(5_000)
+            os.write(write, json.dumps(store.batches).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child_batches = json.loads(os.read(read, 1000))
+    os.waitpid(pid, 0)
+    processor.force_flush()
+
+    assert child_batches == [1]  # the child wrote its span only, not the parent's three
+    assert store.batches == [3]

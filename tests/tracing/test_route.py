@@ -1,0 +1,66 @@
+"""Spans from other processes reach the store through the Redis route and the span sink:
+a request to a traced Daphne process and the run a worker executes for it are one trace."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.fakes.llm_server import Call, Text, ToolCalls
+from tracing import attributes as attr
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+TASK = "celery.task agents.execute_run"
+
+
+def _post(base: str, key: str, path: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{base}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_a_request_to_another_process_and_its_run_are_one_trace(tracing_on, sink, traced_daphne, api, llm):
+    llm.enqueue(ToolCalls([Call("add", {"a": 2, "b": 3})]), Text("5"))
+    base = traced_daphne.url.replace("ws://", "http://", 1)
+
+    # When a client runs the agent through the Daphne process (a worker in this process runs it)
+    status, run = _post(base, api.key, "/api/v1/agents/oai/runs/", {"input": "2+3?"})
+    assert (status, run["status"]) == (201, "completed")
+
+    # Then the request's span, routed through Redis, is the parent of the worker's spans
+    trace = tracing_on.trace_of(run["id"], {"POST api/v1/agents/<slug:agent>/runs/", TASK, "agent.run"})
+    request = next(span for span in trace.spans if span.kind == "server")
+    task = next(span for span in trace.spans if span.name == TASK)
+    assert request.parent_span_id == ""
+    assert task.parent_span_id == request.span_id
+    assert request.attributes["http.status_code"] == 201
+    assert sink.stats.inserted >= 1  # the request's span came through the sink
+
+
+def test_a_websocket_message_and_the_run_it_starts_are_one_trace(tracing_on, sink, traced_daphne, api, llm):
+    llm.enqueue(Text("hello"))
+    _, session = api.post("/api/v1/sessions/", {"agent": "oai"})
+    url = f"{traced_daphne.url}/ws/sessions/{session['id']}/"
+
+    with connect(url, additional_headers={"Authorization": f"Bearer {api.key}"}) as socket:
+        assert json.loads(socket.recv(timeout=20))["type"] == "session.ready"
+        socket.send(json.dumps({"type": "run", "input": "hi", "id": "r1"}))
+        accepted = json.loads(socket.recv(timeout=20))
+        while json.loads(socket.recv(timeout=20))["type"] != "run.completed":
+            pass
+
+    trace = tracing_on.trace_of(accepted["run_id"], {"websocket run", TASK, "agent.run"})
+    message = next(span for span in trace.spans if span.name == "websocket run")
+    task = next(span for span in trace.spans if span.name == TASK)
+    assert message.parent_span_id == ""
+    assert message.attributes[attr.SESSION_ID] == session["id"]
+    assert task.parent_span_id == message.span_id
