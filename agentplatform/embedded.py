@@ -47,7 +47,7 @@ def celery_beat() -> ProcessSpec:
     """
     argv = python_command(
         "-m", "celery", "-A", "agentplatform.celery:app", "beat",
-        "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+        "--scheduler", "agentplatform.beat:DatabaseScheduler",
         "--loglevel", "INFO",
     )  # fmt: skip
     return ProcessSpec("beat", argv)

@@ -154,7 +154,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_RESULT_EXPIRES = None  # no result backend, so no nightly `celery.backend_cleanup` entry for beat
 # Beat reads its schedule from the database (django-celery-beat): agent schedules are rows that
 # the API and the admin change while beat runs; the entries below are written there at its start.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "agentplatform.beat:DatabaseScheduler"  # django-celery-beat's, see there
 CELERY_BEAT_SCHEDULE = {
     "reap-runs": {
         "task": "agents.reap_runs",

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from agentplatform.beat import DatabaseScheduler
+from agentplatform.celery import app
 from agents.models import Run, ScheduleFiring
 from tests.infra import database_url, wait_until
 
@@ -73,3 +75,18 @@ def test_beat_fires_a_schedule_created_while_it_runs(api, beat):
     status, _ = api.patch(f"/api/v1/schedules/{schedule['id']}/", {"enabled": False})
     assert status == 200
     assert not PeriodicTask.objects.get(name=f"agent-schedule:{schedule['id']}").enabled
+
+
+def test_beat_sees_a_schedule_saved_before_its_first_check():
+    # Given beat's scheduler right after its first read of the database (as at its start,
+    # before it has compared change stamps even once)
+    scheduler = DatabaseScheduler(app=app, lazy=True)
+    assert scheduler.schedule == {}
+
+    # When a schedule is saved then
+    every = IntervalSchedule.objects.create(every=10, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="early", task="agents.fire_schedule", interval=every)
+
+    # Then its next look sees the change and loads it (django-celery-beat's own took the
+    # first comparison as a baseline, and ignored the schedule until its five-minute reload)
+    assert "early" in scheduler.schedule
