@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -67,11 +68,20 @@ class Daphne:
 def daphne(django_db_setup: None, celery_worker: None, tmp_path_factory: Any) -> Iterator[Daphne]:
     """A real Daphne process serving the app on the test database, the test Redis as its
     channel layer; the in-process worker executes the runs it starts."""
-    port, log = free_port(), tmp_path_factory.mktemp("daphne") / "daphne.log"
+    with serving_daphne(tmp_path_factory.mktemp("daphne") / "daphne.log") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serving_daphne(log: Path, **settings: str) -> Iterator[Daphne]:
+    """Daphne in a subprocess on the test database and Redis, with `settings` added to its
+    environment; its output and access log go to `log`."""
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": database_url(connection.settings_dict),
+        **settings,
     }
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -175,3 +185,14 @@ def make_api(db: None) -> Callable[..., Api]:
         return Api(key)
 
     return make
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test started; any still running at its end are killed."""
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -68,10 +68,8 @@ class TraceSummary:
         return (self.start_ns, self.trace_id)
 
 
-# Two steps: rank traces with cheap aggregates only (bounds, error count, whether the filter
-# values occur), then summarise the page's traces (their arrays). Each filter adds its clause
-# only when it is used (an unused IN subquery would still scan the table); values are bound.
-_LIST = """
+# A trace summarised from its rows in `traces` (one per trace and hour).
+_SUMMARY = """
 SELECT
     trace_id,
     toUnixTimestamp64Nano(min(start_time)) AS started,
@@ -85,7 +83,14 @@ SELECT
     sum(input_tokens) AS input_tokens,
     sum(output_tokens) AS output_tokens
 FROM traces
-WHERE trace_id IN (
+"""
+
+# Two steps: rank traces with cheap aggregates only (bounds, error count, whether the filter
+# values occur), then summarise the page's traces (their arrays). Each filter adds its clause
+# only when it is used (an unused IN subquery would still scan the table); values are bound.
+_LIST = (
+    _SUMMARY  # noqa: S608 (constant SQL; the values are bound parameters)
+    + """WHERE trace_id IN (
     SELECT trace_id
     FROM traces
     WHERE hour >= toStartOfHour(fromUnixTimestamp64Nano({{since:Int64}}))
@@ -103,6 +108,7 @@ WHERE trace_id IN (
 GROUP BY trace_id
 ORDER BY started DESC, trace_id DESC
 """
+)
 _EVERY_OWNER = "{owner:String} = ''"
 _ONE_OWNER = "trace_id IN (SELECT trace_id FROM traces WHERE has(owners, {owner:String}))"
 _RUN = "AND trace_id IN (SELECT trace_id FROM traces WHERE has(runs, {run:String}))"
@@ -209,24 +215,13 @@ class Trace:
     spans: list[Span]  # depth-first, each parent before its children, siblings by start
 
 
-_BOUNDS = """
-SELECT
-    trace_id,
-    toUnixTimestamp64Nano(min(start_time)) AS started,
-    toInt64(toUnixTimestamp64Nano(max(end_time)) - started) AS duration,
-    max(root_name) AS root,
-    sum(span_count) AS spans,
-    sum(error_count) AS errors,
-    groupUniqArrayArray(agents) AS agent_list,
-    groupUniqArrayArray(runs) AS run_list,
-    groupUniqArrayArray(statuses) AS status_list,
-    sum(input_tokens) AS input_tokens,
-    sum(output_tokens) AS output_tokens
-FROM traces
-WHERE trace_id = {trace:String}
+_BOUNDS = (
+    _SUMMARY
+    + """WHERE trace_id = {trace:String}
 GROUP BY trace_id
 HAVING {owner:String} = '' OR has(groupUniqArrayArray(owners), {owner:String})
 """
+)
 
 _SPANS = """
 SELECT

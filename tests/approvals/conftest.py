@@ -9,11 +9,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission, User
 from django.test import Client
-from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents.models import Run
 from approvals.models import ApprovalRequest
+from tests.browser import totp_code
 from tests.conftest import Api
 from tests.fakes.llm_server import Call, ToolCalls
 from tests.infra import wait_until
@@ -28,10 +28,6 @@ def create_staff(username: str, *permissions: str) -> tuple[User, TOTPDevice]:
     user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD, is_staff=True)
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="approvals", codename__in=permissions))
     return user, TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-
-
-def totp_code(device: TOTPDevice) -> str:
-    return f"{totp(device.bin_key, step=device.step, digits=device.digits):0{device.digits}d}"
 
 
 def sign_in(user: User, device: TOTPDevice) -> Client:

@@ -7,7 +7,6 @@ artifact directory) or tests/artifacts/, named after the database (sqlite-..., p
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,33 +14,16 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from tests import sample_agents
-from tests.approvals.conftest import DECIDE, PASSWORD, VIEW, create_staff, finished, pause, totp_code
-from tests.conftest import ROOT
+from tests.approvals.conftest import DECIDE, PASSWORD, VIEW, create_staff, finished, pause
+from tests.browser import artifacts_dir, chromium_page, sign_in
 from tests.fakes.llm_server import Text
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package; scripts/test installs it when missing
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EDITED = {"to": "carol@example.com", "subject": "hi from the inbox"}
-
-
-def artifacts_dir() -> Path:
-    path = Path(os.environ.get("AGENTPLATFORM_ARTIFACTS_DIR") or ROOT / "tests" / "artifacts")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @dataclass(frozen=True)
@@ -81,14 +63,8 @@ def test_a_reviewer_signs_in_with_totp_edits_the_arguments_and_approves_in_chrom
 
 
 def _review(base_url: str, username: str, device: TOTPDevice, approval_id: str, database: str) -> Seen:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(30_000)
-            return _walk_through(page, base_url, (username, device), approval_id, artifacts_dir() / database)
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        return _walk_through(page, base_url, (username, device), approval_id, artifacts_dir() / database)
 
 
 def _walk_through(
@@ -98,12 +74,7 @@ def _walk_through(
     username, device = login
     page.goto(f"{base_url}/admin/")
     assert "/admin/login/" in page.url
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    if page.locator("#id_otp_device").count():  # django-otp asks which device the code is from
-        page.select_option("#id_otp_device", device.persistent_id)
-    page.fill("#id_otp_token", totp_code(device))
-    page.click("input[type=submit]")
+    sign_in(page, username, PASSWORD, device)
     page.wait_for_url(f"{base_url}/admin/")
     banner = page.inner_text("#pending-approvals")
     stylesheet = page.request.get(f"{base_url}/static/admin/css/base.css")

@@ -8,9 +8,6 @@ spans and queries that come through the Redis route from other processes.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
-from tests.conftest import ROOT, Daphne, _listening
-from tests.infra import database_url, free_port, stop, wait_until
+from tests.conftest import Daphne, serving_daphne
+from tests.infra import wait_until
 from tracing import migrate, route, selectors, setup, store
 from tracing.conf import tracing_settings
 from tracing.sink import Sink
@@ -104,22 +100,6 @@ def traced_daphne(
 ) -> Iterator[Daphne]:
     """A Daphne process with tracing on: it does not open the store, so its spans (and the
     admin's trace queries) go through the Redis route to the sink."""
-    port, log = free_port(), tmp_path_factory.mktemp("traced-daphne") / "daphne.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "AGENTPLATFORM_TRACING": "true",
-        "AGENTPLATFORM_TRACE_FLUSH_INTERVAL": "0.05",
-    }
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "agentplatform.asgi:application"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_until(lambda: _listening(port) or process.poll() is not None, timeout=60)
-        assert process.poll() is None, log.read_text()
-        yield Daphne(f"ws://127.0.0.1:{port}", log)
-    finally:
-        stop(process)
+    log = tmp_path_factory.mktemp("traced-daphne") / "daphne.log"
+    with serving_daphne(log, AGENTPLATFORM_TRACING="true", AGENTPLATFORM_TRACE_FLUSH_INTERVAL="0.05") as server:
+        yield server

@@ -5,40 +5,20 @@ artifact directory) or tests/artifacts/."""
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
-from tests.conftest import ROOT
+from tests.browser import artifacts_dir, chromium_page, sign_in
 from tests.fakes.llm_server import Call, Text, ToolCalls
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package; never `playwright install`
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "s3cret-pass"
-
-
-def artifacts_dir() -> Path:
-    path = Path(os.environ.get("AGENTPLATFORM_ARTIFACTS_DIR") or ROOT / "tests" / "artifacts")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @dataclass(frozen=True)
@@ -57,11 +37,10 @@ def test_staff_opens_a_trace_waterfall_and_a_span_in_chromium(tracing_on, api, l
     trace = tracing_on.trace_of(run["id"], {"agent.run", "tool.call", "chat gpt-test"})
     user = get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
     device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    code = f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}"
 
     # Playwright's sync API keeps an event loop in its thread, where Django refuses ORM calls.
     with ThreadPoolExecutor(1) as pool:
-        seen = pool.submit(_browse, live_server.url, code, trace.summary.trace_id).result(timeout=180)
+        seen = pool.submit(_browse, live_server.url, device, trace.summary.trace_id).result(timeout=180)
 
     assert seen.rows >= 1
     assert seen.bars == len(trace.spans)
@@ -72,23 +51,14 @@ def test_staff_opens_a_trace_waterfall_and_a_span_in_chromium(tracing_on, api, l
     assert seen.charts >= 5
 
 
-def _browse(base_url: str, code: str, trace_id: str) -> Seen:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            return _walk_through(page, base_url, code, trace_id)
-        finally:
-            browser.close()
+def _browse(base_url: str, device: TOTPDevice, trace_id: str) -> Seen:
+    with chromium_page(width=1400) as page:
+        return _walk_through(page, base_url, device, trace_id)
 
 
-def _walk_through(page: Page, base_url: str, code: str, trace_id: str) -> Seen:
+def _walk_through(page: Page, base_url: str, device: TOTPDevice, trace_id: str) -> Seen:
     page.goto(f"{base_url}/admin/tracing/trace/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", PASSWORD)
-    page.fill("#id_otp_token", code)
-    page.click("input[type=submit]")
+    sign_in(page, "root", PASSWORD, device)
     page.wait_for_selector("#traces")
     rows = page.locator("#traces tbody tr").count()
     page.screenshot(path=str(artifacts_dir() / "tracing-trace-list.png"), full_page=True)
