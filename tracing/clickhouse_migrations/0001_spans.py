@@ -10,8 +10,7 @@
 - Names and other repeated values are LowCardinality; the heavy payloads (all attributes,
   events, links as JSON) are in their own compressed columns, read only for a trace's detail.
 - The columns the lookups filter and group by are extracted from the attributes as rows
-  arrive (DEFAULT expressions), and the times are made from the nanoseconds sent (EPHEMERAL
-  columns, not stored): spans are sent as they are, and the names are the ones in
+  arrive (DEFAULT expressions): spans are sent as they are, and the names are the ones in
   tracing/attributes.py. A span inside a model call's span (a provider SDK's own span of the
   same call) adds no tokens and no model call.
 """
@@ -46,11 +45,9 @@ OPERATIONS = [
         name LowCardinality(String),
         kind LowCardinality(String),
         service LowCardinality(String),
-        start_ns Int64 EPHEMERAL,
-        end_ns Int64 EPHEMERAL,
-        start_time DateTime64(9, 'UTC') DEFAULT fromUnixTimestamp64Nano(start_ns) CODEC(DoubleDelta, ZSTD(1)),
-        end_time DateTime64(9, 'UTC') DEFAULT fromUnixTimestamp64Nano(end_ns) CODEC(DoubleDelta, ZSTD(1)),
-        duration_ns UInt64 DEFAULT toUInt64(greatest(end_ns - start_ns, 0)) CODEC(T64, ZSTD(1)),
+        start_time DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+        end_time DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+        duration_ns UInt64 CODEC(T64, ZSTD(1)),
         status_code LowCardinality(String),
         status_message String CODEC(ZSTD(1)),
         attributes String CODEC(ZSTD(3)),
