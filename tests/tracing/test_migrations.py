@@ -25,7 +25,9 @@ def _ttl(table: str) -> str:
 
 def test_migrations_are_applied_once_and_recorded(span_store):
     # Given a store the session migrated already
-    assert migrate.applied() == {m.name for m in migrate.migrations()} == {"0001_spans", "0002_traces"}
+    assert (
+        migrate.applied() == {m.name for m in migrate.migrations()} == {"0001_spans", "0002_traces", "0003_span_times"}
+    )
 
     # When the command runs again, twice
     first, second = io.StringIO(), io.StringIO()
@@ -36,7 +38,7 @@ def test_migrations_are_applied_once_and_recorded(span_store):
     assert first.getvalue().strip() == second.getvalue().strip() == "No ClickHouse migrations to apply."
     assert {"spans", "traces", "traces_mv", "clickhouse_migrations"} <= _tables()
     recorded = store.run_read("SELECT name, count() FROM clickhouse_migrations GROUP BY name ORDER BY name", {})
-    assert recorded.rows == [["0001_spans", 1], ["0002_traces", 1]]
+    assert recorded.rows == [["0001_spans", 1], ["0002_traces", 1], ["0003_span_times", 1]]
 
 
 def test_every_operation_can_run_again_without_harm(span_store):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.trace import Link, Status, StatusCode
 
+from tracing import rows
 from tracing.processor import StoreSpanProcessor
 
 
@@ -85,3 +87,26 @@ def test_a_forked_child_starts_with_its_own_empty_buffer():
 
     assert child_batches == [1]  # the child wrote its span only, not the parent's three
     assert store.batches == [3]
+
+
+def test_the_fast_row_reads_the_same_span_as_the_public_api():
+    # `rows._fast_row` reads the SDK's span fields directly (speed); it must say what the
+    # public API says, events, links and status included, or an SDK upgrade changed them.
+    spans: list = []
+
+    class Keep(SpanProcessor):
+        def on_end(self, span):
+            spans.append(span)
+
+    provider = TracerProvider()
+    provider.add_span_processor(Keep())
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("outer", attributes={"a": 1, "b": ("x", "y")}) as outer:
+        outer.add_event("happened", {"n": 2})
+        outer.set_status(Status(StatusCode.ERROR, "broke"))
+        with tracer.start_as_current_span("inner", links=[Link(outer.get_span_context())]):
+            pass
+
+    for span in spans:
+        assert rows._fast_row(span, "svc") == rows.row(span, "svc")
+    assert rows.encode(spans).count(b"happened") == 1
