@@ -6,7 +6,7 @@ module is imported.
 
 import os
 
-from django.core.asgi import get_asgi_application
+from agentplatform.handlers import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
 django_asgi_app = get_asgi_application()

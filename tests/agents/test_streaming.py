@@ -54,6 +54,23 @@ def test_with_streaming_off_the_model_is_not_streamed_and_there_are_no_deltas(ap
     assert [kind for kind, _ in _events(run["id"])] == ["run.started", "message.completed", "run.completed"]
 
 
+def test_with_streaming_off_a_tool_call_and_the_usage_come_from_the_whole_response(api, llm, settings):
+    settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "STREAM_DELTAS": False}
+    llm.enqueue(
+        ToolCalls([Call("add", {"a": 1, "b": 2})], input_tokens=11, output_tokens=3),
+        Text("3", input_tokens=17, output_tokens=1),
+    )
+
+    _, run = api.post("/api/v1/agents/oai/runs/", {"input": "1+2?"})
+
+    assert run["status"] == "completed", run
+    assert run["output"] == "3"
+    assert run["usage"] == {"input_tokens": 28, "output_tokens": 4, "total_tokens": 32}
+    events = _events(run["id"])
+    assert events[1] == ("tool.call.started", {**events[1][1], "name": "add", "arguments": {"a": 1, "b": 2}})
+    assert events[2][1]["result"] == "3"
+
+
 def test_a_stream_mode_request_carries_the_deltas(api, llm, every_chunk):
     llm.enqueue(Text("one two three"))
 

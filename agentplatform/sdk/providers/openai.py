@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
 from agentplatform.sdk.providers.base import SDKModel
@@ -72,18 +71,19 @@ class OpenAIModel(SDKModel):
         if tools:
             body["tools"] = tools
         try:
-            # The SDK's client (auth, retries with backoff, errors, typed response), given a
-            # body that is already plain JSON: `chat.completions.create` would re-walk every
-            # message through its type-driven transform, a cost that grows with the history.
+            # The SDK's client (auth, retries with backoff, errors), given a body that is
+            # already plain JSON (`chat.completions.create` would re-walk every message through
+            # its type-driven transform, a cost that grows with the history) and answering
+            # plain JSON too: building the SDK's typed models for a response, or for every
+            # chunk of a stream, costs more CPU than the rest of the call.
             if request.on_text is None:
-                return _response(self.client.post("/chat/completions", body=body, cast_to=ChatCompletion))
+                completion = self.client.post("/chat/completions", body=body, cast_to=object)
+                if not isinstance(completion, dict):  # a body that is not JSON comes back as text
+                    raise ProviderError(self.label, f"The response is not a JSON object: {str(completion)[:200]}")
+                return _response(completion)
             body.update(stream=True, stream_options={"include_usage": True})
             chunks = self.client.post(
-                "/chat/completions",
-                body=body,
-                cast_to=ChatCompletionChunk,
-                stream=True,
-                stream_cls=openai.Stream[ChatCompletionChunk],
+                "/chat/completions", body=body, cast_to=object, stream=True, stream_cls=openai.Stream[object]
             )
             return _gather(chunks, request.on_text)
         except openai.APIStatusError as exc:
@@ -92,41 +92,47 @@ class OpenAIModel(SDKModel):
             raise ProviderError(self.label, exc.message) from exc
 
 
-def _response(completion: ChatCompletion) -> ModelResponse:
-    choice = completion.choices[0]
+def _response(completion: dict[str, Any]) -> ModelResponse:
+    """A chat completion (its JSON) as our response."""
+    choice = (completion.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
     calls = tuple(
-        ToolCall(id=c.id, name=c.function.name, arguments=_parse_arguments(c.function.arguments))
-        for c in choice.message.tool_calls or ()
-        if c.type == "function"
+        ToolCall(id=c["id"], name=c["function"]["name"], arguments=_parse_arguments(c["function"].get("arguments")))
+        for c in message.get("tool_calls") or ()
+        if c.get("type", "function") == "function"
     )
-    usage = completion.usage
     return ModelResponse(
-        text=choice.message.content or "",
+        text=message.get("content") or "",
         tool_calls=calls,
-        usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
-        stop_reason=choice.finish_reason or "",
+        usage=_usage(completion.get("usage")),
+        stop_reason=choice.get("finish_reason") or "",
     )
 
 
-def _gather(chunks: Iterable[ChatCompletionChunk], on_text: Callable[[str], None]) -> ModelResponse:
-    """One response from a stream of chunks, passing on the text as it comes."""
+def _usage(usage: Any) -> Usage:
+    return Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0) if usage else Usage()
+
+
+def _gather(chunks: Iterable[Any], on_text: Callable[[str], None]) -> ModelResponse:
+    """One response from a stream of chunks (their JSON), passing on the text as it comes."""
     text: list[str] = []
     calls: dict[int, dict[str, Any]] = {}
     usage, finish = Usage(), ""
     for chunk in chunks:
-        if chunk.usage is not None:
-            usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-        for choice in chunk.choices[:1]:
-            if choice.delta.content:
-                text.append(choice.delta.content)
-                on_text(choice.delta.content)
-            for part in choice.delta.tool_calls or ():
-                call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": []})
-                call["id"] = part.id or call["id"]
-                if part.function is not None:
-                    call["name"] += part.function.name or ""
-                    call["arguments"].append(part.function.arguments or "")
-            finish = choice.finish_reason or finish
+        if chunk.get("usage"):
+            usage = _usage(chunk["usage"])
+        for choice in (chunk.get("choices") or ())[:1]:
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                text.append(delta["content"])
+                on_text(delta["content"])
+            for part in delta.get("tool_calls") or ():
+                call = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": []})
+                call["id"] = part.get("id") or call["id"]
+                function = part.get("function") or {}
+                call["name"] += function.get("name") or ""
+                call["arguments"].append(function.get("arguments") or "")
+            finish = choice.get("finish_reason") or finish
     return ModelResponse(
         text="".join(text),
         tool_calls=tuple(
