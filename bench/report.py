@@ -248,7 +248,8 @@ def _glance_md(results: Results, streaming: StreamingResults) -> list[str]:
     for level in latency.levels:
         measure = f"Event latency p50 / p99, {latency.watchers:,} watchers, {level.concurrency} run(s) at once"
         rows.append((measure, "", f"{_num(level.p50_ms, 1)} / {_num(level.p99_ms, 1)} ms"))
-    rows.append(("SSE time to first byte added over the fake model's", "", f"{_num(ttfb_added_ms(streaming.ttfb))} ms"))
+    added = f"{_num(ttfb_added_ms(streaming.ttfb))} ms"
+    rows.append(("SSE time to the first event added over the fake model's", "", added))
     by_c = {level.concurrency: level for level in results.levels}
     for c in (c for c in (8, 32) if c in by_c):
         runs = by_c[c]

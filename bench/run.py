@@ -2,7 +2,7 @@
 
 Starts its own PostgreSQL (durable), Redis, fake model server and platform, measures run
 throughput and latency at several concurrencies, history reads/appends at several session
-lengths, streaming (idle WebSockets, live event latency, SSE time to first byte), and
+lengths, streaming (idle WebSockets, live event latency, SSE time to the first event), and
 approvals (bench/approvals.py: the decision's round trip, the admin inbox at 10 to 10,000
 pending), prints Markdown tables and writes them to bench/results/latest.md. Everything it started is
 stopped on exit, on an error and on Ctrl-C or SIGTERM.

@@ -1,4 +1,4 @@
-"""The streaming benchmark: idle WebSocket connections, live event latency, SSE time to first byte.
+"""The streaming benchmark: idle WebSocket connections, live event latency, SSE time to the first event.
 
 WebSocket clients connect to one Daphne process that the benchmark starts itself (the
 README's distributed command, `daphne agentplatform.asgi:application`) against the
@@ -113,7 +113,7 @@ def measure_streaming(stack: Stack, config: StreamingConfig) -> StreamingResults
     with contextlib.ExitStack() as cleanup:
         _, base = _platform_daphne(stack, cleanup, "latency")
         latency = _latency(stack, config, base)
-    log(f"SSE time to first byte: {config.ttfb_samples} streamed runs and as many fake model streams")
+    log(f"SSE time to the first event: {config.ttfb_samples} streamed runs and as many fake model streams")
     ttfb = measure_ttfb(stack.base_url, stack.api_key, stack.model_url, stack.database_url, config.ttfb_samples)
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return StreamingResults(config, limit, platform, bare, latency, ttfb)

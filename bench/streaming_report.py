@@ -1,4 +1,4 @@
-"""The streaming benchmark's Markdown: idle WebSockets, event latency, SSE time to first byte."""
+"""The streaming benchmark's Markdown: idle WebSockets, event latency, SSE time to the first event."""
 
 from __future__ import annotations
 
@@ -39,14 +39,15 @@ LATENCY_METHOD = (
 TTFB_METHOD = (
     "One request at a time, each on a new connection, the two kinds interleaved; medians. *Fake model*: "
     '`POST /v1/chat/completions` with `"stream": true`, straight to the fake model server. *Platform*: '
-    '`POST /api/v1/agents/bench/runs/` with `"stream": true` (a new session each run) to `manage.py up`: its first '
-    "byte is the first event, `run.started`, written by the worker when it claims the run; the first event made "
-    "from the model's output is `tool.call.started`, after the first model call (the platform does not stream "
-    "from the model yet: no token deltas)."
+    '`POST /api/v1/agents/bench/runs/` with `"stream": true` (a new session each run) to `manage.py up`: the '
+    "response head comes at once (with an opening SSE comment, not an event); its first event is `run.started`, "
+    "written by the worker when it claims the run; the first event made from the model's output is "
+    "`tool.call.started`, after the first model call (the bench agent's first turn is a tool call; the text of "
+    "its second streams as `message.delta`)."
 )
 BREAKDOWN_HEADER = (
     "| Request to run row | Run row to claimed by the worker | Claimed to `run.started` written "
-    "| Written to first byte at the client |"
+    "| Written to first event at the client |"
 )
 
 
@@ -174,8 +175,8 @@ def _breakdown(parts: Breakdown | None) -> list[str]:
     return [
         "",
         (
-            "Where the platform's first byte goes (medians over the same runs; the run's stored `created_at` and "
-            "`started_at`, and the first event's `created_at`, against the client's clock):"
+            "Where the platform's time to first event goes (medians over the same runs; the run's stored "
+            "`created_at` and `started_at`, and the first event's `created_at`, against the client's clock):"
         ),
         "",
         BREAKDOWN_HEADER,
@@ -189,15 +190,15 @@ def ttfb_added_ms(result: TtfbResult) -> float:
 
 
 def _ttfb_table(result: TtfbResult) -> list[str]:
-    lines = ["", "### SSE: time to first byte", "", TTFB_METHOD, ""]
-    lines += ["| Request | Samples | Headers ms | First byte ms | First model event ms | Whole response ms |"]
+    lines = ["", "### SSE: time to the first event", "", TTFB_METHOD, ""]
+    lines += ["| Request | Samples | Headers ms | First event ms | First model event ms | Whole response ms |"]
     lines += ["|---|---:|---:|---:|---:|---:|"]
     lines += [_ttfb_row("Fake model, streamed", result.model), _ttfb_row("Platform, streamed run", result.platform)]
     lines += [
         "",
         (
-            f"Added by the platform to the time to first byte: **{num(ttfb_added_ms(result), 2)} ms** (median first "
-            f"byte, platform minus fake model); errors: {len(result.errors)}."
+            f"Added by the platform to the time to the first event: **{num(ttfb_added_ms(result), 2)} ms** (median "
+            f"first event, platform minus fake model); errors: {len(result.errors)}."
         ),
     ]
     return lines + _breakdown(result.breakdown) + _common(result.errors)

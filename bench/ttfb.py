@@ -1,12 +1,13 @@
-"""SSE time to first byte: a streamed run through the platform against the fake model's own stream.
+"""SSE time to the first event: a streamed run through the platform against the fake model's own stream.
 
 Both are requests over a new HTTP/1.1 connection (stdlib `http.client`), one at a time,
 interleaved. The fake model's streaming endpoint is `POST /v1/chat/completions` with
-`"stream": true`; its first byte is the first `data:` chunk. The platform's is
-`POST /api/v1/agents/bench/runs/` with `"stream": true`: the response head, then the
-first event (`run.started`, written by the worker when it claims the run), then the first
-event made from the model's output (`tool.call.started`, after the first model call: the
-platform calls the model without streaming, so no token deltas yet), then the end.
+`"stream": true`; its first event is the first `data:` chunk. The platform's is
+`POST /api/v1/agents/bench/runs/` with `"stream": true`: the response head (sent at once,
+with an opening SSE comment that is not an event), then the first event (`run.started`,
+written by the worker when it claims the run), then the first event made from the model's
+output (`tool.call.started`: the bench agent's first model turn is a tool call; the text of
+its second streams as `message.delta`), then the end.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ FINAL_EVENT = b"event: run.completed"
 @dataclass(frozen=True)
 class Sample:
     head_ms: float  # status line and headers
-    first_ms: float  # first byte of the body: the first line of the first event or chunk
+    first_ms: float  # the first line of the first event or chunk (SSE comments and blank lines skipped)
     model_event_ms: float  # platform: the first event made from the model's output (NaN for the model)
     total_ms: float
     sent_at: float  # wall clock (time.time()) when the request was sent
@@ -43,12 +44,12 @@ class Sample:
 
 @dataclass(frozen=True)
 class Breakdown:
-    """Where the platform's first byte goes, from the run's own timestamps (medians, ms)."""
+    """Where the platform's time to first event goes, from the run's own timestamps (medians, ms)."""
 
     api_ms: float  # request sent -> run row stamped (auth, validation, the insert)
     queue_ms: float  # -> run claimed by a worker (commit, enqueue on commit, broker, pickup, claim)
     claim_ms: float  # -> its first event (`run.started`) stamped, in the claim's transaction
-    delivery_ms: float  # -> first byte at the client (commit, publish, Redis, the SSE stream)
+    delivery_ms: float  # -> first event at the client (commit, publish, Redis, the SSE stream)
 
 
 @dataclass
@@ -60,7 +61,7 @@ class TtfbResult:
 
 
 def _post(base_url: str, path: str, body: dict[str, object], headers: dict[str, str], marker: bytes | None) -> Sample:
-    """Time one streamed response: head, first body line, the first line starting with `marker`, the end."""
+    """Time one streamed response: head, first event, the first line starting with `marker`, the end."""
     parts = urlsplit(base_url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60)
     try:
@@ -71,9 +72,12 @@ def _post(base_url: str, path: str, body: dict[str, object], headers: dict[str, 
         if response.status != 200:
             raise ValueError(f"HTTP {response.status}: {response.read()[:200]!r}")
         lines = [response.readline()]
-        first, marked = time.perf_counter(), math.nan
+        first = marked = math.nan
         while lines[-1]:
-            if marker is not None and math.isnan(marked) and lines[-1].startswith(marker):
+            line = lines[-1]
+            if math.isnan(first) and not line.startswith((b":", b"\r", b"\n")):
+                first = time.perf_counter()
+            if marker is not None and math.isnan(marked) and line.startswith(marker):
                 marked = time.perf_counter()
             lines.append(response.readline())
         end = time.perf_counter()
@@ -91,7 +95,7 @@ def _run_id(lines: list[bytes]) -> str | None:
 
 
 def breakdown(database_url: str, samples: list[Sample]) -> Breakdown:
-    """Split the platform's first byte at the run's stored timestamps (one machine, one clock)."""
+    """Split the platform's time to first event at the run's stored timestamps (one machine, one clock)."""
     by_run = {s.run_id: s for s in samples if s.run_id}
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
