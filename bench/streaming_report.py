@@ -40,10 +40,10 @@ TTFB_METHOD = (
     "One request at a time, each on a new connection, the two kinds interleaved; medians. *Fake model*: "
     '`POST /v1/chat/completions` with `"stream": true`, straight to the fake model server. *Platform*: '
     '`POST /api/v1/agents/bench/runs/` with `"stream": true` (a new session each run) to `manage.py up`: the '
-    "response head comes once the run is stored (with an opening SSE comment, not an event); its first event is `run.started`, "
-    "written by the worker when it claims the run; the first event made from the model's output is "
-    "`tool.call.started`, after the first model call (the bench agent's first turn is a tool call; the text of "
-    "its second streams as `message.delta`)."
+    "response head comes once the run is stored (with an opening SSE comment, not an event); its first event is "
+    "`run.started`, written by the worker when it claims the run; the first event made from the model's output "
+    "is `tool.call.started`, after the first model call (the bench agent's first turn is a tool call; the text "
+    "of its second streams as `message.delta`)."
 )
 BREAKDOWN_HEADER = (
     "| Request to run row | Run row to claimed by the worker | Claimed to `run.started` written "
