@@ -70,6 +70,7 @@ class StoreSpanProcessor(SpanProcessor):
         self._spans: collections.deque[ReadableSpan] = collections.deque()
         self._pending: list[tuple[bytes, int]] = []  # encoded batches whose write failed
         self._pending_spans = 0
+        self._in_flight = 0  # spans taken from the buffer and not yet written or kept
         self._thread: threading.Thread | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
@@ -97,7 +98,7 @@ class StoreSpanProcessor(SpanProcessor):
         if self._closed:
             return
         with self._lock:
-            if len(self._spans) + self._pending_spans >= self.max_buffer:
+            if self._held() >= self.max_buffer:
                 self._dropped(1)
                 return
             self._spans.append(span)
@@ -146,19 +147,29 @@ class StoreSpanProcessor(SpanProcessor):
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentplatform-span-writer")
         return self._executor
 
+    def _held(self) -> int:
+        """Spans this process holds (buffered, being written, or waiting to be retried): the
+        bound applies to all of them (`on_end` reads it under the lock)."""
+        return len(self._spans) + self._in_flight + self._pending_spans
+
     def _settled(self, written: Future[bool], payload: bytes, count: int) -> bool:
         if written.result():
+            with self._lock:
+                self._in_flight -= count
             return True
         self._keep(payload, count)
         return False
 
     def _take(self) -> list[ReadableSpan]:
         with self._lock:
-            return [self._spans.popleft() for _ in range(min(self.batch, len(self._spans)))]
+            spans = [self._spans.popleft() for _ in range(min(self.batch, len(self._spans)))]
+            self._in_flight += len(spans)
+            return spans
 
     def _keep(self, payload: bytes, count: int) -> None:
-        """A batch that could not be written: retried first, next time."""
+        """A batch taken from the buffer that could not be written: retried first, next time."""
         with self._lock:
+            self._in_flight -= count
             self._pending.append((payload, count))
             self._pending_spans += count
 
@@ -191,7 +202,7 @@ class StoreSpanProcessor(SpanProcessor):
             logger.warning(
                 "dropped %d spans: the span buffer is full (%d spans waiting for the store); %d dropped in all",
                 self._unlogged_drops,
-                len(self._spans) + self._pending_spans,
+                self._held(),
                 self.stats.dropped,
             )
             self._unlogged_drops, self._logged_at = 0, now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import Link, Status, StatusCode
@@ -63,6 +64,33 @@ def test_while_the_store_is_down_spans_wait_up_to_the_bound_and_the_rest_are_cou
     store.down = False
     assert processor.force_flush()
     assert sum(store.batches) == processor.stats.exported == 5
+
+
+def test_spans_being_written_count_toward_the_bound():
+    # Given a write that hangs (a slow store) on a batch taken from a full buffer
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_failing_write(payload: bytes, count: int) -> None:
+        entered.set()
+        release.wait(10)
+        raise ConnectionError("store down")
+
+    processor = StoreSpanProcessor(slow_failing_write, max_buffer=4, batch=4, interval=60)
+    tracer = _tracer(processor)
+    _spans(tracer, 4)
+    flushing = threading.Thread(target=processor.flush)
+    flushing.start()
+    assert entered.wait(10)
+
+    # When more spans end while those four are being written
+    _spans(tracer, 3)
+
+    # Then none of them is held beyond the bound: the four in flight still count
+    assert processor.stats.dropped == 3
+    release.set()
+    flushing.join(10)
+    assert processor.stats.dropped == 3
+    assert processor._held() == 4  # kept for a retry, nothing more
 
 
 def test_a_forked_child_starts_with_its_own_empty_buffer():
