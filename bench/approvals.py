@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from bench.inbox import InboxResults, measure_inbox, render_inbox
 from bench.load import Client, percentile
 from bench.report import environment
-from bench.stack import PYTHON, ROOT, Stack, log, running_stack
+from bench.stack import PYTHON, ROOT, Stack, log, publish, running_stack
 
 AGENT_RUNS = "/api/v1/agents/bench-approve/runs/"
 EDITED = {"to": "ops@example.com"}
@@ -212,10 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("interrupted; everything started was stopped")
         return 130
-    RESULTS_FILE.parent.mkdir(exist_ok=True)
-    RESULTS_FILE.write_text(markdown)
-    print(markdown)
-    log(f"written to {RESULTS_FILE}")
+    publish(markdown, RESULTS_FILE)
     return 0
 
 

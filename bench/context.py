@@ -33,7 +33,7 @@ from celery import Celery, group
 from celery.contrib.testing.worker import start_worker
 
 from agentplatform.sdk.context import ContextProvider, HTTPContext, MemoryCache, RedisCache, fetch_context
-from bench.stack import log
+from bench.stack import log, publish
 from tests.infra import start_redis, stop
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "context.md"
@@ -189,10 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     started, load = time.monotonic(), os.getloadavg()
     rows = measure(count)
     markdown = render(rows, count, (time.monotonic() - started) / 60, load)
-    RESULTS_FILE.parent.mkdir(exist_ok=True)
-    RESULTS_FILE.write_text(markdown)
-    print(markdown)
-    log(f"written to {RESULTS_FILE}")
+    publish(markdown, RESULTS_FILE)
     return 0
 
 

@@ -25,7 +25,7 @@ from bench import approvals
 from bench.history import measure_append, measure_history, seed_sessions
 from bench.load import Client, Target, measure_level
 from bench.report import Config, Results, environment, render
-from bench.stack import Stack, log, running_stack
+from bench.stack import Stack, log, publish, running_stack
 from bench.streaming import StreamingConfig, measure_streaming
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.md"
@@ -135,10 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted; everything started was stopped")
         return 130
     markdown = render(env, results) + (approvals.render(approval_results) if approval_results else "")
-    RESULTS_FILE.parent.mkdir(exist_ok=True)
-    RESULTS_FILE.write_text(markdown)
-    print(markdown)
-    log(f"written to {RESULTS_FILE}")
+    publish(markdown, RESULTS_FILE)
     return 0
 
 

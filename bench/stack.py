@@ -52,6 +52,14 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+def publish(markdown: str, path: Path) -> None:
+    """The results: to stdout, and to `path` (under the git-ignored bench/results/)."""
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(markdown)
+    print(markdown)
+    log(f"written to {path}")
+
+
 def free_port(taken: set[int]) -> int:
     """A random port in 20000-29999 that nothing listens on (and we have not handed out)."""
     for _ in range(500):

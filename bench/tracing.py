@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from bench import stack
 from bench.cpu import process_cpu
 from bench.load import Target, measure_level
-from bench.stack import PYTHON, ROOT, log
+from bench.stack import PYTHON, ROOT, log, publish
 from tests.infra import start_redis
 from tests.infra import stop as stop_process
 
@@ -271,9 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_process(redis)
         stack._remove(workdir)
     markdown = render(config, results)
-    RESULTS_FILE.parent.mkdir(exist_ok=True)
-    RESULTS_FILE.write_text(markdown)
-    print(markdown)
+    publish(markdown, RESULTS_FILE)
     return 0
 
 
