@@ -10,9 +10,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, sync_playwright
+
+from tests.factories import totp_code
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -46,10 +47,6 @@ def chromium_page(width: int = 1280, height: int = 1000) -> Iterator[Page]:
             yield page
         finally:
             browser.close()
-
-
-def totp_code(device: TOTPDevice) -> str:
-    return f"{totp(device.bin_key, step=device.step, digits=device.digits):0{device.digits}d}"
 
 
 def sign_in(page: Page, username: str, password: str, device: TOTPDevice) -> None:

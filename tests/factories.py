@@ -6,6 +6,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.test import Client
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents import services
 from agents.models import Agent, ApiKey
@@ -22,3 +25,16 @@ def create_api_key(user: Any = None, **overrides: Any) -> tuple[ApiKey, str]:
 
 def agent_row(name: str) -> Agent:
     return Agent.objects.get(name=name)
+
+
+def totp_code(device: TOTPDevice) -> str:
+    return f"{totp(device.bin_key, step=device.step, digits=device.digits):0{device.digits}d}"
+
+
+def signed_in_admin(user: User, device: TOTPDevice, password: str) -> Client:
+    """A client signed in to the admin through its real login form: password plus TOTP code."""
+    client = Client()
+    form = {"username": user.get_username(), "password": password, "otp_token": totp_code(device)}
+    response = client.post("/admin/login/?next=/admin/", {**form, "otp_device": device.persistent_id})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return client

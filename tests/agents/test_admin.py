@@ -11,13 +11,12 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 from django_celery_beat.models import PeriodicTask
-from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents import tasks
 from agents.models import Agent, ApiKey, Schedule, Tool
 from tests.conftest import Api
-from tests.factories import create_api_key, create_user
+from tests.factories import create_api_key, create_user, signed_in_admin, totp_code
 
 
 @pytest.fixture
@@ -30,26 +29,14 @@ def staff(db):
 @pytest.fixture
 def admin_client(staff):
     """Signed in through the real login form: password plus the TOTP code."""
-    _, device = staff
-    client = Client()
-    response = client.post(
-        "/admin/login/?next=/admin/",
-        {
-            "username": "root",
-            "password": "s3cret-pass",
-            "otp_device": device.persistent_id,
-            "otp_token": f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}",
-            "next": "/admin/",
-        },
-    )
-    assert response.status_code == 302, response.content.decode()[:2000]
-    return client
+    user, device = staff
+    return signed_in_admin(user, device, "s3cret-pass")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_with_one_authenticator_password_and_code_sign_in_in_one_step(staff):
     _, device = staff
-    code = f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}"
+    code = totp_code(device)
 
     response = Client().post(
         "/admin/login/?next=/admin/", {"username": "root", "password": "s3cret-pass", "otp_token": code}

@@ -13,8 +13,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents.models import Run
 from approvals.models import ApprovalRequest
-from tests.browser import totp_code
 from tests.conftest import Api
+from tests.factories import signed_in_admin
 from tests.fakes.llm_server import Call, ToolCalls
 from tests.infra import wait_until
 
@@ -31,11 +31,7 @@ def create_staff(username: str, *permissions: str) -> tuple[User, TOTPDevice]:
 
 
 def sign_in(user: User, device: TOTPDevice) -> Client:
-    client = Client()
-    form = {"username": user.get_username(), "password": PASSWORD, "otp_token": totp_code(device)}
-    response = client.post("/admin/login/?next=/admin/", {**form, "otp_device": device.persistent_id})
-    assert response.status_code == 302, response.content.decode()[:2000]
-    return client
+    return signed_in_admin(user, device, PASSWORD)
 
 
 @pytest.fixture

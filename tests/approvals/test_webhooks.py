@@ -22,7 +22,6 @@ from cryptography.x509.oid import NameOID
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
-from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agentplatform.errors import InvalidInput
@@ -30,7 +29,7 @@ from agents.models import Run
 from approvals import services, webhook_signing, webhook_transport, webhooks
 from approvals.models import ApprovalRequest, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.conftest import Api
-from tests.factories import create_api_key, create_user
+from tests.factories import create_api_key, create_user, signed_in_admin
 from tests.fakes.llm_server import Call, Text, ToolCalls
 from tests.infra import wait_until
 
@@ -565,19 +564,7 @@ def test_an_overdue_delivery_is_sent_again_by_the_periodic_task(alice, celery_wo
 def admin_client(db: None) -> Client:
     user = get_user_model().objects.create_superuser("root", "root@example.com", "s3cret-pass")
     device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    client = Client()
-    response = client.post(
-        "/admin/login/?next=/admin/",
-        {
-            "username": "root",
-            "password": "s3cret-pass",
-            "otp_device": device.persistent_id,
-            "otp_token": f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}",
-            "next": "/admin/",
-        },
-    )
-    assert response.status_code == 302
-    return client
+    return signed_in_admin(user, device, "s3cret-pass")
 
 
 def test_the_admin_registers_an_endpoint_shows_its_secret_once_and_refuses_private_urls(

@@ -89,15 +89,7 @@ def staff(db):
 @pytest.fixture
 def admin_client(staff):
     """Signed in through the real login form: password plus the TOTP code."""
-    from django.test import Client
-    from django_otp.oath import totp
+    from tests.factories import signed_in_admin
 
-    _, device = staff
-    client = Client()
-    code = f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}"
-    response = client.post(
-        "/admin/login/?next=/admin/",
-        {"username": "root", "password": "s3cret-pass", "otp_device": device.persistent_id, "otp_token": code},
-    )
-    assert response.status_code == 302, response.content.decode()[:2000]
-    return client
+    user, device = staff
+    return signed_in_admin(user, device, "s3cret-pass")

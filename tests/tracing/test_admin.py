@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client, override_settings
-from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tests.factories import signed_in_admin
 from tests.fakes.llm_server import Call, Text, ToolCalls
 from tracing.conf import tracing_settings
 
@@ -30,13 +30,7 @@ def sign_in(username: str, *, superuser: bool = True, permissions: tuple[str, ..
             Permission.objects.filter(content_type__app_label="tracing", codename__in=permissions)
         )
     device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    client = Client()
-    code = f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}"
-    response = client.post(
-        "/admin/login/?next=/admin/", {"username": username, "password": PASSWORD, "otp_token": code}
-    )
-    assert response.status_code == 302, response.content.decode()[:2000]
-    return client
+    return signed_in_admin(user, device, PASSWORD)
 
 
 @pytest.fixture
