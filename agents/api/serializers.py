@@ -8,7 +8,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agentplatform.api.base import StrictSerializer, TextField
+from agentplatform.api.base import ModelSerializer, StrictSerializer, TextField
 from agents import selectors
 from agents.models import (
     Agent,
@@ -41,7 +41,7 @@ class ToolSerializer(serializers.Serializer):
     permission = serializers.ChoiceField(choices=["allow", "confirm", "deny"])
 
 
-class AgentSerializer(serializers.ModelSerializer):
+class AgentSerializer(ModelSerializer):
     id = serializers.CharField(source="name", read_only=True)
     model = serializers.CharField(read_only=True)
     demo_model = serializers.SerializerMethodField(help_text="True when the agent runs on the offline demo model.")
@@ -86,7 +86,7 @@ class UsageSerializer(serializers.Serializer):
     total_tokens = serializers.IntegerField()
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class MessageSerializer(ModelSerializer):
     run_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
@@ -105,7 +105,7 @@ class MessageSerializer(serializers.ModelSerializer):
         ]
 
 
-class RunSerializer(serializers.ModelSerializer):
+class RunSerializer(ModelSerializer):
     session_id = serializers.UUIDField(read_only=True)
     schedule_id = serializers.UUIDField(read_only=True, allow_null=True, help_text="The schedule that started it.")
     agent = serializers.CharField(source="agent.name", read_only=True)
@@ -158,7 +158,7 @@ class RunResultSerializer(RunSerializer):
         fields = [*RunSerializer.Meta.fields, "messages"]
 
 
-class SessionSerializer(serializers.ModelSerializer):
+class SessionSerializer(ModelSerializer):
     agent = serializers.CharField(source="agent.name", read_only=True)
 
     class Meta:
@@ -240,7 +240,7 @@ class ScheduleInputSerializer(StrictSerializer):
     metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
 
 
-class FiringSerializer(serializers.ModelSerializer):
+class FiringSerializer(ModelSerializer):
     run_id = serializers.UUIDField(
         read_only=True, allow_null=True, help_text="The run started or, when skipped, the active run found."
     )
@@ -250,7 +250,7 @@ class FiringSerializer(serializers.ModelSerializer):
         fields = ["id", "created_at", "outcome", "run_id", "error"]
 
 
-class ScheduleSerializer(serializers.ModelSerializer):
+class ScheduleSerializer(ModelSerializer):
     agent = serializers.CharField(source="agent.name", read_only=True)
     session_id = serializers.UUIDField(read_only=True, allow_null=True)
     next_fire_at = serializers.SerializerMethodField(help_text="When beat next fires it; null when disabled.")

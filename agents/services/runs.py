@@ -213,5 +213,8 @@ def wait_for_run(run: Run, timeout: float) -> tuple[Run, list[Message]]:
     if not connection.in_atomic_block:
         connection.close()  # hold no pooled connection while waiting
     notify.wait_done(str(run.pk), timeout)
-    run = Run.objects.select_related("agent").get(pk=run.pk)
-    return run, list(selectors.run_messages(run))
+    messages = list(selectors.run_messages(run).select_related("run__agent"))  # the run with them: one query
+    finished = messages[0].run if messages else None
+    if finished is None:  # still queued
+        return Run.objects.select_related("agent").get(pk=run.pk), []
+    return finished, messages

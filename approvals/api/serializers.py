@@ -6,11 +6,11 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agentplatform.api.base import StrictSerializer, TextField
+from agentplatform.api.base import ModelSerializer, StrictSerializer, TextField
 from approvals.models import ApprovalRequest
 
 
-class ApprovalSerializer(serializers.ModelSerializer):
+class ApprovalSerializer(ModelSerializer):
     run_id = serializers.UUIDField(read_only=True)
     session_id = serializers.UUIDField(read_only=True)
     agent = serializers.CharField(source="agent.name", read_only=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agentplatform.api.base import StrictSerializer, TextField
+from agentplatform.api.base import ModelSerializer, StrictSerializer, TextField
 from approvals.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 SECRET_MIN_CHARS = 16
@@ -31,7 +31,7 @@ class WebhookInputSerializer(StrictSerializer):
     )
 
 
-class WebhookSerializer(serializers.ModelSerializer):
+class WebhookSerializer(ModelSerializer):
     class Meta:
         model = WebhookEndpoint
         fields = ["id", "url", "description", "event_types", "enabled", "all_owners", "created_at", "updated_at"]
@@ -49,7 +49,7 @@ class WebhookCreatedSerializer(WebhookSerializer):
         return str(self.context["secret"])
 
 
-class WebhookAttemptSerializer(serializers.ModelSerializer):
+class WebhookAttemptSerializer(ModelSerializer):
     succeeded = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -67,7 +67,7 @@ class WebhookAttemptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(ModelSerializer):
     endpoint_id = serializers.UUIDField(read_only=True)
     payload = serializers.SerializerMethodField(help_text="The JSON body POSTed (and signed) on every attempt.")
     attempts = WebhookAttemptSerializer(many=True, read_only=True)

@@ -6,11 +6,11 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agentplatform.api.base import StrictSerializer
+from agentplatform.api.base import ModelSerializer, StrictSerializer
 from context.models import ContextSource
 
 
-class ContextSourceSerializer(serializers.ModelSerializer):
+class ContextSourceSerializer(ModelSerializer):
     agent = serializers.CharField(source="agent.name", read_only=True)
     credential = serializers.SerializerMethodField(
         help_text='{"kind": "env", "env": NAME}, {"kind": "stored"} (encrypted, never shown) or null.'

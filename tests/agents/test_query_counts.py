@@ -51,11 +51,11 @@ def test_creating_and_executing_a_run_costs_the_same_in_a_short_and_a_long_sessi
     assert (short_create, short_execute) == (long_create, long_execute)
     # key, agent, session lock, next position, run, user message
     assert short_create <= 6, f"{short_create} queries to create a run"
-    # claim, run, next position, user message and started event, the context sources bound in the
-    # admin, permissions, history, then per step one INSERT of messages and one of events, the run's
-    # final UPDATE, the session's count and the session's next queued run, and the owner's webhook
-    # endpoints (the outbox)
-    assert short_execute <= 18, f"{short_execute} queries to execute a run with one tool call"
+    # claim, the run (with its session's count: where its messages start), user message and started
+    # event, the context sources bound in the admin, permissions, then per step one INSERT of
+    # messages and one of events, the run's final UPDATE, the session's count and the session's
+    # next queued run, and the owner's webhook endpoints (the outbox)
+    assert short_execute <= 15, f"{short_execute} queries to execute a run with one tool call"
 
 
 @pytest.mark.django_db
