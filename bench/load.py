@@ -207,14 +207,17 @@ class Target:
     platform_pid: int
 
 
-def measure_level(target: Target, concurrency: int, rounds: int, per_round: int) -> LevelResult:
-    """Warm up, then `rounds` rounds of `per_round` new-session runs at this concurrency."""
+def measure_level(
+    target: Target, concurrency: int, rounds: int, per_round: int, check: Check = new_session_run
+) -> LevelResult:
+    """Warm up, then `rounds` rounds of `per_round` requests (new-session runs unless `check`
+    says otherwise) at this concurrency."""
     clients = [Client(target.base_url, target.api_key) for _ in range(concurrency)]
     try:
-        run_round(clients, max(2 * concurrency, per_round // 4), new_session_run)  # warm-up, not recorded
+        run_round(clients, max(2 * concurrency, per_round // 4), check)  # warm-up, not recorded
         result = LevelResult(concurrency)
         for _ in range(rounds):
-            result.rounds.append(measured_round(clients, per_round, new_session_run, target.platform_pid))
+            result.rounds.append(measured_round(clients, per_round, check, target.platform_pid))
         return result
     finally:
         for client in clients:

@@ -21,7 +21,7 @@ from types import FrameType
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import approvals
+from bench import approvals, floor
 from bench.history import measure_append, measure_history, seed_sessions
 from bench.load import Client, Target, measure_level
 from bench.report import Config, Results, environment, render
@@ -29,7 +29,7 @@ from bench.stack import Stack, log, publish, running_stack
 from bench.streaming import StreamingConfig, measure_streaming
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.md"
-SECTIONS = ("runs", "history", "streaming", "approvals")
+SECTIONS = ("runs", "floor", "history", "streaming", "approvals")
 FULL = Config(
     "full",
     rounds=5,
@@ -127,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with running_stack() as stack:
             results = measure(stack, config, args.only)
+            floor_results = None
+            if "floor" in args.only:
+                log(f"the floor: health, an agent read and no-op Celery tasks, {config.rounds} rounds each")
+                floor_results = floor.measure_floor(stack, config.rounds, max(config.per_round.values()))
             approval_results = None
             if "approvals" in args.only:
                 approval_results = approvals.measure(stack, *approvals.SAMPLES[config.name])
@@ -134,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("interrupted; everything started was stopped")
         return 130
-    markdown = render(env, results) + (approvals.render(approval_results) if approval_results else "")
+    markdown = render(env, results)
+    if floor_results is not None:
+        markdown += floor.render(floor_results, results.levels)
+    if approval_results is not None:
+        markdown += approvals.render(approval_results)
     publish(markdown, RESULTS_FILE)
     return 0
 
