@@ -1,9 +1,10 @@
 """The benchmark's agents: `bench` (one trivial tool: each run is two model calls and one tool
-call) and `bench-approve`, whose one tool needs a human decision (CONFIRM)."""
+call), `bench-approve`, whose one tool needs a human decision (CONFIRM), and `bench-empty`,
+whose turn answers at once (no model call, no tool: what a run costs the platform itself)."""
 
 from __future__ import annotations
 
-from agentplatform import Agent, ToolPermission, tool
+from agentplatform import Agent, RunContext, ToolPermission, tool
 
 
 @tool
@@ -33,4 +34,12 @@ approver = Agent(
     instructions="Send the report when asked.",
     tools=[send_report.with_permission(ToolPermission.CONFIRM)],
 )
-agents = [agent, approver]
+
+
+class Empty(Agent):
+    def run(self, input: str, ctx: RunContext) -> str:  # noqa: A002  # the SDK's name
+        return "ok"
+
+
+empty = Empty(name="bench-empty", instructions="Answers at once.")
+agents = [agent, approver, empty]

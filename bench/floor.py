@@ -5,6 +5,10 @@ Three measurements on the same platform as the runs, at concurrency 1 and 8:
 - `GET /api/v1/health/`: Daphne and Django (no authentication, no database);
 - `GET /api/v1/agents/bench/`: plus the API key, two queries and a DRF serializer, the
   cheapest authenticated request;
+- `POST /api/v1/agents/bench-empty/runs/`: a whole run whose turn answers at once (no model
+  call, no tool): the request, the session and run rows, the task, the claim, the user
+  message, the answer, the events and reading the run back: what a run costs the platform
+  itself, whatever the agent does;
 - a Celery task that does nothing (Celery's own `celery.accumulate`), sent to the runs queue
   and executed by `up`'s worker: what one hop through the broker costs the worker and the
   sender, and how many such tasks one worker executes per second.
@@ -25,7 +29,7 @@ import redis
 from celery import Celery
 
 from bench.cpu import process_cpu, process_tree
-from bench.load import Check, Client, LevelResult, Target, measure_level
+from bench.load import Check, Client, LevelResult, Target, measure_level, run_error
 from bench.stack import Stack
 
 LEVELS = (1, 8)
@@ -41,9 +45,14 @@ def _get(path: str) -> Check:
     return check
 
 
+def _empty_run(client: Client) -> str | None:
+    return run_error(*client.request("POST", "/api/v1/agents/bench-empty/runs/", {"input": "Anything."}))
+
+
 REQUESTS: tuple[tuple[str, str, Check], ...] = (
     ("health", "`GET /api/v1/health/` (Daphne + Django)", _get("/api/v1/health/")),
-    ("agent", "`GET /api/v1/agents/bench/` (+ API key, 2 queries, a serializer)", _get("/api/v1/agents/bench/")),
+    ("agent", "`GET /api/v1/agents/bench/` (+ API key, 3 queries, a serializer)", _get("/api/v1/agents/bench/")),
+    ("empty", "`POST /api/v1/agents/bench-empty/runs/` (a run that answers at once)", _empty_run),
 )
 
 
