@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
@@ -23,6 +24,20 @@ class PlatformLoginForm(OTPAdminAuthenticationForm):
             if len(devices) == 1:
                 return devices[0]
         return device
+
+
+class ReadOnly:
+    """For admin pages (and inlines) that show records and change none: nobody adds, changes
+    or deletes one here, superusers included."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class PlatformAdminSite(OTPAdminSite):

@@ -23,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
+from agentplatform.admin_site import ReadOnly
 from agentplatform.errors import InvalidInput, PlatformError
 from approvals import (
     selectors,
@@ -66,7 +67,12 @@ class ToolFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(ReadOnly, admin.ModelAdmin):
+    # Read-only: requests are opened by runs and changed only by decisions and expiry. Nobody
+    # deletes one here, superusers included: it is the audit record of who approved what, and
+    # deleting a pending one would leave its run waiting for a decision that cannot come. They
+    # go with their run or session.
+
     list_display = [
         "tool_name",
         "status",
@@ -106,19 +112,6 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             fields += ["reason"] if obj.status == ApprovalStatus.REJECTED else []
             fieldsets.append(("Decision", {"fields": fields}))
         return fieldsets
-
-    # Read-only: requests are opened by runs and changed only by decisions and expiry. Nobody
-    # deletes one here, superusers included: it is the audit record of who approved what, and
-    # deleting a pending one would leave its run waiting for a decision that cannot come. They
-    # go with their run or session.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="arguments")
     def arguments_preview(self, approval: ApprovalRequest) -> str:

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from agentplatform.admin_site import ReadOnly
 from context import services
 from context.errors import InvalidContextSource
 from context.models import ContextInjection, ContextSource
@@ -138,7 +139,7 @@ INJECTION_COLUMNS = (
 )
 
 
-class ContextInjectionInline(admin.TabularInline):
+class ContextInjectionInline(ReadOnly, admin.TabularInline):
     """On the run's page: what each source gave the run."""
 
     model = ContextInjection
@@ -148,9 +149,3 @@ class ContextInjectionInline(admin.TabularInline):
     verbose_name_plural = "Context injected into this run"
     fields = INJECTION_COLUMNS
     readonly_fields = INJECTION_COLUMNS
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

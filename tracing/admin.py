@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from agentplatform.admin_site import ReadOnly
 from agentplatform.errors import InvalidInput
 from tracing import dashboard, filters, links, selectors, waterfall
 from tracing.errors import StoreUnavailable, TraceNotFound
@@ -23,16 +24,7 @@ from tracing.metrics import metrics
 from tracing.models import Metrics, Trace
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
+class _ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
     def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
         if not self.has_view_permission(request):
             raise PermissionDenied
