@@ -174,41 +174,37 @@ def dispatch_resume_on_commit(run_id: UUID) -> None:
 
 
 def _claim(run_id: UUID) -> RunRecord | None:
-    """The run, moved from queued to running by this worker, with its user message and
-    `run.started` written; None if it cannot start (taken, not the session's oldest, or
-    another run of the session is running: a unique index)."""
+    """The run, moved from queued to running by this worker with its user message and
+    `run.started` written, in one transaction; None if it cannot start (taken, not the
+    session's oldest, or another run of the session is running: a unique index)."""
+    try:
+        return _claim_once(run_id, count_behind=False)
+    except IntegrityError:  # messages written outside runs (an import, say) left the count behind
+        return _claim_once(run_id, count_behind=True)
+
+
+def _claim_once(run_id: UUID, *, count_behind: bool) -> RunRecord | None:
     earlier = Run.objects.filter(
         session_id=OuterRef("session_id"), status=RunStatus.QUEUED, created_at__lt=OuterRef("created_at")
     )
-    try:
-        with _statement_alone():
+    with transaction.atomic():
+        try:
             claimed = (
                 Run.objects.filter(pk=run_id, status=RunStatus.QUEUED)
                 .filter(~Exists(earlier))
                 .update(status=RunStatus.RUNNING, started_at=timezone.now(), lease_expires_at=_lease_end())
             )
-    except IntegrityError:
-        return None
-    if not claimed:
-        return None
-    # Once claimed, the run is the session's only running one, and the run before it left the
-    # session's count exact: its positions start there.
-    run = Run.objects.select_related("agent", "session").get(pk=run_id)
-    record = RunRecord(run, position=run.session.message_count)  # a queued run has no events
-    first = [ChatMessage("user", run.input)]
-    try:
-        with transaction.atomic():
-            record.write(first, before=[events.run_started(run)])
-    except IntegrityError:  # messages written outside runs (an import, say) left the count behind
-        record.position = selectors.next_position(run.session_id)
-        record.write(first, before=[events.run_started(run)])
-    return record
-
-
-def _statement_alone() -> contextlib.AbstractContextManager[Any]:
-    """One statement that may fail without spoiling anything: in autocommit it is its own
-    transaction; inside a transaction (a test's, say) it gets a savepoint."""
-    return transaction.atomic() if transaction.get_connection().in_atomic_block else contextlib.nullcontext()
+        except IntegrityError:  # the transaction is rolled back on the way out (`update` marks it)
+            return None
+        if not claimed:
+            return None
+        run = Run.objects.select_related("agent", "session").get(pk=run_id)
+        # Once claimed, the run is the session's only running one, and the run before it left
+        # the session's count exact: its positions start there.
+        position = selectors.next_position(run.session_id) if count_behind else run.session.message_count
+        record = RunRecord(run, position=position)  # a queued run has no events
+        record.write([ChatMessage("user", run.input)], before=[events.run_started(run)])
+        return record
 
 
 def _start_next(session_id: UUID) -> None:
