@@ -1,9 +1,9 @@
 """What the fixed stack costs before a run does anything: the floor under the runs table.
 
-Three measurements on the same platform as the runs, at concurrency 1 and 8:
+Measured on the same platform as the runs, right after them, at concurrency 1 and 8:
 
 - `GET /api/v1/health/`: Daphne and Django (no authentication, no database);
-- `GET /api/v1/agents/bench/`: plus the API key, two queries and a DRF serializer, the
+- `GET /api/v1/agents/bench/`: plus the API key, three queries and a DRF serializer, the
   cheapest authenticated request;
 - `POST /api/v1/agents/bench-empty/runs/`: a whole run whose turn answers at once (no model
   call, no tool): the request, the session and run rows, the task, the claim, the user
@@ -31,6 +31,7 @@ from celery import Celery
 from bench.cpu import process_cpu, process_tree
 from bench.load import Check, Client, LevelResult, Target, measure_level, run_error
 from bench.stack import Stack
+from bench.streaming_report import num
 
 LEVELS = (1, 8)
 QUEUE = "runs"  # Queue.RUNS: the queue `up`'s worker executes runs from
@@ -131,10 +132,6 @@ def measure_floor(stack: Stack, rounds: int, per_round: int) -> FloorResults:
     return results
 
 
-def _num(value: float, digits: int = 1) -> str:
-    return f"{value:,.{digits}f}"
-
-
 def render(floor: FloorResults, runs: list[LevelResult]) -> str:
     lines = [
         "",
@@ -147,14 +144,14 @@ def render(floor: FloorResults, runs: list[LevelResult]) -> str:
         for concurrency in LEVELS:
             level = floor.requests[name, concurrency]
             lines.append(
-                f"| {title} | {concurrency} | {_num(level.runs_per_second)} | {_num(level.p50_ms)} "
-                f"| {_num(level.platform_cpu_ms_per_run)} |"
+                f"| {title} | {concurrency} | {num(level.runs_per_second)} | {num(level.p50_ms)} "
+                f"| {num(level.platform_cpu_ms_per_run)} |"
             )
     for level in runs:
         if level.concurrency in LEVELS:
             lines.append(
                 f"| `POST /api/v1/agents/bench/runs/` (a whole run, from the runs table) | {level.concurrency} "
-                f"| {_num(level.runs_per_second)} | {_num(level.p50_ms)} | {_num(level.platform_cpu_ms_per_run)} |"
+                f"| {num(level.runs_per_second)} | {num(level.p50_ms)} | {num(level.platform_cpu_ms_per_run)} |"
             )
     if floor.tasks:
         median = statistics.median
@@ -162,8 +159,8 @@ def render(floor: FloorResults, runs: list[LevelResult]) -> str:
             "",
             "| Celery task that does nothing (`celery.accumulate` on the runs queue) | Median of rounds |",
             "|---|---:|",
-            f"| Tasks per second, one worker | {_num(median(r.per_second for r in floor.tasks))} |",
-            f"| Worker CPU ms per task | {_num(median(r.worker_ms for r in floor.tasks), 2)} |",
-            f"| Sender CPU ms per task (`send_task`) | {_num(median(r.sender_ms for r in floor.tasks), 2)} |",
+            f"| Tasks per second, one worker | {num(median(r.per_second for r in floor.tasks))} |",
+            f"| Worker CPU ms per task | {num(median(r.worker_ms for r in floor.tasks), 2)} |",
+            f"| Sender CPU ms per task (`send_task`) | {num(median(r.sender_ms for r in floor.tasks), 2)} |",
         ]
     return "\n".join(lines) + "\n"

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import psycopg
 
+from bench.floor import FloorResults
 from bench.history import Timings
 from bench.idle import IdleResult
 from bench.load import LevelResult
 from bench.streaming import StreamingConfig, StreamingResults
-from bench.streaming_report import DAPHNE_ALONE_ISSUE_KIB, render_streaming, ttfb_added_ms
+from bench.streaming_report import DAPHNE_ALONE_ISSUE_KIB, num, render_streaming, ttfb_added_ms
 
 PEER_C1_RUNS, PEER_C1_P50_MS, PEER_HIGH_RUNS = 100.0, 9.0, (100.0, 150.0)
 HISTORY_TARGET_RATIO = 1.5
@@ -72,6 +73,7 @@ class Results:
     history: dict[int, Timings] = field(default_factory=dict)
     append: dict[int, Timings] = field(default_factory=dict)
     streaming: StreamingResults | None = None
+    floor: FloorResults | None = None
 
 
 def _cpu_model() -> str:
@@ -131,10 +133,6 @@ def _load(values: tuple[float, float, float]) -> str:
     return " / ".join(f"{v:.2f}" for v in values)
 
 
-def _num(value: float, digits: int = 1) -> str:
-    return "n/a" if math.isnan(value) else f"{value:,.{digits}f}"
-
-
 def _pct(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.0%}"
 
@@ -177,9 +175,9 @@ def _runs_md(results: Results) -> list[str]:
         spread = [r.throughput for r in level.rounds]
         lines.append(
             f"| {level.concurrency} | {results.config.per_round[level.concurrency]:,} | "
-            f"{_num(level.runs_per_second)} | {_num(min(spread))}-{_num(max(spread))} | "
-            f"{_num(level.p50_ms)} | {_num(level.p99_ms)} | {_errors(level.errors, level.requests)} | "
-            f"{_num(level.platform_cpu_ms_per_run)} | {_num(level.platform_cores, 2)} | {_pct(level.machine_busy)} |"
+            f"{num(level.runs_per_second)} | {num(min(spread))}-{num(max(spread))} | "
+            f"{num(level.p50_ms)} | {num(level.p99_ms)} | {_errors(level.errors, level.requests)} | "
+            f"{num(level.platform_cpu_ms_per_run)} | {num(level.platform_cores, 2)} | {_pct(level.machine_busy)} |"
         )
     return [*lines, "", _peer_line(results.levels)]
 
@@ -187,9 +185,9 @@ def _runs_md(results: Results) -> list[str]:
 def _peer_line(levels: list[LevelResult]) -> str:
     by_c = {level.concurrency: level for level in levels}
     c1 = by_c.get(1)
-    here_c1 = f"{_num(c1.runs_per_second)} runs/s at C=1 (p50 {_num(c1.p50_ms)} ms)" if c1 else "C=1 not measured"
+    here_c1 = f"{num(c1.runs_per_second)} runs/s at C=1 (p50 {num(c1.p50_ms)} ms)" if c1 else "C=1 not measured"
     high = [by_c[c] for c in sorted(by_c) if c > 1]
-    here_high = ", ".join(f"{_num(level.runs_per_second)} at C={level.concurrency}" for level in high)
+    here_high = ", ".join(f"{num(level.runs_per_second)} at C={level.concurrency}" for level in high)
     share = f"{c1.runs_per_second / PEER_C1_RUNS:.0%} of the peers' C=1 throughput" if c1 else ""
     return (
         f"**vs peers** (~{PEER_C1_RUNS:.0f} runs/s at C=1 with p50 {PEER_C1_P50_MS:.0f} ms; "
@@ -208,7 +206,7 @@ def _by_session_size(title: str, counted: str, timings: dict[int, Timings]) -> t
     lines.append("|---:|---:|---:|---:|---:|")
     for size, t in timings.items():
         lines.append(
-            f"| {size:,} | {len(t.outcomes)} | {_num(t.median_ms, 2)} | {_num(t.p99_ms, 2)} | "
+            f"| {size:,} | {len(t.outcomes)} | {num(t.median_ms, 2)} | {num(t.p99_ms, 2)} | "
             f"{_errors(t.errors, len(t.outcomes))} |"
         )
     return lines, _ratio(timings), f"{max(timings):,} vs {min(timings):,}"
@@ -242,20 +240,20 @@ def _glance_md(results: Results, streaming: StreamingResults) -> list[str]:
     ours, bare, latency = streaming.platform, streaming.bare, streaming.latency
     rows = [("Idle WebSockets on one Daphne process", "10,000 without errors", _held(ours))]
     if ours.steps and bare.steps:
-        memory = f"{_num(ours.kib_per_connection(ours.steps[-1]))} (Daphne alone here: "
-        memory += f"{_num(bare.kib_per_connection(bare.steps[-1]))})"
+        memory = f"{num(ours.kib_per_connection(ours.steps[-1]))} (Daphne alone here: "
+        memory += f"{num(bare.kib_per_connection(bare.steps[-1]))})"
         rows.append(("Memory per idle WebSocket, KiB", f"Daphne alone: about {DAPHNE_ALONE_ISSUE_KIB:.0f}", memory))
     for level in latency.levels:
         measure = f"Event latency p50 / p99, {latency.watchers:,} watchers, {level.concurrency} run(s) at once"
-        rows.append((measure, "", f"{_num(level.p50_ms, 1)} / {_num(level.p99_ms, 1)} ms"))
-    added = f"{_num(ttfb_added_ms(streaming.ttfb))} ms"
+        rows.append((measure, "", f"{num(level.p50_ms, 1)} / {num(level.p99_ms, 1)} ms"))
+    added = f"{num(ttfb_added_ms(streaming.ttfb))} ms"
     rows.append(("SSE time to the first event added over the fake model's", "", added))
     by_c = {level.concurrency: level for level in results.levels}
     for c in (c for c in (8, 32) if c in by_c):
         runs = by_c[c]
         target = f"core issue: {PEER_HIGH_RUNS[0]:.0f}-{PEER_HIGH_RUNS[1]:.0f}"
         share = f"{runs.runs_per_second / PEER_HIGH_RUNS[0]:.0%} of {PEER_HIGH_RUNS[0]:.0f}"
-        here = f"{_num(runs.runs_per_second)} (p50 {_num(runs.p50_ms)} ms; {share})"
+        here = f"{num(runs.runs_per_second)} (p50 {num(runs.p50_ms)} ms; {share})"
         rows.append((f"Runs/s, wait mode through Celery, C={c}", target, here))
     lines = ["", "### Issue 3 at a glance (this run)", "", "| Measure | Target / reference | Here |", "|---|---|---|"]
     return lines + [f"| {measure} | {target} | {here} |" for measure, target, here in rows]

@@ -94,10 +94,14 @@ def _history(stack: Stack, config: Config, results: Results) -> None:
 
 
 def measure(stack: Stack, config: Config, sections: set[str]) -> Results:
-    """The chosen sections, always in the same order: runs, history, streaming."""
+    """The chosen sections, always in the same order: runs, the floor, history, streaming
+    (the floor right after the runs, on the same fresh platform, so that they compare)."""
     results = Results(config)
     if "runs" in sections:
         _runs(stack, config, results)
+    if "floor" in sections:
+        log(f"the floor: health, an agent read, empty runs and no-op Celery tasks, {config.rounds} rounds each")
+        results.floor = floor.measure_floor(stack, config.rounds, max(config.per_round.values()))
     if "history" in sections:
         _history(stack, config, results)
     if "streaming" in sections:
@@ -127,10 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with running_stack() as stack:
             results = measure(stack, config, args.only)
-            floor_results = None
-            if "floor" in args.only:
-                log(f"the floor: health, an agent read and no-op Celery tasks, {config.rounds} rounds each")
-                floor_results = floor.measure_floor(stack, config.rounds, max(config.per_round.values()))
             approval_results = None
             if "approvals" in args.only:
                 approval_results = approvals.measure(stack, *approvals.SAMPLES[config.name])
@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted; everything started was stopped")
         return 130
     markdown = render(env, results)
-    if floor_results is not None:
-        markdown += floor.render(floor_results, results.levels)
+    if results.floor is not None:
+        markdown += floor.render(results.floor, results.levels)
     if approval_results is not None:
         markdown += approvals.render(approval_results)
     publish(markdown, RESULTS_FILE)
