@@ -23,6 +23,11 @@ class PlatformSettings:
     RUN_WAIT_SECONDS: float = 60.0
     RUN_LEASE_SECONDS: float = 60.0
     RUN_REQUEUE_SECONDS: float = 120.0
+    RUN_CONCURRENCY: int = 256  # runs one worker process carries at once (waiting on models holds no thread)
+    RUN_DB_THREADS: int = 8  # a worker's threads for runs' database steps (keep <= the connection pool)
+    RUN_SYNC_THREADS: int = 32  # a worker's threads for sync tools and sync providers (as many for sync run())
+    RUN_SLOT_WAIT: float = 5.0  # a task waits this long for a free slot, then goes back to the broker
+    WORKER_DRAIN_SECONDS: float = 30.0  # a stopping worker lets its runs finish for this long
     API_DOCS_PUBLIC: bool = False
     STREAM_DELTAS: bool = True
     DELTA_INTERVAL: float = 0.1

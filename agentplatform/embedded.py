@@ -53,17 +53,21 @@ def celery_beat() -> ProcessSpec:
     return ProcessSpec("beat", argv)
 
 
-def celery_worker(concurrency: int) -> ProcessSpec:
-    """Runs wait on models and tools, not on the CPU: a thread pool holds many at little cost."""
+TASK_THREADS = 4  # Celery's threads: a run's task only hands it to the engine, so a few suffice
+
+
+def celery_worker(run_concurrency: int) -> ProcessSpec:
+    """Runs wait on models and tools, not on the CPU: the worker's event loop carries up to
+    `run_concurrency` of them (agents.engine); Celery's few threads hand them over."""
     argv = python_command(
         "-m", "celery", "-A", "agentplatform.celery:app", "worker",
         "--queues", ",".join(Queue),
         "--pool", "threads",
-        "--concurrency", str(concurrency),
+        "--concurrency", str(TASK_THREADS),
         "--loglevel", "INFO",
         "--without-gossip", "--without-mingle",
     )  # fmt: skip
-    return ProcessSpec("worker", argv)
+    return ProcessSpec("worker", argv, env={"AGENTPLATFORM_RUN_CONCURRENCY": str(run_concurrency)})
 
 
 def span_sink() -> ProcessSpec:

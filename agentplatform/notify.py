@@ -3,12 +3,15 @@ the web request that waits for it wakes up at once (no polling)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings
 
+ASYNC_CONNECTIONS = 16  # per event loop: commands are short, so few connections serve many runs
 SIGNAL_TTL_SECONDS = 300  # a signal outlives a waiter that has not started waiting yet
 
 
@@ -38,6 +41,19 @@ def raise_flag(name: str) -> None:
 def flag_raised(name: str) -> bool:
     """A cheap check, made at every step of a run."""
     return bool(_client(settings.REDIS_URL).exists(f"agentplatform:flag:{name}"))
+
+
+@functools.cache
+def _async_client(url: str, loop: asyncio.AbstractEventLoop) -> aioredis.Redis:
+    # One per event loop (its connections belong to that loop), made on first use there.
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=ASYNC_CONNECTIONS, timeout=5)
+    return aioredis.Redis(connection_pool=pool, socket_connect_timeout=5)
+
+
+async def aflag_raised(name: str) -> bool:
+    """`flag_raised` on an event loop (a bounded pool of connections shared by its runs)."""
+    client = _async_client(settings.REDIS_URL, asyncio.get_running_loop())
+    return bool(await client.exists(f"agentplatform:flag:{name}"))
 
 
 def wait_done(name: str, timeout: float) -> bool:

@@ -184,6 +184,11 @@ AGENTPLATFORM = {
     "RUN_WAIT_SECONDS": env_float("AGENTPLATFORM_RUN_WAIT_SECONDS", 60.0),
     "RUN_LEASE_SECONDS": env_float("AGENTPLATFORM_RUN_LEASE_SECONDS", 60.0, minimum=1.0),
     "RUN_REQUEUE_SECONDS": env_float("AGENTPLATFORM_RUN_REQUEUE_SECONDS", 120.0, minimum=1.0),
+    "RUN_CONCURRENCY": env_int("AGENTPLATFORM_RUN_CONCURRENCY", 256, minimum=1),
+    "RUN_DB_THREADS": env_int("AGENTPLATFORM_RUN_DB_THREADS", 8, minimum=1),
+    "RUN_SYNC_THREADS": env_int("AGENTPLATFORM_RUN_SYNC_THREADS", 32, minimum=1),
+    "RUN_SLOT_WAIT": env_float("AGENTPLATFORM_RUN_SLOT_WAIT", 5.0, minimum=0.0),
+    "WORKER_DRAIN_SECONDS": env_float("AGENTPLATFORM_WORKER_DRAIN_SECONDS", 30.0, minimum=0.0),
     "API_DOCS_PUBLIC": env_bool("AGENTPLATFORM_API_DOCS_PUBLIC", False),
     # Stream the model's answer as message.delta events, stored at most every DELTA_INTERVAL s.
     "STREAM_DELTAS": env_bool("AGENTPLATFORM_STREAM_DELTAS", True),

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -33,6 +33,7 @@ class ProcessSpec:
     pass_fds: tuple[int, ...] = ()
     ready: Callable[[], bool] | None = None  # started processes after this one wait for it
     service: bool = False  # the processes started after it write to it: it stops once they have exited
+    env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's environment
 
 
 READY_TIMEOUT_SECONDS = 30.0
@@ -92,7 +93,7 @@ class Supervisor:
         for spec in self.specs:
             process = subprocess.Popen(  # noqa: S603  # argv built from our own specs
                 spec.argv,
-                env=env,
+                env={**env, **spec.env},
                 pass_fds=spec.pass_fds,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509  # it only calls prctl

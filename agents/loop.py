@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agentplatform.sdk.agent import ApprovalRequired
-from agentplatform.sdk.models import ChatMessage, ModelProvider, ModelRequest
+from agentplatform.sdk.models import ChatMessage, ModelProvider, ModelRequest, ModelResponse
 from agents.runtime import RunContext, awaiting_results
 
 
@@ -13,7 +13,17 @@ class MaxStepsExceeded(Exception):  # reads as the run's outcome
         self.max_steps = max_steps
 
 
-def run_loop(ctx: RunContext, provider: ModelProvider, instructions: str, max_steps: int) -> str:
+async def complete(ctx: RunContext, provider: ModelProvider, request: ModelRequest) -> ModelResponse:
+    """One model call: on the loop when the provider has `acomplete` and the runtime's loop
+    lasts (a provider's async client belongs to one loop), else on a pool thread."""
+    acomplete = getattr(provider, "acomplete", None)
+    if acomplete is not None and ctx.rt.lasting:
+        response: ModelResponse = await acomplete(request)
+        return response
+    return await ctx.rt.blocking(provider.complete, request)
+
+
+async def run_loop(ctx: RunContext, provider: ModelProvider, instructions: str, max_steps: int) -> str:
     """Returns the final answer (the caller records it with the run's completion); raises
     ApprovalRequired (the run pauses), ProviderError or MaxStepsExceeded.
 
@@ -24,18 +34,19 @@ def run_loop(ctx: RunContext, provider: ModelProvider, instructions: str, max_st
     """
     tools = ctx.offered_tools()
     for call in awaiting_results(ctx.transcript):
-        ctx.execute_call(call)
+        await ctx.execute_call(call)
     while ctx.steps < max_steps:
-        ctx.check_cancelled()
-        request = ModelRequest(instructions, (*ctx.prior, *ctx.transcript), tools, on_text=ctx.on_text)
-        response = provider.complete(request)
+        await ctx.check_cancelled()
+        on_text = ctx.stream_text if ctx.on_text is not None else None
+        request = ModelRequest(instructions, (*ctx.prior, *ctx.transcript), tools, on_text=on_text)
+        response = await complete(ctx, provider, request)
         ctx.steps += 1
         ctx.usage.add(response.usage)
         if not response.tool_calls:
             return response.text
-        ctx.record(ChatMessage(role="assistant", content=response.text, tool_calls=response.tool_calls))
+        await ctx.record(ChatMessage(role="assistant", content=response.text, tool_calls=response.tool_calls))
         for call in response.tool_calls:
-            ctx.execute_call(call)
+            await ctx.execute_call(call)
         if ctx.pending:  # the turn's other calls ran; these wait for a decision
             raise ApprovalRequired(ctx.pending[0].call.name, ctx.pending[0].arguments)
     raise MaxStepsExceeded(max_steps)

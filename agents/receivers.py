@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from agents import events
 from agents.models import Run, RunStatus
-from agents.services.execution import RunRecord, dispatch_resume_on_commit, finish, outcome
+from agents.services.dispatch import dispatch_resume_on_commit
+from agents.services.endings import finish, outcome
+from agents.services.record import RunRecord
 from approvals import selectors as approval_selectors
 from approvals.models import ApprovalRequest, ExpiryAction
 

@@ -40,7 +40,9 @@ class _Providers:
     def get(self, spec: str) -> ModelProvider:
         if spec not in self._by_spec:
             conf = platform_settings()
-            self._by_spec[spec] = resolve_model(spec, timeout=conf.MODEL_TIMEOUT, max_retries=conf.MODEL_MAX_RETRIES)
+            self._by_spec[spec] = resolve_model(
+                spec, timeout=conf.MODEL_TIMEOUT, max_retries=conf.MODEL_MAX_RETRIES, connections=conf.RUN_CONCURRENCY
+            )
         return self._by_spec[spec]
 
     def close(self) -> None:

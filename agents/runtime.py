@@ -10,21 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import uuid
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from django.db import connections
 
 from agentplatform.sdk.agent import Agent as CodeAgent
 from agentplatform.sdk.agent import ApprovalRequired, RunCancelled, ToolCallError
 from agentplatform.sdk.conditions import permission_for
 from agentplatform.sdk.models import ChatMessage, ToolCall, ToolSpec, Usage
 from agentplatform.sdk.tools import Tool, ToolArgumentsError, ToolPermission
+from agents.engine import Runtime
 from approvals.services import arguments_hash
 from tracing import spans
 
@@ -81,27 +77,14 @@ def render_result(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _invoke(tool: Tool, arguments: dict[str, Any], timeout: float) -> Any:
-    """Run the tool in a worker thread; an async tool is cancelled at its timeout."""
-
-    def target() -> Any:
-        try:
-            if tool.is_async:
-                return asyncio.run(asyncio.wait_for(tool.func(**arguments), timeout))
-            return tool.func(**arguments)
-        finally:
-            connections.close_all()  # a tool that used the ORM leaves no connection behind
-
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tool-{tool.name}")
-    try:
-        return executor.submit(target).result(timeout=timeout)
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-
-
 @dataclass
 class RunContext:
-    """Implements `agentplatform.RunContext` for one run."""
+    """Implements `agentplatform.RunContext` for one run, on the event loop that executes it.
+
+    The gate, the record and the tools are coroutines. A sync `run()` override runs on a
+    thread of its own and reaches them through `call_tool` and `stream_text`, which cross
+    back to the loop; an `async def run()` awaits `acall_tool`.
+    """
 
     run_id: str
     session_id: str
@@ -110,16 +93,17 @@ class RunContext:
     code_agent: CodeAgent
     permissions: Mapping[str, ToolPermission]
     tool_timeout: float
-    append: Callable[[list[ChatMessage]], None]
+    rt: Runtime
+    append: Callable[[list[ChatMessage]], Awaitable[None]]
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     prior: list[ChatMessage] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     steps: int = 0
     transcript: list[ChatMessage] = field(default_factory=list)
-    thread: threading.Thread = field(default_factory=threading.current_thread)
-    cancelled: Callable[[], bool] = lambda: False
+    cancelled: Callable[[], Awaitable[bool]] | None = None
     conditions: Mapping[str, list[Any]] = field(default_factory=dict)  # operators' rules on arguments
     context: str = ""  # the context fetched for this run, rendered (the built-in loop puts it in the prompt)
-    on_text: Callable[[str], None] | None = None  # streamed answer text (message.delta events)
+    on_text: Callable[[str], None] | None = None  # streamed answer text (message.delta events), on the loop
     # Decisions on this run's CONFIRM calls, by call id; and by tool and arguments hash for
     # agents with their own turn, which is run again from its start after a decision.
     decisions: Mapping[str, Decision] = field(default_factory=dict)
@@ -127,22 +111,24 @@ class RunContext:
     executed: list[str] = field(default_factory=list)  # approval requests whose tool ran
     replay: list[ChatMessage] = field(default_factory=list)  # a re-run turn's earlier tool results
 
-    def check_cancelled(self) -> None:
+    async def check_cancelled(self) -> None:
         """A step boundary: stop here if the run was cancelled."""
-        if self.cancelled():
+        if self.cancelled is not None and await self.cancelled():
             raise RunCancelled
 
     @property
     def history(self) -> list[ChatMessage]:
         return list(self.prior)
 
-    def record(self, *messages: ChatMessage) -> None:
-        self.append(list(messages))
+    async def record(self, *messages: ChatMessage) -> None:
+        await self.append(list(messages))
         self.transcript.extend(messages)
-        if threading.current_thread() is not self.thread:
-            # A framework called a tool from its own worker thread: do not leave that
-            # thread holding a database connection.
-            connections.close_all()
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
 
     def permission(self, name: str, arguments: Any = None) -> ToolPermission:
         """A tool's permission; for a call, its argument conditions apply (failing closed)."""
@@ -161,14 +147,24 @@ class RunContext:
         )
 
     def stream_text(self, text: str) -> None:
-        """A chunk of the answer for live clients, as the turn produces it."""
-        if self.on_text is not None and text:
+        """A chunk of the answer for live clients, as the turn produces it (from any thread)."""
+        if self.on_text is None or not text:
+            return
+        if self._on_loop():
             self.on_text(text)
+        else:
+            self.loop.call_soon_threadsafe(self.on_text, text)
 
     def add_usage(self, input_tokens: int = 0, output_tokens: int = 0) -> None:
         self.usage.add(Usage(input_tokens, output_tokens))
 
     def call_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """`acall_tool` for a sync `run()` override (it runs on a thread, not on the loop)."""
+        if self._on_loop():
+            raise RuntimeError("ctx.call_tool blocks: in an `async def run()`, use `await ctx.acall_tool(...)`")
+        return asyncio.run_coroutine_threadsafe(self.acall_tool(name, arguments), self.loop).result()
+
+    async def acall_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
         """For agents with their own turn: record the call, run it, return its value.
 
         A turn run again after an approval gets the results its earlier calls had (in order,
@@ -187,8 +183,8 @@ class RunContext:
             call = waiting[0]
         else:
             call = ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=name, arguments=dict(arguments))
-            self.record(ChatMessage(role="assistant", tool_calls=(call,)))
-        outcome = self.execute_call(call)
+            await self.record(ChatMessage(role="assistant", tool_calls=(call,)))
+        outcome = await self.execute_call(call)
         if outcome.error_code == "approval_pending":
             raise ApprovalRequired(name, dict(arguments))
         if outcome.error_code:
@@ -207,17 +203,17 @@ class RunContext:
         del self.replay[:2]
         return result
 
-    def execute_call(self, call: ToolCall) -> ToolOutcome:
+    async def execute_call(self, call: ToolCall) -> ToolOutcome:
         """Gate, validate and run one call, then append its result to the session. A call
         waiting for approval is set aside (`pending`); its result is written once decided."""
-        self.check_cancelled()
+        await self.check_cancelled()
         with spans.tool_call(call.name, call.id, self.permission(call.name, call.arguments), call.arguments) as span:
-            outcome = self._outcome(call)
+            outcome = await self._outcome(call)
             span.outcome(outcome.error_code, outcome.content)
         if outcome.error_code == "approval_pending":
             self.pending.append(PendingCall(call, outcome.value))
             return outcome
-        self.record(
+        await self.record(
             ChatMessage(
                 role="tool",
                 content=outcome.content,
@@ -231,7 +227,7 @@ class RunContext:
     def decision(self, call: ToolCall) -> Decision | None:
         return self.decisions.get(call.id) or self.decisions.get(f"{call.name}:{arguments_hash(call.arguments)}")
 
-    def _outcome(self, call: ToolCall) -> ToolOutcome:
+    async def _outcome(self, call: ToolCall) -> ToolOutcome:
         tool = self.code_agent.tools.get(call.name)
         if tool is None:
             return ToolOutcome(f"Error: unknown tool {call.name!r}.", "unknown_tool")
@@ -247,7 +243,7 @@ class RunContext:
             if isinstance(settled, ToolOutcome):
                 return settled
             arguments = settled
-        return self._run(tool, call, arguments)
+        return await self._run(tool, call, arguments)
 
     def _approved(self, call: ToolCall, tool: Tool) -> ToolOutcome | dict[str, Any]:
         """A CONFIRM call: the approved arguments, or why it does not run (yet)."""
@@ -271,11 +267,16 @@ class RunContext:
         self.executed.append(decision.request_id)
         return arguments
 
-    def _run(self, tool: Tool, call: ToolCall, arguments: dict[str, Any]) -> ToolOutcome:
+    async def _run(self, tool: Tool, call: ToolCall, arguments: dict[str, Any]) -> ToolOutcome:
+        """An async tool runs on the loop, a sync one on the runtime's tool pool; either is
+        abandoned at its timeout (a sync tool's thread finishes on its own)."""
         timeout = tool.timeout or self.tool_timeout
         try:
-            value = _invoke(tool, arguments, timeout)
-        except (FutureTimeout, TimeoutError):
+            if tool.is_async:
+                value = await asyncio.wait_for(tool.func(**arguments), timeout)
+            else:
+                value = await asyncio.wait_for(self.rt.blocking(tool.func, **arguments), timeout)
+        except TimeoutError:
             return ToolOutcome(f"Error: tool {call.name!r} timed out after {timeout:g}s.", "tool_timeout")
         except Exception as exc:  # a tool's failure is reported to the model
             logger.info("tool %s raised %s", call.name, type(exc).__name__, exc_info=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,12 +28,15 @@ from agentplatform.sdk.context import (
     Secret,
     SourceResult,
     fetch_context,
+    fetch_sources,
 )
 from context import crypto, providers
 from context.conf import context_settings
 from context.errors import InvalidContextSource
 from context.models import ContextInjection, ContextSource, InjectionStatus, Origin
 from context.preparation import Preparation, PreparationFailed
+
+Database = Callable[..., Awaitable[Any]]  # runs a sync database step off the event loop
 
 # Set from the ContextSource's own fields, not from its parameters.
 RESERVED = frozenset({"name", "timeout", "max_chars", "max_tokens", "cache_ttl", "required", "allowed_roots"})
@@ -182,13 +185,18 @@ def context_cache() -> ContextCache | None:
     return _redis_cache(settings.REDIS_URL) if context_settings().CACHE else None
 
 
-def prepare_run(run_id: UUID, agent_id: int, code_agent: CodeAgent) -> Preparation:
-    """Before a run's turn (the agents app calls it): fetch the agent's sources, record what
-    each gave, and hand the rendered context and any MCP tools to the run."""
-    sources = agent_sources(agent_id, code_agent)
+async def prepare_run(db: Database, run_id: UUID, agent_id: int, code_agent: CodeAgent) -> Preparation:
+    """Before a run's turn (the agents app calls it, on its event loop): fetch the agent's
+    sources, record what each gave, and hand the rendered context and any MCP tools to the
+    run. `db` runs the database steps (the bound sources, the record) off the loop."""
+    sources = await db(agent_sources, agent_id, code_agent)
     if not sources:
         return Preparation()
-    bundle = fetch_context([s.provider for s in sources], cache=context_cache())
+    bundle = await fetch_sources([s.provider for s in sources], cache=context_cache())
+    return await db(_prepared, run_id, sources, bundle)
+
+
+def _prepared(run_id: UUID, sources: list[BoundSource], bundle: ContextBundle) -> Preparation:
     tools = [_tools(result) for result in bundle.results]
     record_injections(run_id, sources, bundle, tools)
     failed = bundle.required_failures

@@ -20,6 +20,7 @@ from django.db import connection, connections
 from django.test import Client
 
 from agentplatform.celery import Queue, app
+from agents.engine import started_engine
 from tests import sample_agents as test_agents
 from tests.factories import create_api_key, create_user
 from tests.fakes.llm_server import FakeLLMServer
@@ -175,7 +176,9 @@ def _worker_idle() -> bool:
     with app.connection_for_write() as connection:
         client = connection.default_channel.client
         queued = sum(client.llen(str(queue)) for queue in (Queue.RUNS, Queue.SCHEDULES, Queue.WEBHOOKS))
-    return not worker_state.active_requests and not worker_state.reserved_requests and queued == 0
+    running = started_engine()
+    in_flight = running.in_flight if running is not None else 0
+    return not worker_state.active_requests and not worker_state.reserved_requests and queued == 0 and not in_flight
 
 
 @pytest.fixture

@@ -53,7 +53,12 @@ class RunContext(Protocol):
         ...
 
     def call_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
-        """Run one of the agent's tools through the permission gate; raise ToolCallError."""
+        """Run one of the agent's tools through the permission gate; raise ToolCallError.
+        From a sync `run()` (which runs on a thread of its own)."""
+        ...
+
+    async def acall_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """`call_tool` for an `async def run()`, which runs on the worker's event loop."""
         ...
 
     def add_usage(self, input_tokens: int = 0, output_tokens: int = 0) -> None:
@@ -72,6 +77,11 @@ class Agent:
     the session history and the tools until it answers without a tool call. A subclass may
     override `run(self, input, ctx)` to drive any SDK or framework itself; its tool calls
     must go through `ctx.call_tool(name, args)`, and its return value is the answer.
+
+    `async def run(self, input, ctx)` runs on the worker's event loop, with its tool calls
+    through `await ctx.acall_tool(name, args)`: while it waits on its model it holds no
+    thread, so one worker carries many such runs. A sync `run()` is called on a bounded
+    thread pool (AGENTPLATFORM_RUN_SYNC_THREADS), which caps how many run at once.
 
     `context` lists sources (`agentplatform.sdk.context`) fetched before each run and
     rendered into the system prompt after the instructions.

@@ -77,7 +77,9 @@ class ProviderError(Exception):
 
 @runtime_checkable
 class ModelProvider(Protocol):
-    """Anything with a `label` and `complete()` can be an agent's model."""
+    """Anything with a `label` and `complete()` can be an agent's model. A provider that also
+    has `async def acomplete(request)` is called that way on the worker's event loop (waiting
+    holds no thread); `complete()` alone is called on a bounded thread pool."""
 
     label: str
 

@@ -10,11 +10,12 @@ tool arguments and results the platform records.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from opentelemetry import trace
@@ -115,23 +116,44 @@ def _record_response(span: trace.Span, response: ModelResponse) -> None:
 
 
 Complete = Callable[[M, ModelRequest], ModelResponse]
+AsyncComplete = Callable[[M, ModelRequest], Awaitable[ModelResponse]]
+
+
+@contextlib.contextmanager
+def _completion_span(provider: object, request: ModelRequest) -> Iterator[Callable[[ModelResponse], None]]:
+    """A `chat {model}` span (the provider is `provider.label`); call what it yields with the response."""
+    label = str(getattr(provider, "label", "unknown"))
+    start = _start_attributes(label, request)
+    name = f"{attr.OPERATION_CHAT} {start[attr.GEN_AI_REQUEST_MODEL]}"
+    with tracer.start_as_current_span(name, kind=trace.SpanKind.CLIENT, attributes=start) as span:
+        try:
+            yield functools.partial(_record_response, span)
+        except ProviderError as exc:
+            span.set_attribute(attr.ERROR_TYPE, str(exc.status or type(exc).__name__))
+            raise
 
 
 def traced_completion(complete: Complete[M]) -> Complete[M]:
-    """Wraps a provider's `complete` in a `chat {model}` span (the provider is `self.label`)."""
+    """Wraps a provider's `complete` in a `chat {model}` span."""
 
     @functools.wraps(complete)
     def wrapper(self: M, request: ModelRequest) -> ModelResponse:
-        label = str(getattr(self, "label", "unknown"))
-        start = _start_attributes(label, request)
-        name = f"{attr.OPERATION_CHAT} {start[attr.GEN_AI_REQUEST_MODEL]}"
-        with tracer.start_as_current_span(name, kind=trace.SpanKind.CLIENT, attributes=start) as span:
-            try:
-                response = complete(self, request)
-            except ProviderError as exc:
-                span.set_attribute(attr.ERROR_TYPE, str(exc.status or type(exc).__name__))
-                raise
-            _record_response(span, response)
+        with _completion_span(self, request) as answered:
+            response = complete(self, request)
+            answered(response)
+            return response
+
+    return wrapper
+
+
+def traced_acompletion(acomplete: AsyncComplete[M]) -> AsyncComplete[M]:
+    """Wraps a provider's `acomplete` in a `chat {model}` span."""
+
+    @functools.wraps(acomplete)
+    async def wrapper(self: M, request: ModelRequest) -> ModelResponse:
+        with _completion_span(self, request) as answered:
+            response = await acomplete(self, request)
+            answered(response)
             return response
 
     return wrapper

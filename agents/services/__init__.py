@@ -1,14 +1,10 @@
 """State changes for agents, sessions, runs and API keys. Views, tasks and commands call these."""
 
 from agents.services.agents import sync_agents, tool_permissions
-from agents.services.execution import (
-    RunRecord,
-    execute_queued_run,
-    finish_run,
-    reap_expired_runs,
-    resume_paused_run,
-)
+from agents.services.execution import execute, execute_queued_run, resume, resume_paused_run
 from agents.services.keys import create_api_key, revoke_api_keys
+from agents.services.leases import reap_expired_runs
+from agents.services.record import RunRecord
 from agents.services.runs import cancel_run, cancel_session_run, start_run, wait_for_run
 from agents.services.schedules import (
     check_schedule,
@@ -30,10 +26,11 @@ __all__ = [
     "create_session",
     "delete_schedule",
     "delete_session",
+    "execute",
     "execute_queued_run",
-    "finish_run",
     "fire_schedule",
     "reap_expired_runs",
+    "resume",
     "resume_paused_run",
     "revoke_api_keys",
     "save_schedule",

@@ -35,7 +35,9 @@ from agents.models import (
     Session,
 )
 from agents.services.agents import runnable
-from agents.services.execution import RunRecord, dispatch_on_commit, finish, outcome
+from agents.services.dispatch import dispatch_on_commit
+from agents.services.endings import finish, outcome
+from agents.services.record import RunRecord
 from approvals import selectors as approval_selectors
 
 

@@ -10,7 +10,7 @@ from django.db import OperationalError, connections
 
 from agents import services
 from agents.models import Message, Run, RunEvent, RunStatus, Session
-from agents.services.execution import RunRecord
+from agents.services.record import RunRecord
 from tests import sample_agents
 from tests.factories import agent_row
 from tests.fakes.llm_server import Call, Text, ToolCalls

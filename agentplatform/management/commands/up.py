@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agentplatform import embedded
+from agentplatform.conf import platform_settings
 from agentplatform.env import env_int
 from agentplatform.supervisor import ProcessSpec, Supervisor, listening_socket, python_command
 from agents.selectors import visible_agents
@@ -36,8 +37,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--run-concurrency",
             type=int,
-            default=env_int("AGENTPLATFORM_RUN_CONCURRENCY", 8, minimum=1),
-            help="Runs the embedded worker executes at once.",
+            default=platform_settings().RUN_CONCURRENCY,
+            help="Runs the embedded worker carries at once (AGENTPLATFORM_RUN_CONCURRENCY, default 256).",
         )
         parser.add_argument("--no-migrate", action="store_true", help="Skip migrations (done elsewhere).")
 

@@ -9,7 +9,7 @@ import anthropic
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
 from agentplatform.sdk.providers.base import SDKModel
-from agentplatform.sdk.telemetry import traced_completion
+from agentplatform.sdk.telemetry import traced_acompletion, traced_completion
 
 
 def _content(message: ChatMessage) -> list[dict[str, Any]]:
@@ -55,8 +55,18 @@ class AnthropicModel(SDKModel):
             api_key=self.resolved_api_key(), base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
         )
 
-    @traced_completion
-    def complete(self, request: ModelRequest) -> ModelResponse:
+    @functools.cached_property
+    def async_client(self) -> anthropic.AsyncAnthropic:
+        self.on_loop()
+        return anthropic.AsyncAnthropic(
+            api_key=self.resolved_api_key(),
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            http_client=anthropic.DefaultAsyncHttpxClient(limits=self.http_limits()),
+        )
+
+    def _options(self, request: ModelRequest) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if request.instructions:
             options["system"] = request.instructions
@@ -65,31 +75,57 @@ class AnthropicModel(SDKModel):
                 {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
             ]
         options.update(model=self.model, max_tokens=self.max_tokens, messages=_to_anthropic(request.messages))
+        return options
+
+    @traced_completion
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        options = self._options(request)
         try:
             if request.on_text is None:
-                reply = self.client.messages.create(**options)
-            else:
-                with self.client.messages.stream(**options) as stream:
-                    for text in stream.text_stream:
-                        request.on_text(text)
-                    reply = stream.get_final_message()
+                return _response(self.client.messages.create(**options))
+            with self.client.messages.stream(**options) as stream:
+                for text in stream.text_stream:
+                    request.on_text(text)
+                return _response(stream.get_final_message())
         except anthropic.APIStatusError as exc:
-            message = f"HTTP {exc.status_code}: {_status_message(exc)}"
-            raise ProviderError(self.label, message, status=exc.status_code) from exc
+            raise self._status_error(exc) from exc
         except anthropic.APIError as exc:
             raise ProviderError(self.label, exc.message) from exc
-        text = "".join(block.text for block in reply.content if block.type == "text")
-        calls = tuple(
-            ToolCall(id=block.id, name=block.name, arguments=block.input)
-            for block in reply.content
-            if block.type == "tool_use"
-        )
-        return ModelResponse(
-            text=text,
-            tool_calls=calls,
-            usage=Usage(reply.usage.input_tokens, reply.usage.output_tokens),
-            stop_reason=reply.stop_reason or "",
-        )
+
+    @traced_acompletion
+    async def acomplete(self, request: ModelRequest) -> ModelResponse:
+        """`complete` on an event loop (the async client: waiting holds no thread)."""
+        options = self._options(request)
+        try:
+            if request.on_text is None:
+                return _response(await self.async_client.messages.create(**options))
+            async with self.async_client.messages.stream(**options) as stream:
+                async for text in stream.text_stream:
+                    request.on_text(text)
+                return _response(await stream.get_final_message())
+        except anthropic.APIStatusError as exc:
+            raise self._status_error(exc) from exc
+        except anthropic.APIError as exc:
+            raise ProviderError(self.label, exc.message) from exc
+
+    def _status_error(self, exc: anthropic.APIStatusError) -> ProviderError:
+        message = f"HTTP {exc.status_code}: {_status_message(exc)}"
+        return ProviderError(self.label, message, status=exc.status_code)
+
+
+def _response(reply: Any) -> ModelResponse:
+    text = "".join(block.text for block in reply.content if block.type == "text")
+    calls = tuple(
+        ToolCall(id=block.id, name=block.name, arguments=block.input)
+        for block in reply.content
+        if block.type == "tool_use"
+    )
+    return ModelResponse(
+        text=text,
+        tool_calls=calls,
+        usage=Usage(reply.usage.input_tokens, reply.usage.output_tokens),
+        stop_reason=reply.stop_reason or "",
+    )
 
 
 def _status_message(exc: anthropic.APIStatusError) -> str:

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
-from agentplatform.sdk.telemetry import traced_completion
+from agentplatform.sdk.telemetry import traced_acompletion, traced_completion
 
 _FILLER = {"", "a", "an", "of", "to", "get", "set", "the", "do"}
 DEMO_NOTICE = "[demo model: offline, no LLM]"
@@ -64,6 +64,14 @@ class DemoModel:
 
     @traced_completion
     def complete(self, request: ModelRequest) -> ModelResponse:
+        return self._streamed(request)
+
+    @traced_acompletion
+    async def acomplete(self, request: ModelRequest) -> ModelResponse:
+        """It waits on nothing, so it answers on the loop."""
+        return self._streamed(request)
+
+    def _streamed(self, request: ModelRequest) -> ModelResponse:
         response = self._reply(request)
         if request.on_text is not None:
             for piece in re.findall(r"\S+\s*", response.text):  # word by word, like a streaming model

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import openai
 
 from agentplatform.sdk.models import ChatMessage, ModelRequest, ModelResponse, ProviderError, ToolCall, Usage
 from agentplatform.sdk.providers.base import SDKModel
-from agentplatform.sdk.telemetry import traced_completion
+from agentplatform.sdk.telemetry import traced_acompletion, traced_completion
 
 
 def _to_openai(message: ChatMessage) -> dict[str, Any]:
@@ -59,8 +59,18 @@ class OpenAIModel(SDKModel):
             api_key=self.resolved_api_key(), base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
         )
 
-    @traced_completion
-    def complete(self, request: ModelRequest) -> ModelResponse:
+    @functools.cached_property
+    def async_client(self) -> openai.AsyncOpenAI:
+        self.on_loop()
+        return openai.AsyncOpenAI(
+            api_key=self.resolved_api_key(),
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(limits=self.http_limits()),
+        )
+
+    def _body(self, request: ModelRequest) -> dict[str, Any]:
         messages: list[Any] = [{"role": "system", "content": request.instructions}] if request.instructions else []
         messages += [_to_openai(m) for m in request.messages]
         tools: Any = [
@@ -70,26 +80,57 @@ class OpenAIModel(SDKModel):
         body: dict[str, Any] = {"model": self.model, "messages": messages}
         if tools:
             body["tools"] = tools
-        try:
-            # The SDK's client (auth, retries with backoff, errors), given a body that is
-            # already plain JSON (`chat.completions.create` would re-walk every message through
-            # its type-driven transform, a cost that grows with the history) and answering
-            # plain JSON too: building the SDK's typed models for a response, or for every
-            # chunk of a stream, costs more CPU than the rest of the call.
-            if request.on_text is None:
-                completion = self.client.post("/chat/completions", body=body, cast_to=object)
-                if not isinstance(completion, dict):  # a body that is not JSON comes back as text
-                    raise ProviderError(self.label, f"The response is not a JSON object: {str(completion)[:200]}")
-                return _response(completion)
+        if request.on_text is not None:
             body.update(stream=True, stream_options={"include_usage": True})
+        return body
+
+    # The SDK's client (auth, retries with backoff, errors), given a body that is already
+    # plain JSON (`chat.completions.create` would re-walk every message through its
+    # type-driven transform, a cost that grows with the history) and answering plain JSON
+    # too: building the SDK's typed models for a response, or for every chunk of a stream,
+    # costs more CPU than the rest of the call.
+
+    @traced_completion
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        body = self._body(request)
+        try:
+            if request.on_text is None:
+                return self._answer(self.client.post("/chat/completions", body=body, cast_to=object))
             chunks = self.client.post(
                 "/chat/completions", body=body, cast_to=object, stream=True, stream_cls=openai.Stream[object]
             )
-            return _gather(chunks, request.on_text)
+            gathered = _Gathered(request.on_text)
+            for chunk in chunks:
+                gathered.add(chunk)
+            return gathered.response()
         except openai.APIStatusError as exc:
             raise ProviderError(self.label, _status_message(exc), status=exc.status_code) from exc
         except openai.APIError as exc:
             raise ProviderError(self.label, exc.message) from exc
+
+    @traced_acompletion
+    async def acomplete(self, request: ModelRequest) -> ModelResponse:
+        """`complete` on an event loop (the async client: waiting holds no thread)."""
+        body = self._body(request)
+        try:
+            if request.on_text is None:
+                return self._answer(await self.async_client.post("/chat/completions", body=body, cast_to=object))
+            chunks = await self.async_client.post(
+                "/chat/completions", body=body, cast_to=object, stream=True, stream_cls=openai.AsyncStream[object]
+            )
+            gathered = _Gathered(request.on_text)
+            async for chunk in chunks:
+                gathered.add(chunk)
+            return gathered.response()
+        except openai.APIStatusError as exc:
+            raise ProviderError(self.label, _status_message(exc), status=exc.status_code) from exc
+        except openai.APIError as exc:
+            raise ProviderError(self.label, exc.message) from exc
+
+    def _answer(self, completion: Any) -> ModelResponse:
+        if not isinstance(completion, dict):  # a body that is not JSON comes back as text
+            raise ProviderError(self.label, f"The response is not a JSON object: {str(completion)[:200]}")
+        return _response(completion)
 
 
 def _response(completion: dict[str, Any]) -> ModelResponse:
@@ -113,35 +154,41 @@ def _usage(usage: Any) -> Usage:
     return Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0) if usage else Usage()
 
 
-def _gather(chunks: Iterable[Any], on_text: Callable[[str], None]) -> ModelResponse:
+class _Gathered:
     """One response from a stream of chunks (their JSON), passing on the text as it comes."""
-    text: list[str] = []
-    calls: dict[int, dict[str, Any]] = {}
-    usage, finish = Usage(), ""
-    for chunk in chunks:
+
+    def __init__(self, on_text: Callable[[str], None]) -> None:
+        self.on_text = on_text
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.usage, self.finish = Usage(), ""
+
+    def add(self, chunk: Any) -> None:
         if chunk.get("usage"):
-            usage = _usage(chunk["usage"])
+            self.usage = _usage(chunk["usage"])
         for choice in (chunk.get("choices") or ())[:1]:
             delta = choice.get("delta") or {}
             if delta.get("content"):
-                text.append(delta["content"])
-                on_text(delta["content"])
+                self.text.append(delta["content"])
+                self.on_text(delta["content"])
             for part in delta.get("tool_calls") or ():
-                call = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": []})
+                call = self.calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": []})
                 call["id"] = part.get("id") or call["id"]
                 function = part.get("function") or {}
                 call["name"] += function.get("name") or ""
                 call["arguments"].append(function.get("arguments") or "")
-            finish = choice.get("finish_reason") or finish
-    return ModelResponse(
-        text="".join(text),
-        tool_calls=tuple(
-            ToolCall(id=c["id"], name=c["name"], arguments=_parse_arguments("".join(c["arguments"])))
-            for _, c in sorted(calls.items())
-        ),
-        usage=usage,
-        stop_reason=finish,
-    )
+            self.finish = choice.get("finish_reason") or self.finish
+
+    def response(self) -> ModelResponse:
+        return ModelResponse(
+            text="".join(self.text),
+            tool_calls=tuple(
+                ToolCall(id=c["id"], name=c["name"], arguments=_parse_arguments("".join(c["arguments"])))
+                for _, c in sorted(self.calls.items())
+            ),
+            usage=self.usage,
+            stop_reason=self.finish,
+        )
 
 
 def _status_message(exc: openai.APIStatusError) -> str:

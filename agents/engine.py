@@ -1,0 +1,246 @@
+"""Where a run's steps execute: on an event loop, with sync work in bounded thread pools.
+
+A run spends almost all its life waiting on its model, its tools or its context sources.
+Its turn is a coroutine, so that waiting holds no thread and no database connection; the
+sync work it does (database steps, sync tools, sync `run()` overrides) goes to pools whose
+sizes bound the threads and connections a process uses, whatever the number of runs.
+
+Two runtimes execute the same coroutine:
+
+- `Engine` (a Celery worker process): one event loop in a thread of its own carries up to
+  `RUN_CONCURRENCY` runs at once. A Celery task claims nothing itself: it waits for a free
+  slot (the back-pressure that keeps the broker holding what the process cannot carry) and
+  hands the run over. Database steps run on a pool sized like the connection pool, each
+  giving its connection back; one heartbeat renews the leases of every run in flight.
+- `Inline`: the calling thread executes the run to its end, doing the database steps
+  itself (on its own connection, inside its transaction if it has one), for scripts and
+  tests that have a thread to give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import close_old_connections, connections
+
+from agentplatform import notify
+from agentplatform.conf import platform_settings
+from agents.services import leases
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Runtime(Protocol):
+    """What a run's coroutine needs from the process that executes it."""
+
+    lasting: bool  # its event loop outlives the run (clients bound to a loop may be kept)
+
+    async def db(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a database step (a sync function) where this runtime keeps its connections."""
+        ...
+
+    async def blocking(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run sync user code (a tool, a provider without `acomplete`) in a bounded pool."""
+        ...
+
+    async def turn(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a sync `run()` override: its own pool, so that its tools always find a thread."""
+        ...
+
+    def holding_lease(self, run_id: UUID) -> contextlib.AbstractAsyncContextManager[None]:
+        """The run's lease is renewed while the block runs."""
+        ...
+
+    async def flag_raised(self, name: str) -> bool: ...
+
+
+def _closing(function: Callable[..., T]) -> Callable[..., T]:
+    """`function`, after which the thread gives back what it used (a pooled connection
+    returns to the pool, so a run waiting on its model holds none)."""
+
+    @functools.wraps(function)
+    def call(*args: Any) -> T:
+        try:
+            return function(*args)
+        finally:
+            close_old_connections()
+
+    return call
+
+
+def _releasing(function: Callable[..., T]) -> Callable[..., T]:
+    """User code that may have used the ORM: its thread keeps no connection afterwards."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return call
+
+
+class Inline:
+    """Executes one run in the calling thread, which does the database steps itself."""
+
+    lasting = False  # a loop per run
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inline-run")
+
+    async def db(self, function: Callable[..., T], *args: Any) -> T:
+        # Back on the thread that called `run` (asgiref's thread-sensitive mode).
+        return await sync_to_async(function, thread_sensitive=True)(*args)
+
+    async def blocking(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await sync_to_async(_releasing(function), thread_sensitive=False, executor=self._pool)(*args, **kwargs)
+
+    async def turn(self, function: Callable[..., T], *args: Any) -> T:
+        return await self.blocking(function, *args)
+
+    @contextlib.asynccontextmanager
+    async def holding_lease(self, run_id: UUID) -> AsyncIterator[None]:
+        renewal = asyncio.create_task(self._renew(run_id))
+        try:
+            yield
+        finally:
+            renewal.cancel()
+
+    async def _renew(self, run_id: UUID) -> None:
+        while True:
+            await asyncio.sleep(platform_settings().RUN_LEASE_SECONDS / 3)
+            await self.db(leases.renew, [run_id])
+
+    async def flag_raised(self, name: str) -> bool:
+        return await self.db(notify.flag_raised, name)
+
+    def run(self, work: Callable[[Inline], Coroutine[Any, Any, T]]) -> T:
+        try:
+            return async_to_sync(work)(self)
+        finally:
+            self._pool.shutdown(wait=False)
+
+
+class Engine:
+    """The worker process's event loop and pools (see the module's docstring)."""
+
+    lasting = True
+
+    def __init__(self, *, concurrency: int, db_threads: int, sync_threads: int) -> None:
+        self.concurrency = concurrency
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._db = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="run-db")
+        self._tools = ThreadPoolExecutor(max_workers=sync_threads, thread_name_prefix="run-sync")
+        self._turns = ThreadPoolExecutor(max_workers=sync_threads, thread_name_prefix="run-turn")
+        self._leased: set[UUID] = set()
+        self._running = 0
+        self._idle = threading.Condition()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name="run-engine", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.create_task(self._heartbeat())
+        self.loop.run_forever()
+
+    # -- handing runs over (called from Celery's threads) --
+
+    def submit(self, work: Callable[[Engine], Coroutine[Any, Any, Any]], *, wait: float | None = None) -> bool:
+        """Start `work` on the loop once a slot is free; False if none freed within `wait` s."""
+        if not self._slots.acquire(timeout=wait if wait is not None else -1):
+            return False
+        with self._idle:
+            self._running += 1
+        future = asyncio.run_coroutine_threadsafe(self._carry(work), self.loop)
+        future.add_done_callback(self._done)
+        return True
+
+    def run(self, work: Callable[[Engine], Coroutine[Any, Any, T]]) -> T:
+        """Execute `work` on the loop and wait for its result (a slot is taken meanwhile)."""
+        with self._slots:
+            return asyncio.run_coroutine_threadsafe(work(self), self.loop).result()
+
+    async def _carry(self, work: Callable[[Engine], Coroutine[Any, Any, Any]]) -> None:
+        try:
+            await work(self)
+        except Exception:  # a bug in a run's execution must not end the loop's other runs
+            logger.exception("a run's execution failed")
+
+    def _done(self, _: Any) -> None:
+        self._slots.release()
+        with self._idle:
+            self._running -= 1
+            self._idle.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        return self._running
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no run is in flight (a worker shutting down lets its runs finish)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    # -- the Runtime protocol (on the loop) --
+
+    async def db(self, function: Callable[..., T], *args: Any) -> T:
+        return await sync_to_async(_closing(function), thread_sensitive=False, executor=self._db)(*args)
+
+    async def blocking(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await sync_to_async(_releasing(function), thread_sensitive=False, executor=self._tools)(*args, **kwargs)
+
+    async def turn(self, function: Callable[..., T], *args: Any) -> T:
+        return await sync_to_async(_releasing(function), thread_sensitive=False, executor=self._turns)(*args)
+
+    @contextlib.asynccontextmanager
+    async def holding_lease(self, run_id: UUID) -> AsyncIterator[None]:
+        self._leased.add(run_id)
+        try:
+            yield
+        finally:
+            self._leased.discard(run_id)
+
+    async def _heartbeat(self) -> None:
+        """Every third of a lease, one UPDATE renews the leases of all runs in flight."""
+        while True:
+            await asyncio.sleep(platform_settings().RUN_LEASE_SECONDS / 3)
+            if self._leased:
+                try:
+                    await self.db(leases.renew, list(self._leased))
+                except Exception:  # the database is away: try again at the next beat
+                    logger.exception("renewing %d leases failed", len(self._leased))
+
+    async def flag_raised(self, name: str) -> bool:
+        return await notify.aflag_raised(name)
+
+
+def started_engine() -> Engine | None:
+    """This process's engine if it has one (a process that never ran a run has none)."""
+    return engine() if engine.cache_info().currsize else None
+
+
+@functools.cache
+def engine() -> Engine:
+    """This process's engine, started on first use (after any fork: never at import)."""
+    conf = platform_settings()
+    return Engine(concurrency=conf.RUN_CONCURRENCY, db_threads=conf.RUN_DB_THREADS, sync_threads=conf.RUN_SYNC_THREADS)
