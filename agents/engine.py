@@ -221,14 +221,19 @@ class Engine:
             self._leased.discard(run_id)
 
     async def _heartbeat(self) -> None:
-        """Every third of a lease, one UPDATE renews the leases of all runs in flight."""
+        """Every third of a lease, one UPDATE renews the leases of all runs in flight (the
+        length is read at each tick of at most a second, so a new setting applies at once)."""
+        renewed = time.monotonic()
         while True:
-            await asyncio.sleep(platform_settings().RUN_LEASE_SECONDS / 3)
-            if self._leased:
-                try:
-                    await self.db(leases.renew, list(self._leased))
-                except Exception:  # the database is away: try again at the next beat
-                    logger.exception("renewing %d leases failed", len(self._leased))
+            interval = platform_settings().RUN_LEASE_SECONDS / 3
+            await asyncio.sleep(min(interval, 1.0))
+            if not self._leased or time.monotonic() - renewed < interval:
+                continue
+            renewed = time.monotonic()
+            try:
+                await self.db(leases.renew, list(self._leased))
+            except Exception:  # the database is away: try again at the next beat
+                logger.exception("renewing %d leases failed", len(self._leased))
 
     async def flag_raised(self, name: str) -> bool:
         return await notify.aflag_raised(name)

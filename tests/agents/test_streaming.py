@@ -15,7 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def every_chunk(settings):
-    """Store each chunk as its own event (by default, chunks within DELTA_INTERVAL are joined)."""
+    """Store each chunk as soon as it comes (by default, chunks within DELTA_INTERVAL are joined;
+    chunks that arrive while the one before is being written are always joined)."""
     settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "DELTA_INTERVAL": 0.0}
 
 
@@ -36,7 +37,7 @@ def test_the_answer_arrives_in_deltas_before_the_completed_message(api, llm, eve
     deltas = [data["text"] for kind, data in events if kind == "message.delta"]
     assert kinds[:3] == ["run.started", "tool.call.started", "tool.call.completed"]
     assert kinds[3:] == ["message.delta"] * len(deltas) + ["message.completed", "run.completed"]
-    assert len(deltas) == 3  # the fake server sends the text in three chunks
+    assert 1 <= len(deltas) <= 3  # the fake server sends the text in three chunks (some may be joined)
     assert "".join(deltas) == run["output"] == "The sum is 42, as computed."
     # the tool call's arguments, streamed in pieces too, were put back together
     assert events[1][1]["arguments"] == {"a": 20, "b": 22}
@@ -86,4 +87,6 @@ def test_a_stream_mode_request_carries_the_deltas(api, llm, every_chunk):
     body = asyncio.run(post())
 
     kinds = [line.removeprefix("event: ") for line in body.splitlines() if line.startswith("event: ")]
-    assert kinds == ["run.started", *["message.delta"] * 3, "message.completed", "run.completed"]
+    deltas = kinds.count("message.delta")
+    assert 1 <= deltas <= 3
+    assert kinds == ["run.started", *["message.delta"] * deltas, "message.completed", "run.completed"]

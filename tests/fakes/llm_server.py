@@ -240,6 +240,7 @@ def anthropic_error(status: int, message: str) -> JSON:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # hundreds of runs connect at once in the capacity tests
     block_on_close = False
     fake: FakeLLMServer
 

@@ -1,0 +1,126 @@
+"""A worker process carries many runs at once: waiting on a model holds no thread, and a
+worker stopping with SIGTERM lets the runs it carries finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.db import connection
+
+from agentplatform.celery import TaskName
+from agents.models import Agent, Run, RunStatus, Session
+from tests.fakes.llm_server import Delay, FakeLLMServer, Text
+from tests.infra import database_url, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+MODEL_SECONDS = 2.0
+
+
+@pytest.fixture
+def slow_model(llm: FakeLLMServer) -> Iterator[FakeLLMServer]:
+    """Every model call answers after MODEL_SECONDS, as a real model takes seconds."""
+    llm.responder = lambda request: Delay(MODEL_SECONDS, Text("done"))
+    yield llm
+    llm.responder = None
+
+
+def _worker(tmp_path: Path, broker: str, **env: str) -> subprocess.Popen[bytes]:
+    """A worker process as `up` starts one, on a broker of its own (the in-process worker
+    of the other tests cannot take its tasks)."""
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": broker,
+        "PYTHONPATH": str(ROOT),
+        **env,
+    }
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "agentplatform.celery:app", "worker", "-Q", "runs",
+             "--pool", "threads", "--concurrency", "4", "--without-gossip", "--without-mingle", "-l", "INFO"],
+            cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wait_until(lambda: "ready." in log.read_text() or process.poll() is not None, timeout=60)
+    assert process.poll() is None, log.read_text()
+    return process
+
+
+def _queued_runs(owner, count: int) -> list[Run]:
+    agent = Agent.objects.get(name="oai")
+    sessions = Session.objects.bulk_create([Session(owner=owner, agent=agent) for _ in range(count)])
+    return Run.objects.bulk_create(
+        [Run(session=s, agent=agent, owner=owner, status=RunStatus.QUEUED, input="hello") for s in sessions]
+    )
+
+
+def _threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+def _send(broker: str, runs: list[Run]) -> None:
+    with Celery(broker=broker) as sender:
+        for run in runs:
+            sender.send_task(TaskName.EXECUTE_RUN, args=[str(run.pk)], queue="runs")
+
+
+@pytest.fixture
+def broker() -> str:
+    return os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/2"
+
+
+def test_one_worker_carries_300_runs_waiting_on_their_model_with_a_bounded_number_of_threads(
+    alice, slow_model, broker, tmp_path, started
+):
+    # Given a worker process allowed 300 runs at once, and 300 queued runs whose model takes seconds
+    worker = _worker(tmp_path, broker, AGENTPLATFORM_RUN_CONCURRENCY="300")
+    started.append(worker)
+    idle_threads = _threads(worker.pid)
+    runs = _queued_runs(alice, 300)
+
+    # When they are all handed to it
+    _send(broker, runs)
+    most_running, most_threads = 0, 0
+    deadline = time.monotonic() + 120
+    while Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
+        assert time.monotonic() < deadline, "the runs did not finish within two minutes"
+        most_running = max(most_running, Run.objects.filter(status=RunStatus.RUNNING).count())
+        most_threads = max(most_threads, _threads(worker.pid))
+        time.sleep(0.1)
+
+    # Then every run completed; most of them waited on the model at the same time, and the
+    # worker did so with a few dozen threads (its pools), not one per run
+    assert Run.objects.filter(status=RunStatus.COMPLETED).count() == 300
+    assert most_running >= 200, f"at most {most_running} runs were in flight at once"
+    assert most_threads - idle_threads <= 50, f"{idle_threads} threads idle, {most_threads} with 300 runs"
+    worker.terminate()
+    assert worker.wait(timeout=60) == 0
+
+
+def test_a_worker_stopped_with_sigterm_lets_the_runs_it_carries_finish(alice, slow_model, broker, tmp_path, started):
+    # Given a worker carrying five runs, each waiting on its model
+    worker = _worker(tmp_path, broker)
+    started.append(worker)
+    runs = _queued_runs(alice, 5)
+    _send(broker, runs)
+    wait_until(lambda: Run.objects.filter(status=RunStatus.RUNNING).count() == 5, timeout=30)
+
+    # When it is told to stop
+    worker.send_signal(signal.SIGTERM)
+
+    # Then it exits cleanly once they have finished: none is lost or left running
+    assert worker.wait(timeout=60) == 0
+    statuses = set(Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("status", flat=True))
+    assert statuses == {RunStatus.COMPLETED}
