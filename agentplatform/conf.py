@@ -28,6 +28,10 @@ class PlatformSettings:
     RUN_SYNC_THREADS: int = 32  # a worker's threads for sync tools and sync providers (as many for sync run())
     RUN_SLOT_WAIT: float = 5.0  # a task waits this long for a free slot, then goes back to the broker
     WORKER_DRAIN_SECONDS: float = 30.0  # a stopping worker lets its runs finish for this long
+    WEB_THREADS: int = 10  # a web process's threads for requests' sync work (keep <= the connection pool)
+    MAX_WAITERS: int = 10_000  # requests one web process holds waiting for runs; past it, 202 at once
+    MAX_QUEUED_RUNS: int = 10_000  # queued runs in the deployment; past it, new runs get 503
+    MAX_QUEUED_RUNS_PER_KEY: int = 1_000  # queued runs of one API key; past it, its new runs get 503
     API_DOCS_PUBLIC: bool = False
     STREAM_DELTAS: bool = True
     DELTA_INTERVAL: float = 0.1

@@ -45,3 +45,13 @@ class PayloadTooLarge(PlatformError):
     status = 413
     code = "payload_too_large"
     default_message = "The request is too large."
+
+
+class Unavailable(PlatformError):
+    """The platform cannot take this now (overload, a dependency away): nothing was written.
+    Answered 503 with `Retry-After`."""
+
+    status = 503
+    code = "unavailable"
+    default_message = "The service cannot take this request now; try again shortly."
+    retry_after: int = 5

@@ -1,28 +1,85 @@
-"""Django's ASGI handler, with the middleware chain and the views run in one thread per request.
+"""Django's ASGI handler, shaped for requests that wait.
 
-Django's own handler runs the middleware chain in async mode. Our middleware (Django's,
-WhiteNoise, django-otp, OpenTelemetry's) and views are synchronous, so each of their hooks
-then costs a hop between the event loop and a thread: about fifteen per API request. Here
-the chain is loaded in sync mode, as under WSGI, and the whole request crosses to its
-thread once (Django's per-request thread, the same one its `request_started` receivers use).
+The middleware chain and the views are synchronous (Django's middleware, WhiteNoise,
+django-otp, OpenTelemetry's, DRF). Loaded in async mode, each of their hooks would cost a
+hop between the event loop and a thread: about fifteen per API request. Here the chain is
+loaded in sync mode, as under WSGI, and the whole request crosses to a thread once.
+
+That thread comes from the process's bounded pool (`agentplatform.pools.web_pool`), not
+from one thread per request as Django's handler gives: a request holds a thread only
+while it does sync work. A view that must wait (for a run to finish) returns a `Deferred`
+response; the handler awaits it on the event loop, where waiting holds no thread and no
+connection, and sends the response it resolves to.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from typing import IO, Any
+
 import django
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+
+from agentplatform.pools import web_pool
+
+DEFERRABLE = "agentplatform.deferrable"  # in request.META: the handler resolves `Deferred` responses
 
 
-class SyncChainASGIHandler(ASGIHandler):
+class Deferred(HttpResponse):
+    """A response that is not known yet: `resolve` (a coroutine) fills in its status and body
+    on the event loop. Headers the middleware set on it are kept."""
+
+    def __init__(self, resolve: Callable[[], Awaitable[HttpResponse]]) -> None:
+        super().__init__(status=202, content_type="application/json")
+        self._resolve = resolve
+
+    async def resolve(self) -> None:
+        final = await self._resolve()
+        self.status_code = final.status_code
+        self.content = final.content
+        for header, value in final.items():
+            self[header] = value
+        self["Content-Length"] = str(len(self.content))
+
+
+class PlatformASGIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
-        """Django calls this with is_async=True; the chain is loaded in sync mode regardless."""
+        """Django calls this with is_async=True; the chain is loaded in sync mode regardless,
+        and runs on the web pool."""
         super().load_middleware(is_async=False)
         chain = self._middleware_chain  # type: ignore[has-type]  # django-stubs leave it untyped
-        self._middleware_chain = sync_to_async(chain, thread_sensitive=True)
+        self._middleware_chain = web_pool().bind(chain)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Django's handler opens a ThreadSensitiveContext here, which gives each request a
+        # thread of its own for its whole life; the chain runs on the bounded pool instead.
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        await self.handle(scope, receive, send)
+
+    def create_request(
+        self, scope: Mapping[str, Any], body_file: IO[bytes]
+    ) -> tuple[ASGIRequest, None] | tuple[None, HttpResponseBase]:
+        created = super().create_request(scope, body_file)
+        if created[0] is not None:
+            created[0].META[DEFERRABLE] = True
+        return created
+
+    async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
+        response = await super().run_get_response(request)
+        if isinstance(response, Deferred):
+            await response.resolve()
+        return response
 
 
-def get_asgi_application() -> SyncChainASGIHandler:
+def deferrable(request: Any) -> bool:
+    """Whether this request is served by the handler above (not by WSGI or a test client)."""
+    return bool(request.META.get(DEFERRABLE))
+
+
+def get_asgi_application() -> PlatformASGIHandler:
     """The handler, once Django is set up (as `django.core.asgi.get_asgi_application`)."""
     django.setup(set_prefix=False)
-    return SyncChainASGIHandler()
+    return PlatformASGIHandler()

@@ -1,15 +1,22 @@
 """Completion signals between processes, through Redis: a worker says a run is done, and
-the web request that waits for it wakes up at once (no polling)."""
+the web request that waits for it wakes up at once (no polling).
+
+On an event loop, `completions()` is the process's one subscription: a single Redis
+connection receives every completion and wakes the requests waiting for it, however many.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 ASYNC_CONNECTIONS = 16  # per event loop: commands are short, so few connections serve many runs
 SIGNAL_TTL_SECONDS = 300  # a signal outlives a waiter that has not started waiting yet
@@ -75,3 +82,79 @@ def wait_done(name: str, timeout: float) -> bool:
         return False
     finally:
         pubsub.close()
+
+
+class Completions:
+    """Waiters for `signal_done` names on one event loop, served by one subscription."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._waiting: dict[str, set[asyncio.Future[None]]] = {}
+        self._subscribed = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(futures) for futures in self._waiting.values())
+
+    async def wait(self, name: str, timeout: float) -> bool:
+        """True once `signal_done(name)` has been called, before or during the wait; False
+        at the timeout. Raises redis.RedisError when Redis cannot be reached."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+        deadline = time.monotonic() + timeout
+        async with asyncio.timeout(min(timeout, 5.0)):  # a Redis that does not answer is an error
+            await self._subscribed.wait()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(name, set()).add(future)
+        try:
+            if await _async_client(self._url, asyncio.get_running_loop()).exists(_key(name)):
+                return True
+            await asyncio.wait_for(future, max(0.0, deadline - time.monotonic()))
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            futures = self._waiting.get(name, set())
+            futures.discard(future)
+            if not futures:
+                self._waiting.pop(name, None)
+
+    async def _listen(self) -> None:
+        """Subscribed to every completion; on a lost connection, subscribe again and look
+        for the names that completed meanwhile."""
+        prefix = _key("")
+        while True:
+            try:
+                client = aioredis.Redis.from_url(self._url, socket_connect_timeout=5, health_check_interval=30)
+                async with client, client.pubsub() as pubsub:
+                    await pubsub.psubscribe(f"{prefix}*")
+                    self._subscribed.set()
+                    await self._recheck(client)
+                    async for message in pubsub.listen():
+                        if message["type"] == "pmessage":
+                            self._wake(message["channel"].decode().removeprefix(prefix))
+            except (redis.RedisError, OSError):
+                self._subscribed.clear()
+                logger.warning("the completion subscription was lost; subscribing again", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def _recheck(self, client: aioredis.Redis) -> None:
+        for name in list(self._waiting):
+            if await client.exists(_key(name)):
+                self._wake(name)
+
+    def _wake(self, name: str) -> None:
+        for future in self._waiting.get(name, ()):
+            if not future.done():
+                future.set_result(None)
+
+
+@functools.cache
+def _completions(url: str, loop: asyncio.AbstractEventLoop) -> Completions:
+    return Completions(url)
+
+
+def completions() -> Completions:
+    """The running event loop's completion waiters (one subscription per loop)."""
+    return _completions(settings.REDIS_URL, asyncio.get_running_loop())

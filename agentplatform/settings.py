@@ -189,6 +189,10 @@ AGENTPLATFORM = {
     "RUN_SYNC_THREADS": env_int("AGENTPLATFORM_RUN_SYNC_THREADS", 32, minimum=1),
     "RUN_SLOT_WAIT": env_float("AGENTPLATFORM_RUN_SLOT_WAIT", 5.0, minimum=0.0),
     "WORKER_DRAIN_SECONDS": env_float("AGENTPLATFORM_WORKER_DRAIN_SECONDS", 30.0, minimum=0.0),
+    "WEB_THREADS": env_int("AGENTPLATFORM_WEB_THREADS", 10, minimum=1),
+    "MAX_WAITERS": env_int("AGENTPLATFORM_MAX_WAITERS", 10_000, minimum=0),
+    "MAX_QUEUED_RUNS": env_int("AGENTPLATFORM_MAX_QUEUED_RUNS", 10_000, minimum=1),
+    "MAX_QUEUED_RUNS_PER_KEY": env_int("AGENTPLATFORM_MAX_QUEUED_RUNS_PER_KEY", 1_000, minimum=1),
     "API_DOCS_PUBLIC": env_bool("AGENTPLATFORM_API_DOCS_PUBLIC", False),
     # Stream the model's answer as message.delta events, stored at most every DELTA_INTERVAL s.
     "STREAM_DELTAS": env_bool("AGENTPLATFORM_STREAM_DELTAS", True),

@@ -26,15 +26,14 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import close_old_connections, connections
 
 from agentplatform import notify
 from agentplatform.conf import platform_settings
+from agentplatform.pools import Pool, releasing
 from agents.services import leases
 
 logger = logging.getLogger(__name__)
@@ -66,47 +65,20 @@ class Runtime(Protocol):
     async def flag_raised(self, name: str) -> bool: ...
 
 
-def _closing(function: Callable[..., T]) -> Callable[..., T]:
-    """`function`, after which the thread gives back what it used (a pooled connection
-    returns to the pool, so a run waiting on its model holds none)."""
-
-    @functools.wraps(function)
-    def call(*args: Any) -> T:
-        try:
-            return function(*args)
-        finally:
-            close_old_connections()
-
-    return call
-
-
-def _releasing(function: Callable[..., T]) -> Callable[..., T]:
-    """User code that may have used the ORM: its thread keeps no connection afterwards."""
-
-    @functools.wraps(function)
-    def call(*args: Any, **kwargs: Any) -> T:
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return call
-
-
 class Inline:
     """Executes one run in the calling thread, which does the database steps itself."""
 
     lasting = False  # a loop per run
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inline-run")
+        self._pool = Pool(4, "inline-run", wrap=releasing)
 
     async def db(self, function: Callable[..., T], *args: Any) -> T:
         # Back on the thread that called `run` (asgiref's thread-sensitive mode).
         return await sync_to_async(function, thread_sensitive=True)(*args)
 
     async def blocking(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await sync_to_async(_releasing(function), thread_sensitive=False, executor=self._pool)(*args, **kwargs)
+        return await self._pool.run(function, *args, **kwargs)
 
     async def turn(self, function: Callable[..., T], *args: Any) -> T:
         return await self.blocking(function, *args)
@@ -131,7 +103,7 @@ class Inline:
         try:
             return async_to_sync(work)(self)
         finally:
-            self._pool.shutdown(wait=False)
+            self._pool.shutdown()
 
 
 class Engine:
@@ -142,9 +114,9 @@ class Engine:
     def __init__(self, *, concurrency: int, db_threads: int, sync_threads: int) -> None:
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._db = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="run-db")
-        self._tools = ThreadPoolExecutor(max_workers=sync_threads, thread_name_prefix="run-sync")
-        self._turns = ThreadPoolExecutor(max_workers=sync_threads, thread_name_prefix="run-turn")
+        self._db = Pool(db_threads, "run-db")
+        self._tools = Pool(sync_threads, "run-sync", wrap=releasing)
+        self._turns = Pool(sync_threads, "run-turn", wrap=releasing)
         self._leased: set[UUID] = set()
         self._running = 0
         self._idle = threading.Condition()
@@ -204,13 +176,13 @@ class Engine:
     # -- the Runtime protocol (on the loop) --
 
     async def db(self, function: Callable[..., T], *args: Any) -> T:
-        return await sync_to_async(_closing(function), thread_sensitive=False, executor=self._db)(*args)
+        return await self._db.run(function, *args)
 
     async def blocking(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await sync_to_async(_releasing(function), thread_sensitive=False, executor=self._tools)(*args, **kwargs)
+        return await self._tools.run(function, *args, **kwargs)
 
     async def turn(self, function: Callable[..., T], *args: Any) -> T:
-        return await sync_to_async(_releasing(function), thread_sensitive=False, executor=self._turns)(*args)
+        return await self._turns.run(function, *args)
 
     @contextlib.asynccontextmanager
     async def holding_lease(self, run_id: UUID) -> AsyncIterator[None]:

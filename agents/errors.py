@@ -1,6 +1,6 @@
 """The agents app's typed errors (mapped to HTTP by agentplatform.api.errors)."""
 
-from agentplatform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PlatformError
+from agentplatform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PlatformError, Unavailable
 
 
 class AgentNotFound(NotFound):
@@ -83,3 +83,8 @@ class InvalidSchedule(InvalidInput):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}", details={"field": field})
+
+
+class Overloaded(Unavailable):
+    code = "overloaded"
+    default_message = "Too many runs are waiting for a worker; try again shortly."

@@ -124,7 +124,7 @@ def _decide(request: ApprovalRequest, decider: Decider, status: str, changes: di
         for hook in run_hooks.decided:
             hook(request)
         webhooks.emit_approvals(WebhookEvent.APPROVAL_DECIDED, [request])
-        transaction.on_commit(lambda: spans.approval_waited(request))
+        transaction.on_commit(lambda: spans.approval_waited(request), robust=True)
     return request
 
 
@@ -141,7 +141,7 @@ def expire_due(batch: int = 100) -> int:
                 for hook in run_hooks.expired:
                     hook(request)
                 webhooks.emit_approvals(WebhookEvent.APPROVAL_EXPIRED, [request])
-                transaction.on_commit(functools.partial(spans.approval_waited, request))
+                transaction.on_commit(functools.partial(spans.approval_waited, request), robust=True)
                 expired += 1
     return expired
 

@@ -174,7 +174,7 @@ def _write(event_type: WebhookEvent, endpoints: list[WebhookEndpoint], data: dic
         for pk in ids:
             _send(pk, AttemptTrigger.AUTOMATIC)
 
-    transaction.on_commit(send_all)
+    transaction.on_commit(send_all, robust=True)
     return rows
 
 
@@ -205,7 +205,7 @@ def resend(delivery: WebhookDelivery) -> WebhookDelivery:
     """One more attempt now (on the webhooks queue), whatever the delivery's status."""
     if not delivery.endpoint.enabled:
         raise WebhookDisabled("The endpoint is disabled: enable it to resend.")
-    transaction.on_commit(lambda: _send(str(delivery.pk), AttemptTrigger.RESEND))
+    transaction.on_commit(lambda: _send(str(delivery.pk), AttemptTrigger.RESEND), robust=True)
     return delivery
 
 
@@ -326,7 +326,7 @@ def _record(delivery: WebhookDelivery, trigger: str, started_at: datetime, outco
         else:
             fields["next_attempt_at"] = timezone.now() + timedelta(seconds=retry_in)
             pk = str(delivery.pk)
-            transaction.on_commit(lambda: _send(pk, AttemptTrigger.AUTOMATIC, countdown=retry_in))
+            transaction.on_commit(lambda: _send(pk, AttemptTrigger.AUTOMATIC, countdown=retry_in), robust=True)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
     for name, value in fields.items():
         setattr(delivery, name, value)

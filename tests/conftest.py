@@ -23,7 +23,7 @@ from agentplatform.celery import Queue, app
 from agents.engine import started_engine
 from tests import sample_agents as test_agents
 from tests.factories import create_api_key, create_user
-from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.llm_server import Delay, FakeLLMServer, Text
 from tests.infra import database_url, free_port, stop, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +63,7 @@ def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[Non
 class Daphne:
     url: str  # ws://host:port
     log: Path  # its output and access log
+    pid: int
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +94,7 @@ def serving_daphne(log: Path, **settings: str) -> Iterator[Daphne]:
     try:
         wait_until(lambda: _listening(port) or process.poll() is not None, timeout=60)
         assert process.poll() is None, log.read_text()
-        yield Daphne(f"ws://127.0.0.1:{port}", log)
+        yield Daphne(f"ws://127.0.0.1:{port}", log, process.pid)
     finally:
         stop(process)
 
@@ -179,6 +180,17 @@ def _worker_idle() -> bool:
     running = started_engine()
     in_flight = running.in_flight if running is not None else 0
     return not worker_state.active_requests and not worker_state.reserved_requests and queued == 0 and not in_flight
+
+
+MODEL_SECONDS = 2.0
+
+
+@pytest.fixture
+def slow_model(llm: FakeLLMServer) -> Iterator[FakeLLMServer]:
+    """Every model call answers after MODEL_SECONDS, as a real model takes seconds."""
+    llm.responder = lambda request: Delay(MODEL_SECONDS, Text("done"))
+    yield llm
+    llm.responder = None
 
 
 @pytest.fixture

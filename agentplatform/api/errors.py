@@ -7,10 +7,13 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from psycopg_pool import PoolTimeout
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from agentplatform.errors import PlatformError
+from agentplatform.errors import PlatformError, Unavailable
 
 _DRF_CODES: dict[type[drf.APIException], str] = {
     drf.ParseError: "malformed_json",
@@ -49,8 +52,9 @@ def _from_drf(exc: drf.APIException) -> tuple[str, str, Any]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    exc = _unavailable(exc) or exc  # a database pool exhausted, Redis away: try again
     if isinstance(exc, PlatformError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        return platform_response(exc)
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("payload_too_large", "The request body is too large."), status=413)
     if isinstance(exc, Http404):
@@ -67,6 +71,31 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if wait is not None:
         headers["Retry-After"] = str(int(wait))
     return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
+
+
+def platform_response(exc: PlatformError) -> Response:
+    retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else {}
+    return Response(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=retry)
+
+
+def _unavailable(exc: Exception) -> Unavailable | None:
+    """What a request path raises when a service it needs is saturated or away (not a bug)."""
+    if isinstance(exc, PoolTimeout) or isinstance(exc.__cause__, PoolTimeout):  # Django wraps it
+        return DatabaseBusy(details={"dependency": "database"})
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return BrokerUnavailable(details={"dependency": "redis"})
+    return None
+
+
+class DatabaseBusy(Unavailable):
+    code = "database_busy"
+    default_message = "Every database connection is in use; try again shortly."
+    retry_after = 2
+
+
+class BrokerUnavailable(Unavailable):
+    code = "redis_unavailable"
+    default_message = "Redis (the broker and event bus) cannot be reached; try again shortly."
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

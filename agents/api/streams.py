@@ -14,11 +14,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
 
 from agentplatform.api.sse import HEARTBEAT
+from agentplatform.pools import web_pool
 from agents import events, selectors
 from agents.models import ACTIVE_RUN_STATUSES
 
@@ -56,16 +55,13 @@ class Cursor:
 
 
 def _closing(function: Any) -> Any:
-    """`function` off the event loop, closing the connection after: a long-lived stream holds
-    no database connection while it waits."""
+    """`function` off the event loop, on the web pool, giving its connection back after: a
+    long-lived stream holds no thread and no database connection while it waits."""
 
-    def call(*args: Any) -> Any:
-        try:
-            return function(*args)
-        finally:
-            connection.close()
+    async def call(*args: Any) -> Any:
+        return await web_pool().run(function, *args)
 
-    return sync_to_async(call)
+    return call
 
 
 def _stored_run(run_id: UUID, after: int) -> tuple[list[EventPayload], bool]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.db import connection
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -18,6 +19,8 @@ from agentplatform.api.base import CallerAPIView, Cursor, ErrorSerializer
 from agentplatform.api.sse import EventStreamRenderer, event_stream_response
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
+from agentplatform.handlers import Deferred, deferrable
+from agentplatform.pools import web_pool
 from agents import selectors, services
 from agents.api.serializers import (
     AgentSerializer,
@@ -82,7 +85,7 @@ class AgentRunsView(CallerAPIView):
             "answers 202 at once; `stream: true` answers with the run's events as Server-Sent Events."
         ),
     )
-    def post(self, request: Request, agent: str) -> Response | StreamingHttpResponse:
+    def post(self, request: Request, agent: str) -> HttpResponse | StreamingHttpResponse:
         body = RunCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         options = dict(body.validated_data)
@@ -100,10 +103,25 @@ class AgentRunsView(CallerAPIView):
             return event_stream_response(follow_run(run.pk, run.session_id, 0))
         if background:
             return _run_response(run, [], accepted=True)
-        return _run_response(*services.wait_for_run(run, platform_settings().RUN_WAIT_SECONDS))
+        timeout = platform_settings().RUN_WAIT_SECONDS
+        if deferrable(request):  # the wait is on the event loop, holding no thread
+            return Deferred(functools.partial(_finished, run, timeout))
+        return _run_response(*services.wait_for_run(run, timeout))
 
 
 MAX_IDEMPOTENCY_KEY = 200
+
+
+async def _finished(run: Run, timeout: float) -> HttpResponse:
+    """The run's response once it has finished (201), or past `timeout` as it is (202)."""
+    await services.await_run(run, timeout)
+    return await web_pool().run(_rendered, run)
+
+
+def _rendered(run: Run) -> HttpResponse:
+    response = _run_response(*services.read_back(run))
+    headers = {"Location": response["Location"]}
+    return HttpResponse(JSONRenderer().render(response.data), status=response.status_code, headers=headers)
 
 
 def _run_response(run: Run, messages: list[Message], *, accepted: bool = False) -> Response:

@@ -5,7 +5,7 @@ from agents.services.execution import execute, execute_queued_run, resume, resum
 from agents.services.keys import create_api_key, revoke_api_keys
 from agents.services.leases import reap_expired_runs
 from agents.services.record import RunRecord
-from agents.services.runs import cancel_run, cancel_session_run, start_run, wait_for_run
+from agents.services.runs import await_run, cancel_run, cancel_session_run, read_back, start_run, wait_for_run
 from agents.services.schedules import (
     check_schedule,
     create_schedule,
@@ -18,6 +18,7 @@ from agents.services.sessions import create_session, delete_session, update_sess
 
 __all__ = [
     "RunRecord",
+    "await_run",
     "cancel_run",
     "cancel_session_run",
     "check_schedule",
@@ -29,6 +30,7 @@ __all__ = [
     "execute",
     "execute_queued_run",
     "fire_schedule",
+    "read_back",
     "reap_expired_runs",
     "resume",
     "resume_paused_run",

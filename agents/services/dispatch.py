@@ -19,8 +19,8 @@ def send_run(run_id: UUID) -> None:
 
 def dispatch_on_commit(run_id: UUID) -> None:
     """Send the run's task to the broker when the current transaction commits."""
-    transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run_id)]))
+    transaction.on_commit(lambda: app.send_task(TaskName.EXECUTE_RUN, args=[str(run_id)]), robust=True)
 
 
 def dispatch_resume_on_commit(run_id: UUID) -> None:
-    transaction.on_commit(lambda: app.send_task(TaskName.RESUME_RUN, args=[str(run_id)]))
+    transaction.on_commit(lambda: app.send_task(TaskName.RESUME_RUN, args=[str(run_id)]), robust=True)

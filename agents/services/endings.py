@@ -68,7 +68,7 @@ def finish(record: RunRecord, ending: Outcome, progress: Progress | None = None)
         # Positions are contiguous from 0, so this is the exact count (and it heals a count
         # left behind by a run that crashed before finishing).
         Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
-        transaction.on_commit(lambda: notify.signal_done(str(run.pk)))
+        transaction.on_commit(lambda: notify.signal_done(str(run.pk)), robust=True)
         _start_next(run.session_id)
 
 
@@ -117,7 +117,7 @@ def pause(record: RunRecord, agent: Agent, pending: Sequence[Pending], progress:
         record.write([], after=[*map(events.approval_requested, requests), events.awaiting_approval(requests)])
         webhooks.emit_approvals(WebhookEvent.APPROVAL_REQUESTED, requests)  # outbox rows, sent on commit
         Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
-        transaction.on_commit(lambda: notify.signal_done(str(run.pk)))
+        transaction.on_commit(lambda: notify.signal_done(str(run.pk)), robust=True)
 
 
 def _start_next(session_id: Any) -> None:

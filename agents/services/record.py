@@ -46,7 +46,7 @@ class RunRecord:
             ]
             RunEvent.objects.bulk_create(rows)
             session_id = self.run.session_id
-            transaction.on_commit(lambda: events.publish(session_id, rows))
+            transaction.on_commit(lambda: events.publish(session_id, rows), robust=True)
         self.position += len(created)
         self.seq += len(rows)
         self.messages.extend(created)

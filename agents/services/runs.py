@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from agentplatform import notify
 from agentplatform.conf import platform_settings
@@ -17,6 +20,7 @@ from agents.errors import (
     ApprovalPending,
     IdempotencyKeyReused,
     InputTooLarge,
+    Overloaded,
     RunNotActive,
     RunNotFound,
     SessionAgentMismatch,
@@ -39,6 +43,8 @@ from agents.services.dispatch import dispatch_on_commit
 from agents.services.endings import finish, outcome
 from agents.services.record import RunRecord
 from approvals import selectors as approval_selectors
+
+logger = logging.getLogger(__name__)
 
 
 def start_run(
@@ -70,6 +76,7 @@ def start_run(
         )
     agent = selectors.get_agent(agent_name, api_key)
     runnable(agent)
+    _admit(api_key)
     try:
         return _create_run(
             owner=owner,
@@ -86,6 +93,22 @@ def start_run(
         earlier = selectors.idempotent_run(owner, idempotency_key or "")
         assert earlier is not None
         return _replay(earlier, fingerprint)
+
+
+def _admit(api_key: ApiKey | None) -> None:
+    """Refuse a new run, before anything is written, while too many wait for a worker: in
+    the deployment, or of this key (bounded counts: their cost does not grow with the line)."""
+    conf = platform_settings()
+    # One statement over at most MAX_QUEUED_RUNS rows: exact below the deployment's limit,
+    # which is the only case where the key's count matters.
+    sample = Run.objects.filter(status=RunStatus.QUEUED).values("api_key_id")[: conf.MAX_QUEUED_RUNS]
+    key_id = api_key.pk if api_key is not None else None
+    counts = sample.aggregate(total=Count("pk"), mine=Count("pk", filter=Q(api_key_id=key_id)))
+    if counts["total"] >= conf.MAX_QUEUED_RUNS:
+        raise Overloaded(details={"queued_limit": conf.MAX_QUEUED_RUNS, "scope": "deployment"})
+    if key_id is not None and counts["mine"] >= conf.MAX_QUEUED_RUNS_PER_KEY:
+        message = "This API key has too many runs waiting for a worker; try again shortly."
+        raise Overloaded(message, details={"queued_limit": conf.MAX_QUEUED_RUNS_PER_KEY, "scope": "api_key"})
 
 
 class _IdempotencyRace(Exception):
@@ -206,15 +229,35 @@ def _cancel(run: Run) -> Run:
     if run.cancel_requested_at is None:
         run.cancel_requested_at = timezone.now()
         run.save(update_fields=["cancel_requested_at"])
-    transaction.on_commit(lambda: notify.raise_flag(f"cancel:{run.pk}"))
+    transaction.on_commit(lambda: notify.raise_flag(f"cancel:{run.pk}"), robust=True)
     return run
 
 
 def wait_for_run(run: Run, timeout: float) -> tuple[Run, list[Message]]:
-    """The run once a worker has finished it, or as it is when `timeout` runs out."""
+    """The run once a worker has finished it, or as it is when `timeout` runs out (in this
+    thread: under WSGI; the ASGI handler awaits `await_run` instead)."""
     if not connection.in_atomic_block:
         connection.close()  # hold no pooled connection while waiting
     notify.wait_done(str(run.pk), timeout)
+    return read_back(run)
+
+
+async def await_run(run: Run, timeout: float) -> bool:
+    """Wait on the event loop (no thread, no connection) until a worker has finished the run;
+    False at the timeout, when the process already holds MAX_WAITERS, or when Redis cannot be
+    reached: the caller then answers with the run as it is (it was stored)."""
+    waiters = notify.completions()
+    if waiters.waiting >= platform_settings().MAX_WAITERS:
+        return False
+    try:
+        return await waiters.wait(str(run.pk), timeout)
+    except (RedisError, OSError, TimeoutError):
+        logger.warning("waiting for run %s failed; answering with it as it is", run.pk, exc_info=True)
+        return False
+
+
+def read_back(run: Run) -> tuple[Run, list[Message]]:
+    """A run as it is now, with its messages."""
     # Plain queries, and the agent the caller already has: Django builds a query with joins
     # several times slower than it runs one.
     fresh = Run.objects.get(pk=run.pk)

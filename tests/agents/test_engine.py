@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,10 @@ from django.db import connection
 
 from agentplatform.celery import TaskName
 from agents.models import Agent, Run, RunStatus, Session
-from tests.fakes.llm_server import Delay, FakeLLMServer, Text
 from tests.infra import database_url, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-MODEL_SECONDS = 2.0
-
-
-@pytest.fixture
-def slow_model(llm: FakeLLMServer) -> Iterator[FakeLLMServer]:
-    """Every model call answers after MODEL_SECONDS, as a real model takes seconds."""
-    llm.responder = lambda request: Delay(MODEL_SECONDS, Text("done"))
-    yield llm
-    llm.responder = None
 
 
 def _worker(tmp_path: Path, broker: str, **env: str) -> subprocess.Popen[bytes]:

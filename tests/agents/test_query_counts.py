@@ -50,8 +50,8 @@ def test_creating_and_executing_a_run_costs_the_same_in_a_short_and_a_long_sessi
 
     assert (short_create, short_execute) == (long_create, long_execute)
     # key, agent, the key's agent restriction (a plain query: cheaper for Django to build than one
-    # subquery), session or session lock, run
-    assert short_create <= 7, f"{short_create} queries to create a run"
+    # subquery), the queued runs' count (admission), session or session lock, run
+    assert short_create <= 8, f"{short_create} queries to create a run"
     # claim, the run (with its session's count: where its messages start), user message and started
     # event, the context sources bound in the admin, the history, permissions, then per step one INSERT of
     # messages and one of events, the run's final UPDATE, the session's count and the session's
