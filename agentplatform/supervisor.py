@@ -34,6 +34,7 @@ class ProcessSpec:
     ready: Callable[[], bool] | None = None  # started processes after this one wait for it
     service: bool = False  # the processes started after it write to it: it stops once they have exited
     env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's environment
+    grace: float | None = None  # seconds it may take to stop (default: the supervisor's)
 
 
 READY_TIMEOUT_SECONDS = 30.0
@@ -157,11 +158,12 @@ class Supervisor:
         for _, process in children:
             if process.poll() is None:
                 process.terminate()
-        deadline = time.monotonic() + self.grace_seconds
+        started = time.monotonic()
         for spec, process in children:
+            grace = spec.grace if spec.grace is not None else self.grace_seconds
             try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                process.wait(timeout=max(0.0, started + grace - time.monotonic()))
             except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop within %ss; killing it", spec.name, self.grace_seconds)
+                logger.warning("%s did not stop within %ss; killing it", spec.name, grace)
                 process.kill()
                 process.wait()

@@ -141,11 +141,6 @@ class Engine:
         future.add_done_callback(self._done)
         return True
 
-    def run(self, work: Callable[[Engine], Coroutine[Any, Any, T]]) -> T:
-        """Execute `work` on the loop and wait for its result (a slot is taken meanwhile)."""
-        with self._slots:
-            return asyncio.run_coroutine_threadsafe(work(self), self.loop).result()
-
     async def _carry(self, work: Callable[[Engine], Coroutine[Any, Any, Any]]) -> None:
         try:
             await work(self)
