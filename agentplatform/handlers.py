@@ -34,14 +34,23 @@ class Deferred(HttpResponse):
     def __init__(self, resolve: Callable[[], Awaitable[HttpResponse]]) -> None:
         super().__init__(status=202, content_type="application/json")
         self._resolve = resolve
+        self._resolved: list[Callable[[HttpResponse], None]] = []
+
+    def on_resolved(self, callback: Callable[[HttpResponse], None]) -> None:
+        """`callback(self)` once resolved (or given up: the client left), e.g. to end a span."""
+        self._resolved.append(callback)
 
     async def resolve(self) -> None:
-        final = await self._resolve()
-        self.status_code = final.status_code
-        self.content = final.content
-        for header, value in final.items():
-            self[header] = value
-        self["Content-Length"] = str(len(self.content))
+        try:
+            final = await self._resolve()
+            self.status_code = final.status_code
+            self.content = final.content
+            for header, value in final.items():
+                self[header] = value
+            self["Content-Length"] = str(len(self.content))
+        finally:
+            for callback in self._resolved:
+                callback(self)
 
 
 class PlatformASGIHandler(ASGIHandler):

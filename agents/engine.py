@@ -30,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.db import connection
 
 from agentplatform import notify
 from agentplatform.conf import platform_settings
@@ -215,4 +216,6 @@ def started_engine() -> Engine | None:
 def engine() -> Engine:
     """This process's engine, started on first use (after any fork: never at import)."""
     conf = platform_settings()
-    return Engine(concurrency=conf.RUN_CONCURRENCY, db_threads=conf.RUN_DB_THREADS, sync_threads=conf.RUN_SYNC_THREADS)
+    # SQLite takes one writer at a time: more threads would only wait in its busy handler.
+    db_threads = 1 if connection.vendor == "sqlite" else conf.RUN_DB_THREADS
+    return Engine(concurrency=conf.RUN_CONCURRENCY, db_threads=db_threads, sync_threads=conf.RUN_SYNC_THREADS)

@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from celery import signals
 from opentelemetry import trace
 from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
@@ -64,12 +66,35 @@ def install() -> Installed | None:
     if provider is None:
         return None
     DjangoInstrumentor().instrument(
+        response_hook=_response_hook,
         tracer_provider=provider if ours else None,
         excluded_urls=os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS") or conf.EXCLUDED_URLS or DEFAULT_EXCLUDED_URLS,
     )
     propagation.connect()
     _Process.installed = Installed(processor, provider, ours)
     return _Process.installed
+
+
+STATUS_ATTRIBUTES = ("http.status_code", "http.response.status_code")  # old and new HTTP conventions
+
+
+def _response_hook(span: trace.Span, request: Any, response: Any) -> None:
+    """A response resolved later on the event loop (a request waiting for its run): its
+    request span ends then, with the status the client got, not at the middleware's exit."""
+    on_resolved = getattr(response, "on_resolved", None)
+    if on_resolved is None or not isinstance(span, SDKSpan) or not span.is_recording():
+        return
+    end = span.end
+    span.end = lambda end_time=None: None  # type: ignore[method-assign]  # the middleware's exit, postponed
+
+    def resolved(final: Any) -> None:
+        span.end = end  # type: ignore[method-assign]
+        for name in STATUS_ATTRIBUTES:
+            if span.attributes is not None and name in span.attributes:
+                span.set_attribute(name, final.status_code)
+        span.end()
+
+    on_resolved(resolved)
 
 
 def _provider(processor: StoreSpanProcessor) -> tuple[trace.TracerProvider | None, bool]:
