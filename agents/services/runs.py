@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -101,12 +100,11 @@ def _admit(api_key: ApiKey | None) -> None:
     conf = platform_settings()
     # One statement over at most MAX_QUEUED_RUNS rows: exact below the deployment's limit,
     # which is the only case where the key's count matters.
-    sample = Run.objects.filter(status=RunStatus.QUEUED).values("api_key_id")[: conf.MAX_QUEUED_RUNS]
     key_id = api_key.pk if api_key is not None else None
-    counts = sample.aggregate(total=Count("pk"), mine=Count("pk", filter=Q(api_key_id=key_id)))
-    if counts["total"] >= conf.MAX_QUEUED_RUNS:
+    total, mine = selectors.queued_counts(key_id, conf.MAX_QUEUED_RUNS)
+    if total >= conf.MAX_QUEUED_RUNS:
         raise Overloaded(details={"queued_limit": conf.MAX_QUEUED_RUNS, "scope": "deployment"})
-    if key_id is not None and counts["mine"] >= conf.MAX_QUEUED_RUNS_PER_KEY:
+    if key_id is not None and mine >= conf.MAX_QUEUED_RUNS_PER_KEY:
         message = "This API key has too many runs waiting for a worker; try again shortly."
         raise Overloaded(message, details={"queued_limit": conf.MAX_QUEUED_RUNS_PER_KEY, "scope": "api_key"})
 

@@ -112,3 +112,25 @@ def test_a_worker_stopped_with_sigterm_lets_the_runs_it_carries_finish(alice, sl
     assert worker.wait(timeout=60) == 0
     statuses = set(Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("status", flat=True))
     assert statuses == {RunStatus.COMPLETED}
+
+
+def test_a_worker_with_every_slot_taken_leaves_the_other_runs_on_the_broker_until_one_frees(
+    alice, slow_model, broker, tmp_path, started
+):
+    # Given a worker that carries two runs at once, and six queued runs
+    worker = _worker(tmp_path, broker, AGENTPLATFORM_RUN_CONCURRENCY="2", AGENTPLATFORM_RUN_SLOT_WAIT="0.2")
+    started.append(worker)
+    runs = _queued_runs(alice, 6)
+
+    # When they are all handed to it
+    _send(broker, runs)
+    most_running = 0
+    deadline = time.monotonic() + 90
+    while Run.objects.exclude(status=RunStatus.COMPLETED).exists():
+        assert time.monotonic() < deadline, "the runs did not finish"
+        most_running = max(most_running, Run.objects.filter(status=RunStatus.RUNNING).count())
+        time.sleep(0.05)
+
+    # Then it never carried more than two, and every run completed once its turn came
+    assert most_running == 2
+    assert "Retry in 1s" in (tmp_path / "worker.log").read_text()  # the tasks it could not take went back
