@@ -1,7 +1,7 @@
 """State changes for agents, sessions, runs and API keys. Views, tasks and commands call these."""
 
 from agents.services.agents import sync_agents, tool_permissions
-from agents.services.execution import execute, execute_queued_run, resume, resume_paused_run
+from agents.services.execution import execute, execute_queued_run, resume
 from agents.services.keys import create_api_key, revoke_api_keys
 from agents.services.leases import reap_expired_runs
 from agents.services.record import RunRecord
@@ -33,7 +33,6 @@ __all__ = [
     "read_back",
     "reap_expired_runs",
     "resume",
-    "resume_paused_run",
     "revoke_api_keys",
     "save_schedule",
     "start_run",

@@ -55,11 +55,6 @@ def execute_queued_run(run_id: UUID) -> Summary:
     return Inline().run(functools.partial(execute, run_id))
 
 
-def resume_paused_run(run_id: UUID) -> Summary:
-    """`resume` to its end in this thread."""
-    return Inline().run(functools.partial(resume, run_id))
-
-
 async def execute(run_id: UUID, rt: Runtime) -> Summary:
     """Claim a queued run and execute it. Only one worker can claim a run, only the oldest
     queued run of a session can start, and only while no other run of the session is running
