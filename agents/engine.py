@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import threading
 import time
@@ -207,15 +206,26 @@ class Engine:
         return await notify.aflag_raised(name)
 
 
+class _Process:
+    """The process's engine: made once, by whichever of Celery's threads needs it first."""
+
+    lock = threading.Lock()
+    engine: Engine | None = None
+
+
 def started_engine() -> Engine | None:
     """This process's engine if it has one (a process that never ran a run has none)."""
-    return engine() if engine.cache_info().currsize else None
+    return _Process.engine
 
 
-@functools.cache
 def engine() -> Engine:
     """This process's engine, started on first use (after any fork: never at import)."""
-    conf = platform_settings()
-    # SQLite takes one writer at a time: more threads would only wait in its busy handler.
-    db_threads = 1 if connection.vendor == "sqlite" else conf.RUN_DB_THREADS
-    return Engine(concurrency=conf.RUN_CONCURRENCY, db_threads=db_threads, sync_threads=conf.RUN_SYNC_THREADS)
+    with _Process.lock:
+        if _Process.engine is None:
+            conf = platform_settings()
+            # SQLite takes one writer at a time: more threads would only wait in its busy handler.
+            db_threads = 1 if connection.vendor == "sqlite" else conf.RUN_DB_THREADS
+            _Process.engine = Engine(
+                concurrency=conf.RUN_CONCURRENCY, db_threads=db_threads, sync_threads=conf.RUN_SYNC_THREADS
+            )
+        return _Process.engine
