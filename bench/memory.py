@@ -102,16 +102,15 @@ def sample(root: int) -> list[Sample]:
     named = []
     for s in samples:  # a forked child (Celery's beat with -B, a pool process) is named after its parent
         parent = int(Path(f"/proc/{s.pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        if parent in parents and parents[parent].name == s.name and s.pid != root:
-            s = Sample(s.pid, f"{s.name} (child)", s.rss_kib, s.pss_kib)
-        named.append(s)
+        forked = parent in parents and parents[parent].name == s.name and s.pid != root
+        named.append(Sample(s.pid, f"{s.name} (child)", s.rss_kib, s.pss_kib) if forked else s)
     return named
 
 
 def _healthy(base: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{base}/api/v1/health/", timeout=1) as response:  # noqa: S310  # our own URL
-            return bool(response.status == 200)  # noqa: PLR2004  # HTTP OK
+        with urllib.request.urlopen(f"{base}/api/v1/health/", timeout=1) as response:
+            return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
@@ -123,7 +122,7 @@ def measure_once(settle: float, extra_env: dict[str, str]) -> list[Sample]:
         port = free_port(set())
         base = f"http://127.0.0.1:{port}"
         with (Path(workdir) / "up.log").open("w") as out:
-            process = subprocess.Popen(  # noqa: S603  # our own command
+            process = subprocess.Popen(
                 [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port)],
                 env=env,
                 stdout=out,
