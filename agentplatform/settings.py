@@ -224,10 +224,11 @@ TRACING = {
     "SINK_INTERVAL": env_float("AGENTPLATFORM_TRACE_SINK_INTERVAL", 5.0, minimum=0.01),
 }
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"  # also the supervisor's, which runs without Django
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {"plain": {"format": LOG_FORMAT}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("AGENTPLATFORM_LOG_LEVEL", "INFO")},
     # The HTTP clients under the provider SDKs log every request at INFO.

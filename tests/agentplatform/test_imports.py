@@ -1,5 +1,6 @@
 """What importing the package costs: `import agentplatform` (the settings, the supervisor of
-`manage.py up`) loads none of the SDK, and each SDK name loads only its own module."""
+`manage.py up`) loads none of the SDK, each SDK name loads only its own module, and the
+supervisor, which runs as long as the platform does, loads no Django and no client library."""
 
 from __future__ import annotations
 
@@ -31,6 +32,13 @@ def _heavy(modules: set[str]) -> list[str]:
 
 def test_importing_the_package_loads_no_sdk_module_and_no_dependency():
     assert _heavy(_loaded_after("import agentplatform")) == ["agentplatform.sdk.lazy"]
+
+
+def test_the_supervisor_loads_no_django_and_no_client_library():
+    loaded = _loaded_after("import agentplatform.supervisor")
+
+    assert not {m for m in loaded if m.split(".")[0] in ("django", "redis", "http", "celery")}
+    assert _heavy(loaded) == ["agentplatform.sdk.lazy"]
 
 
 def test_a_name_loads_its_own_module_only():
