@@ -28,22 +28,14 @@ def redis_server(data_dir: Path) -> tuple[ProcessSpec, str]:
     return ProcessSpec("redis", argv, ready=url, service=True), url
 
 
-def celery_beat() -> ProcessSpec:
-    """The one scheduler: agent schedules and periodic housekeeping (the reaper of lost runs).
-
-    Its schedule lives in the database (django-celery-beat), so changes made through the API
-    or the admin take effect while it runs, and it keeps no file of its own.
-    """
-    argv = python_command(
-        "-m", "celery", "-A", "agentplatform.celery:app", "beat",
-        "--scheduler", "agentplatform.beat:DatabaseScheduler",
-        "--loglevel", "INFO",
-    )  # fmt: skip
-    return ProcessSpec("beat", argv)
-
-
 def celery_worker(concurrency: int) -> ProcessSpec:
-    """Runs wait on models and tools, not on the CPU: a thread pool holds many at little cost."""
+    """Runs wait on models and tools, not on the CPU: a thread pool holds many at little cost.
+
+    The worker also runs the one scheduler, beat, in a thread (`--beat-thread`,
+    agentplatform/beat_thread.py): agent schedules and periodic housekeeping (the reaper of
+    lost runs). Its schedule lives in the database (django-celery-beat), so changes made
+    through the API or the admin take effect while it runs, and it keeps no file of its own.
+    """
     argv = python_command(
         "-m", "celery", "-A", "agentplatform.celery:app", "worker",
         "--queues", ",".join(Queue),
@@ -51,6 +43,7 @@ def celery_worker(concurrency: int) -> ProcessSpec:
         "--concurrency", str(concurrency),
         "--loglevel", "INFO",
         "--without-gossip", "--without-mingle",
+        "--beat-thread",
     )  # fmt: skip
     return ProcessSpec("worker", argv)
 

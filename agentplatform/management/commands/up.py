@@ -66,7 +66,6 @@ class Command(BaseCommand):
             *self._redis(),
             *self._span_store(migrate=not options["no_migrate"]),
             embedded.celery_worker(options["run_concurrency"]),
-            embedded.celery_beat(),
             *web,
         ]
         plan = Plan(
