@@ -49,8 +49,8 @@ def celery_worker(concurrency: int) -> ProcessSpec:
 
 
 def span_sink() -> ProcessSpec:
-    """The one process that opens the embedded trace store (chDB allows one per directory):
-    it applies the store's migrations, moves spans from the Redis route into it and answers
-    trace queries. Nothing waits for it to start (spans wait in Redis); it stops after the
-    processes that send it spans."""
-    return ProcessSpec("span-sink", python_command("-m", "django", "span_sink"), service=True)
+    """The one process that opens the embedded trace store (chDB allows one per directory),
+    when there is work: it moves spans from the Redis route into it and answers trace
+    queries (tracing/sink.py). Nothing waits for it to start (spans wait in Redis); it stops
+    after the processes that send it spans."""
+    return ProcessSpec("span-sink", python_command("-m", "tracing.sink"), service=True)

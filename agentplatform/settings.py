@@ -222,6 +222,7 @@ TRACING = {
     "ROUTE_MAX_SPANS": env_int("AGENTPLATFORM_TRACE_ROUTE_MAX_SPANS", 1_000_000, minimum=1),
     "FLUSH_INTERVAL": env_float("AGENTPLATFORM_TRACE_FLUSH_INTERVAL", 1.0, minimum=0.01),
     "SINK_INTERVAL": env_float("AGENTPLATFORM_TRACE_SINK_INTERVAL", 5.0, minimum=0.01),
+    "SINK_IDLE_SECONDS": env_float("AGENTPLATFORM_TRACE_SINK_IDLE_SECONDS", 60.0),
 }
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"  # also the supervisor's, which runs without Django

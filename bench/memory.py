@@ -80,6 +80,7 @@ def _name(pid: int, root: int) -> str:
         return "supervisor (manage.py up)"
     for needle, name in (
         ("redis-server", "redis"),
+        ("tracing.sink", "span sink"),
         ("span_sink", "span sink"),
         (" worker", "worker"),
         (" beat", "beat"),

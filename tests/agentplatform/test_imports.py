@@ -1,6 +1,7 @@
-"""What importing the package costs: `import agentplatform` (the settings, the supervisor of
-`manage.py up`) loads none of the SDK, each SDK name loads only its own module, and the
-supervisor, which runs as long as the platform does, loads no Django and no client library."""
+"""What importing costs, where a process lives as long as the platform: `import agentplatform`
+(the settings, the supervisor of `manage.py up`) loads none of the SDK, each SDK name loads
+only its own module, the supervisor loads no Django and no client library, and the span
+sink no app and no ClickHouse driver until it opens the store."""
 
 from __future__ import annotations
 
@@ -56,3 +57,11 @@ def test_every_exported_name_is_its_modules_object(package):
     assert set(package.__all__) <= set(dir(package))
     with pytest.raises(AttributeError):
         _ = package.NotExported
+
+
+def test_the_span_sink_loads_no_app_and_no_clickhouse_driver_until_it_opens_the_store():
+    loaded = _loaded_after("import tracing.sink")
+
+    apps_and_drivers = ("agents", "approvals", "context", "clickhouse_connect", "chdb")
+    assert not {m for m in loaded if m.split(".")[0] in apps_and_drivers}
+    assert not {"django.apps.registry", "django.contrib.admin", "agentplatform.sdk.agent"} & loaded

@@ -89,16 +89,15 @@ class Command(BaseCommand):
         return [spec]
 
     def _span_store(self, *, migrate: bool) -> list[ProcessSpec]:
-        """Embedded: the span sink, which owns the trace store and migrates it as it starts.
-        With CLICKHOUSE_URL every process writes to ClickHouse itself: migrate it here."""
+        """The trace store is migrated here, before anything runs (embedded, this process opens
+        it for that time). With CLICKHOUSE_URL every process writes to ClickHouse itself;
+        embedded, the span sink owns the store, and opens it when there is work."""
         conf = tracing_settings()
         if not conf.ENABLED:
             return []
-        if conf.CLICKHOUSE_URL:
-            if migrate:
-                call_command("migrate_clickhouse", verbosity=0)
-            return []
-        return [embedded.span_sink()]
+        if migrate:
+            call_command("migrate_clickhouse", verbosity=0)
+        return [] if conf.CLICKHOUSE_URL else [embedded.span_sink()]
 
     def _banner(self, base: str) -> str:
         rows = list(visible_agents(None))
