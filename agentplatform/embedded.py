@@ -45,7 +45,8 @@ def celery_worker(concurrency: int) -> ProcessSpec:
         "--without-gossip", "--without-mingle",
         "--beat-thread",
     )  # fmt: skip
-    return ProcessSpec("worker", argv)
+    # `up` has run Django's system checks: the worker need not load every template tag and URL to run them again.
+    return ProcessSpec("worker", argv, env={"CELERY_SKIP_CHECKS": "1"})
 
 
 def span_sink() -> ProcessSpec:

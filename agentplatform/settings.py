@@ -32,8 +32,10 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
+# Daphne serves the ASGI application (`up`, or `daphne agentplatform.asgi:application`), but is
+# not an installed app: as one, it would load Twisted into every process (the worker, every
+# management command) only to make `runserver` serve ASGI; `up` is the development server.
 INSTALLED_APPS = [
-    "daphne",
     "agentplatform.apps.PlatformAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",

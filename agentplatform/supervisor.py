@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
@@ -40,6 +40,7 @@ class ProcessSpec:
     pass_fds: tuple[int, ...] = ()
     ready: str | None = None  # the processes started after it wait until it answers here (`answers`)
     service: bool = False  # the processes started after it write to it: it stops once they have exited
+    env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's environment
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class Supervisor:
         for spec in self.specs:
             process = subprocess.Popen(  # noqa: S603  # argv built from our own specs
                 spec.argv,
-                env=env,
+                env={**env, **spec.env},
                 pass_fds=spec.pass_fds,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509  # it only calls prctl

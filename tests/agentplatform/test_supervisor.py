@@ -36,7 +36,7 @@ def test_a_plan_survives_its_trip_through_the_environment():
     plan = Plan(
         specs=[
             ProcessSpec("redis", ["redis-server"], ready="redis://127.0.0.1:1/0", service=True),
-            ProcessSpec("web-1", ["python", "-m", "daphne"], pass_fds=(5,)),
+            ProcessSpec("web-1", ["python", "-m", "daphne"], pass_fds=(5,), env={"SOME": "value"}),
         ],
         health="http://127.0.0.1:2/api/v1/health/",
         banner="\nagentplatform is up\n",
