@@ -29,13 +29,7 @@ def redis_server(data_dir: Path) -> tuple[ProcessSpec, str]:
 
 
 def celery_worker(concurrency: int) -> ProcessSpec:
-    """Runs wait on models and tools, not on the CPU: a thread pool holds many at little cost.
-
-    The worker also runs the one scheduler, beat, in a thread (`--beat-thread`,
-    agentplatform/beat_thread.py): agent schedules and periodic housekeeping (the reaper of
-    lost runs). Its schedule lives in the database (django-celery-beat), so changes made
-    through the API or the admin take effect while it runs, and it keeps no file of its own.
-    """
+    """Runs wait on models and tools, not on the CPU: a thread pool holds many at little cost."""
     argv = python_command(
         "-m", "celery", "-A", "agentplatform.celery:app", "worker",
         "--queues", ",".join(Queue),
@@ -43,6 +37,9 @@ def celery_worker(concurrency: int) -> ProcessSpec:
         "--concurrency", str(concurrency),
         "--loglevel", "INFO",
         "--without-gossip", "--without-mingle",
+        # The one scheduler, beat, as a thread of this worker (agentplatform/beat_thread.py): agent
+        # schedules and housekeeping (the reaper of lost runs). Its schedule is in the database
+        # (django-celery-beat): changes made through the API or the admin apply while it runs.
         "--beat-thread",
     )  # fmt: skip
     # `up` has run Django's system checks: the worker need not load every template tag and URL to run them again.

@@ -53,6 +53,7 @@ class Plan:
     log_level: str
     log_format: str
     grace_seconds: float = 10.0
+    held_fds: list[int] = field(default_factory=list)  # open as long as the supervisor runs (a lock)
 
     def dumps(self) -> str:
         return json.dumps(asdict(self))
@@ -222,9 +223,8 @@ class Supervisor:
 def exec_plan(plan: Plan) -> None:
     """Replace this process (its pid, its terminal, its listening socket stay) with a
     supervisor that runs `plan`. Does not return."""
-    for spec in plan.specs:
-        for fd in spec.pass_fds:  # the listening socket: the supervisor hands it to the web processes
-            os.set_inheritable(fd, True)
+    for fd in {*plan.held_fds, *(fd for spec in plan.specs for fd in spec.pass_fds)}:
+        os.set_inheritable(fd, True)  # the listening socket (for the web processes), the lock
     sys.stdout.flush()
     sys.stderr.flush()
     env = {**child_environment(), PLAN_VARIABLE: plan.dumps()}

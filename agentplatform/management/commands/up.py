@@ -6,9 +6,11 @@ replaces its process with the supervisor (`agentplatform.supervisor`), which loa
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -47,6 +49,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
+        lock = _lock(settings.DATA_DIR)
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         call_command("sync_agents", verbosity=0)
@@ -74,6 +77,7 @@ class Command(BaseCommand):
             banner=self._banner(base),
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
             log_format=LOG_FORMAT,
+            held_fds=[lock],
         )
         self.stdout.flush()
         connections.close_all()
@@ -124,6 +128,19 @@ class Command(BaseCommand):
             f"                    -H 'Content-Type: application/json' -d '{{\"input\": \"Weather in Paris?\"}}'\n\n"
             f"  Stop with Ctrl-C.\n"
         )
+
+
+def _lock(data_dir: Path) -> int:
+    """One `up` per data directory (its database, Redis files and trace store): a lock that the
+    supervisor holds as long as it runs (the span sink opens the trace store only when it has
+    work, so the store's own lock does not tell)."""
+    fd = os.open(data_dir / "up.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CommandError(f"another `manage.py up` is running with the data directory {data_dir}") from None
+    return fd
 
 
 def _redacted(url: str) -> str:
