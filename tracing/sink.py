@@ -175,6 +175,8 @@ def serve() -> None:
     if store.is_local():
         raise StoreUnavailable("CLICKHOUSE_URL is set: every process writes to ClickHouse itself; no sink is needed.")
     conf = tracing_settings()
+    if not conf.SINK_IDLE_SECONDS:  # 0: the store stays open, from the start, as long as the sink runs
+        open_and_migrate()
     sink = Sink(insert_every=conf.SINK_INTERVAL, open_store=open_and_migrate, idle_after=conf.SINK_IDLE_SECONDS or None)
 
     def stop(signum: int, frame: FrameType | None) -> None:
