@@ -232,6 +232,8 @@ def exec_plan(plan: Plan) -> None:
 
 
 def main() -> None:
+    if PLAN_VARIABLE not in os.environ:
+        sys.exit("This is the supervisor that `manage.py up` starts, with what to run: run `manage.py up`.")
     plan = Plan.loads(os.environ.pop(PLAN_VARIABLE))
     logging.basicConfig(level=plan.log_level, format=plan.log_format)
 
