@@ -10,6 +10,8 @@ from enum import StrEnum
 
 from celery import Celery
 
+from agentplatform import beat_thread
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
 
 
@@ -44,3 +46,4 @@ app = Celery("agentplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_routes = {str(name): {"queue": str(route["queue"])} for name, route in ROUTES.items()}
 app.autodiscover_tasks()
+beat_thread.install(app)  # `worker --beat-thread`: the embedded topology's beat

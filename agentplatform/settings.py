@@ -32,8 +32,10 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
+# Daphne serves the ASGI application (`up`, or `daphne agentplatform.asgi:application`), but is
+# not an installed app: as one, it would load Twisted into every process (the worker, every
+# management command) only to make `runserver` serve ASGI; `up` is the development server.
 INSTALLED_APPS = [
-    "daphne",
     "agentplatform.apps.PlatformAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -231,12 +233,14 @@ TRACING = {
     "ROUTE_MAX_SPANS": env_int("AGENTPLATFORM_TRACE_ROUTE_MAX_SPANS", 1_000_000, minimum=1),
     "FLUSH_INTERVAL": env_float("AGENTPLATFORM_TRACE_FLUSH_INTERVAL", 1.0, minimum=0.01),
     "SINK_INTERVAL": env_float("AGENTPLATFORM_TRACE_SINK_INTERVAL", 5.0, minimum=0.01),
+    "SINK_IDLE_SECONDS": env_float("AGENTPLATFORM_TRACE_SINK_IDLE_SECONDS", 60.0),
 }
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"  # also the supervisor's, which runs without Django
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {"plain": {"format": LOG_FORMAT}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("AGENTPLATFORM_LOG_LEVEL", "INFO")},
     # The HTTP clients under the provider SDKs log every request at INFO.

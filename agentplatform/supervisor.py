@@ -4,11 +4,17 @@ SIGINT (Ctrl-C) or SIGTERM stops every child, newest first: each gets SIGTERM, t
 SIGKILL after a grace period (the services others depend on, once those have exited). If
 a child dies on its own, the others are stopped too and the supervisor exits non-zero, so
 a broken process is never silently left half-running.
+
+It imports nothing but the standard library: `manage.py up` does its Django work (migrate,
+sync the agents, the banner's text), then replaces itself with `python -m
+agentplatform.supervisor` (`exec_plan`), which holds a few MiB instead of all of Django for
+as long as the platform runs.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -17,9 +23,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +38,58 @@ class ProcessSpec:
     name: str
     argv: list[str]
     pass_fds: tuple[int, ...] = ()
-    ready: Callable[[], bool] | None = None  # started processes after this one wait for it
+    ready: str | None = None  # the processes started after it wait until it answers here (`answers`)
     service: bool = False  # the processes started after it write to it: it stops once they have exited
     env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's environment
     grace: float | None = None  # seconds it may take to stop (default: the supervisor's)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What the supervisor runs, handed from `manage.py up` to `python -m agentplatform.supervisor`."""
+
+    specs: list[ProcessSpec]
+    health: str  # an http:// URL that answers 200 once the platform serves
+    banner: str  # written to stdout once it does
+    log_level: str
+    log_format: str
+    grace_seconds: float = 10.0
+    held_fds: list[int] = field(default_factory=list)  # open as long as the supervisor runs (a lock)
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, text: str) -> Plan:
+        data = json.loads(text)
+        specs = [ProcessSpec(**{**spec, "pass_fds": tuple(spec["pass_fds"])}) for spec in data.pop("specs")]
+        return cls(specs=specs, **data)
+
+
+PLAN_VARIABLE = "AGENTPLATFORM_SUPERVISOR_PLAN"
 READY_TIMEOUT_SECONDS = 30.0
+PROBE_TIMEOUT_SECONDS = 1.0
+
+
+def answers(url: str) -> bool:
+    """Whether a server answers: `redis://host:port` replies to PING, `http://host:port/path`
+    replies 200 to a GET. Plain sockets: the supervisor stays free of client libraries."""
+    parts = urlsplit(url)
+    request, expected = (
+        (b"PING\r\n", b"+PONG")
+        if parts.scheme == "redis"
+        else (f"GET {parts.path or '/'} HTTP/1.0\r\nHost: {parts.netloc}\r\n\r\n".encode(), b"HTTP/1.")
+    )
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=PROBE_TIMEOUT_SECONDS) as sock:
+            sock.sendall(request)
+            line = sock.makefile("rb").readline()
+    except OSError:
+        return False
+    if parts.scheme == "redis":
+        return line.startswith(expected)
+    fields = line.split()
+    return len(fields) > 1 and fields[0].startswith(expected) and fields[1] == b"200"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -70,7 +122,8 @@ def _die_with_parent() -> None:
 def child_environment() -> dict[str, str]:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(paths if root in paths else [root, *paths])
     env.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
     return env
 
@@ -107,7 +160,7 @@ class Supervisor:
     def _wait_ready(self, spec: ProcessSpec, process: subprocess.Popen[bytes]) -> None:
         assert spec.ready is not None
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while not spec.ready():
+        while not answers(spec.ready):
             if process.poll() is not None or time.monotonic() > deadline or self.stop_requested is not None:
                 raise ChildFailedError(f"{spec.name} did not become ready")
             time.sleep(0.05)
@@ -167,3 +220,36 @@ class Supervisor:
                 logger.warning("%s did not stop within %ss; killing it", spec.name, grace)
                 process.kill()
                 process.wait()
+
+
+def exec_plan(plan: Plan) -> None:
+    """Replace this process (its pid, its terminal, its listening socket stay) with a
+    supervisor that runs `plan`. Does not return."""
+    for fd in {*plan.held_fds, *(fd for spec in plan.specs for fd in spec.pass_fds)}:
+        os.set_inheritable(fd, True)  # the listening socket (for the web processes), the lock
+    sys.stdout.flush()
+    sys.stderr.flush()
+    env = {**child_environment(), PLAN_VARIABLE: plan.dumps()}
+    os.execve(sys.executable, [sys.executable, "-m", __name__], env)  # noqa: S606  # our own interpreter and module
+
+
+def main() -> None:
+    if PLAN_VARIABLE not in os.environ:
+        sys.exit("This is the supervisor that `manage.py up` starts, with what to run: run `manage.py up`.")
+    plan = Plan.loads(os.environ.pop(PLAN_VARIABLE))
+    logging.basicConfig(level=plan.log_level, format=plan.log_format)
+
+    def announce() -> None:
+        sys.stdout.write(plan.banner)
+        sys.stdout.flush()
+
+    code = Supervisor(plan.specs, grace_seconds=plan.grace_seconds).run(
+        ready=lambda: answers(plan.health), on_ready=announce
+    )
+    sys.stdout.write("agentplatform stopped.\n")
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,6 @@ class AgentsConfig(AppConfig):
     def ready(self) -> None:
         # The app registry is ready only now.
         from agents import receivers  # noqa: PLC0415
-        from agents.api import schema  # noqa: F401, PLC0415  # registers the OpenAPI auth scheme
         from approvals.registry import run_hooks  # noqa: PLC0415
 
         run_hooks.on_decided(receivers.on_decided)  # what a decision does to the waiting run

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentplatform.embedded import redis_server
+from agentplatform.supervisor import answers
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
@@ -164,7 +165,7 @@ def _start_fake_model(cleanup: contextlib.ExitStack, workdir: Path, port: int) -
 def _start_redis(cleanup: contextlib.ExitStack, workdir: Path) -> str:
     spec, url = redis_server(workdir / "data")
     process = spawn(cleanup, spec.argv, dict(os.environ), workdir / "redis.log", "Redis")
-    wait_for(spec.ready or (lambda: True), process, "Redis")
+    wait_for(lambda: answers(url), process, "Redis")
     return url
 
 

@@ -27,6 +27,9 @@ class TracingSettings:
     BATCH_SPANS: int = 10_000  # spans per export (per insert when writing to ClickHouse directly)
     FLUSH_INTERVAL: float = 1.0  # seconds between exports of a partial batch
     SINK_INTERVAL: float = 5.0  # seconds between the span sink's inserts (fewer, larger inserts cost less)
+    # Idle this long, the sink closes the embedded store (and frees its memory); 0: it opens the
+    # store as it starts and keeps it open.
+    SINK_IDLE_SECONDS: float = 60.0
     QUERY_TIMEOUT: float = 10.0  # seconds a trace query waits for the store
     RETENTION_DAYS: int = 30
     EXCLUDED_URLS: str = ""  # comma-separated regexes of request paths not traced

@@ -16,11 +16,9 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import clickhouse_connect
-from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError
 from django.conf import settings
 
 from tracing import route
@@ -28,10 +26,28 @@ from tracing.conf import tracing_settings
 from tracing.errors import StoreUnavailable
 from tracing.rows import COLUMNS
 
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
 SPANS = "spans"
 OWNER_PARAMETER = "{owner:String}"
 # A span's attributes, events and links arrive as JSON objects and arrays, kept as text.
 _INSERT_SETTINGS = {"input_format_json_read_objects_as_strings": 1, "input_format_json_read_arrays_as_strings": 1}
+
+
+def _driver() -> ModuleType:
+    """clickhouse-connect (about 7 MiB), imported by the process that makes a client: with the
+    embedded store, only the span sink does; the web and worker processes route through Redis."""
+    import clickhouse_connect  # noqa: PLC0415  # see above
+
+    return clickhouse_connect
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """What a failed ClickHouse call raises (read only when a call raised)."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError  # noqa: PLC0415  # see _driver
+
+    return (ClickHouseError, OSError)
 
 
 @dataclass(frozen=True)
@@ -71,10 +87,10 @@ class _State:
             try:
                 # No session: the web and worker threads share the client, and a ClickHouse
                 # session takes one query at a time.
-                client = clickhouse_connect.get_client(
+                client = _driver().get_client(
                     dsn=url, connect_timeout=5, send_receive_timeout=30, autogenerate_session_id=False
                 )
-            except (ClickHouseError, OSError) as exc:
+            except _failures() as exc:
                 raise StoreUnavailable(f"ClickHouse is not reachable: {exc}") from exc
             self.http = (os.getpid(), url, client)
             return client
@@ -93,8 +109,8 @@ def open_embedded(path: Path | None = None) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     with _state.lock:
         try:
-            client = clickhouse_connect.get_client(dsn=f"chdb://{directory}")
-        except ClickHouseError as exc:  # e.g. another process holds the directory's lock
+            client = _driver().get_client(dsn=f"chdb://{directory}")
+        except _failures() as exc:  # e.g. another process holds the directory's lock
             raise StoreUnavailable(f"Cannot open the embedded trace store at {directory}: {exc}") from exc
         _state.embedded = (os.getpid(), str(directory), client)
 
@@ -127,7 +143,7 @@ def insert_payloads(payloads: list[bytes]) -> None:
         _state.get().raw_insert(
             SPANS, COLUMNS, insert_block=b",".join(payloads), fmt="JSONCompactEachRow", settings=_INSERT_SETTINGS
         )
-    except (ClickHouseError, OSError) as exc:
+    except _failures() as exc:
         raise StoreUnavailable(f"The trace store refused the spans: {exc}") from exc
 
 
@@ -148,7 +164,7 @@ def run_read(sql: str, parameters: dict[str, Any]) -> Result:
         raise ValueError("only reads go through the trace store's query path")
     try:
         result = _state.get().query(sql, parameters=parameters)
-    except (ClickHouseError, OSError) as exc:
+    except _failures() as exc:
         raise StoreUnavailable(f"The trace store failed the query: {exc}") from exc
     return Result(tuple(result.column_names), [list(row) for row in result.result_rows])
 
@@ -157,5 +173,5 @@ def command(sql: str, parameters: dict[str, Any] | None = None) -> Any:
     """DDL and other statements (migrations), on the local client."""
     try:
         return _state.get().command(sql, parameters=parameters)
-    except (ClickHouseError, OSError) as exc:
+    except _failures() as exc:
         raise StoreUnavailable(f"The trace store failed a statement: {exc}") from exc

@@ -1,6 +1,8 @@
 from django.urls import path, re_path
 
-from agents.api import views
+# `schema` registers the OpenAPI auth scheme as it is imported: here, with the API it describes,
+# so that a process that serves no API (the worker) does not load drf-spectacular.
+from agents.api import schema, views  # noqa: F401
 
 urlpatterns = [
     path("health/", views.HealthView.as_view(), name="health"),

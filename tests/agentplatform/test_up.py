@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -129,3 +130,19 @@ def test_a_paused_run_survives_a_restart_of_everything_and_completes_when_approv
     assert "email to carol@example.com queued" in final["output"]  # the edited arguments ran
     assert get(f"{base}/approvals/{approval['id']}/", key)["executed_at"] is not None
     assert signal_stop(second, signal.SIGTERM) == 0
+
+
+def test_a_second_up_on_the_same_data_directory_refuses_to_start(env, started, tmp_path):
+    first = launch([sys.executable, str(ROOT / "manage.py"), "up", "--port", str(free_port())], env, tmp_path / "1.log")
+    started.append(first)
+    wait_for_banner(first, tmp_path / "1.log")
+
+    second = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(free_port())],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert second.returncode != 0
+    assert "another `manage.py up` is running with the data directory" in second.stderr
+    assert first.poll() is None
+    assert signal_stop(first, signal.SIGTERM) == 0

@@ -1,5 +1,6 @@
-"""A real Celery beat process (django-celery-beat's DatabaseScheduler) fires a schedule made
-through the API while it runs; the worker completes the run."""
+"""A real Celery beat (django-celery-beat's DatabaseScheduler) fires a schedule made through
+the API while it runs; the worker completes the run. Beat runs as its own process (the
+distributed topology) or as a thread of a worker (`--beat-thread`, the embedded one)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,16 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-@pytest.fixture
-def beat(tmp_path: Path) -> Iterator[Path]:
-    """`celery beat` on the test database and broker, with the scheduler the settings name."""
+BEATS = {
+    "process": ["beat"],
+    # a worker on a queue of its own: the suite's worker runs the tasks, this one only schedules
+    "worker-thread": ["worker", "--beat-thread", "--pool", "threads", "--queues", "beat-test", "--without-gossip"],
+}
+
+
+@pytest.fixture(params=list(BEATS))
+def beat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """Beat on the test database and broker, with the scheduler the settings name."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -34,7 +42,7 @@ def beat(tmp_path: Path) -> Iterator[Path]:
     log = tmp_path / "beat.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "agentplatform.celery:app", "beat", "-l", "INFO"],
+            [sys.executable, "-m", "celery", "-A", "agentplatform.celery:app", *BEATS[request.param], "-l", "INFO"],
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

@@ -1,29 +1,35 @@
-"""`manage.py up [--host H] [--port N]`: migrate, then run the embedded platform in the foreground."""
+"""`manage.py up [--host H] [--port N]`: migrate, then run the embedded platform in the foreground.
+
+Once its Django work is done (migrations, the agents, the banner's text), the command
+replaces its process with the supervisor (`agentplatform.supervisor`), which loads no Django.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import sys
-import urllib.error
-import urllib.request
-from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from agentplatform import embedded
 from agentplatform.conf import platform_settings
 from agentplatform.env import env_int
-from agentplatform.supervisor import ProcessSpec, Supervisor, listening_socket, python_command
+from agentplatform.settings import LOG_FORMAT
+from agentplatform.supervisor import Plan, ProcessSpec, exec_plan, listening_socket, python_command
 from agents.selectors import visible_agents
 from tracing.conf import tracing_settings
 from tracing.store import embedded_path
 
 
 class Command(BaseCommand):
-    help = "Migrate the database, then run the web server (Daphne) until Ctrl-C or SIGTERM."
+    help = "Migrate the database, then run the platform's processes until Ctrl-C or SIGTERM."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -44,6 +50,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
+        lock = _lock(settings.DATA_DIR)
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         call_command("sync_agents", verbosity=0)
@@ -63,14 +70,19 @@ class Command(BaseCommand):
             *self._redis(),
             *self._span_store(migrate=not options["no_migrate"]),
             embedded.celery_worker(options["run_concurrency"]),
-            embedded.celery_beat(),
             *web,
         ]
-        with sock:
-            code = Supervisor(services).run(ready=lambda: _healthy(base), on_ready=lambda: self._banner(base))
-        self.stdout.write("agentplatform stopped.")
-        if code:
-            raise SystemExit(code)
+        plan = Plan(
+            specs=services,
+            health=f"{base}/api/v1/health/",
+            banner=self._banner(base),
+            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            log_format=LOG_FORMAT,
+            held_fds=[lock],
+        )
+        self.stdout.flush()
+        connections.close_all()
+        exec_plan(plan)  # keeps `sock` open: the web processes inherit it
 
     def _redis(self) -> list[ProcessSpec]:
         """An embedded Redis, unless REDIS_URL points at one."""
@@ -82,18 +94,17 @@ class Command(BaseCommand):
         return [spec]
 
     def _span_store(self, *, migrate: bool) -> list[ProcessSpec]:
-        """Embedded: the span sink, which owns the trace store and migrates it as it starts.
-        With CLICKHOUSE_URL every process writes to ClickHouse itself: migrate it here."""
+        """The trace store is migrated here, before anything runs (embedded, this process opens
+        it for that time). With CLICKHOUSE_URL every process writes to ClickHouse itself;
+        embedded, the span sink owns the store, and opens it when there is work."""
         conf = tracing_settings()
         if not conf.ENABLED:
             return []
-        if conf.CLICKHOUSE_URL:
-            if migrate:
-                call_command("migrate_clickhouse", verbosity=0)
-            return []
-        return [embedded.span_sink()]
+        if migrate:
+            call_command("migrate_clickhouse", verbosity=0)
+        return [] if conf.CLICKHOUSE_URL else [embedded.span_sink()]
 
-    def _banner(self, base: str) -> None:
+    def _banner(self, base: str) -> str:
         rows = list(visible_agents(None))
         agents = ", ".join(
             f"{a.name}{' (offline demo model, no LLM)' if a.model.startswith('demo') else f' ({a.model})'}"
@@ -103,7 +114,7 @@ class Command(BaseCommand):
         manage = f"{_python()} manage.py"
         database = settings.DATABASES["default"]
         where = database["NAME"] if "sqlite" in database["ENGINE"] else f"PostgreSQL {database['HOST']}"
-        self.stdout.write(
+        return (
             f"\nagentplatform is up\n"
             f"  API:     {base}/api/v1/\n"
             f"  Docs:    {base}/api/v1/docs/  (with a key, or after signing in to the admin)\n"
@@ -118,7 +129,19 @@ class Command(BaseCommand):
             f"                    -H 'Content-Type: application/json' -d '{{\"input\": \"Weather in Paris?\"}}'\n\n"
             f"  Stop with Ctrl-C.\n"
         )
-        self.stdout.flush()
+
+
+def _lock(data_dir: Path) -> int:
+    """One `up` per data directory (its database, Redis files and trace store): a lock that the
+    supervisor holds as long as it runs (the span sink opens the trace store only when it has
+    work, so the store's own lock does not tell)."""
+    fd = os.open(data_dir / "up.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CommandError(f"another `manage.py up` is running with the data directory {data_dir}") from None
+    return fd
 
 
 def _redacted(url: str) -> str:
@@ -140,11 +163,3 @@ def _python() -> str:
     """How to call this interpreter from the current directory (a venv's python, or python)."""
     relative = os.path.relpath(sys.executable)
     return relative if not relative.startswith("..") else "python"
-
-
-def _healthy(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/api/v1/health/", timeout=1) as response:  # noqa: S310  # our own URL
-            return bool(response.status == HTTPStatus.OK)
-    except (urllib.error.URLError, OSError):
-        return False

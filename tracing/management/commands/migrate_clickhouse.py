@@ -20,7 +20,7 @@ class Command(BaseCommand):
                 store.open_embedded()
             except StoreUnavailable as exc:
                 raise CommandError(
-                    f"{exc.message} If `manage.py up` is running, its span sink applied the migrations when it started."
+                    f"{exc.message} If `manage.py up` is running, it applied the migrations when it started."
                 ) from exc
         try:
             applied = migrate.apply()
@@ -29,4 +29,5 @@ class Command(BaseCommand):
         finally:
             if opened:
                 store.close()
-        self.stdout.write(f"Applied: {', '.join(applied)}" if applied else "No ClickHouse migrations to apply.")
+        if options["verbosity"]:
+            self.stdout.write(f"Applied: {', '.join(applied)}" if applied else "No ClickHouse migrations to apply.")
