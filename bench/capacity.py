@@ -51,6 +51,7 @@ class LevelResult:
     load: LevelLoad
     peak: Peak
     leftover_runs: int  # runs of earlier levels still active when this one started
+    database_server: bool  # a server of its own (PostgreSQL), not a file inside the server's processes
 
 
 @dataclass
@@ -93,7 +94,9 @@ def measure_server(
             leftover = settle(server, config.settle_seconds)
             log(f"capacity: {server.label}, {mode}, C={users} ({leftover} runs still active before it)")
             load, peak = measure_level(server, probe, driver_for(mode), users, config.phases)
-            results.levels.append(LevelResult(server.label, mode, users, load, peak, leftover))
+            results.levels.append(
+                LevelResult(server.label, mode, users, load, peak, leftover, server.database.server_pid is not None)
+            )
             log(
                 f"  {load.runs_per_second:.1f} runs/s, {len(load.sent_in_window)} sent in the window, "
                 f"{sum(load.errors.values())} errors, drain {load.drain_seconds:.0f} s"

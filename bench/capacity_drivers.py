@@ -21,7 +21,7 @@ from bench.http_async import Connection, Head
 
 RUN_INPUT = "What is stored under key 42?"
 RUNS_PATH = "/api/v1/agents/bench/runs/"
-POLL_SECONDS = 1.0
+POLL_SECONDS = (1.0, 5.0)  # a 202's run is polled after 1 s, then twice as long each time, at most 5 s
 FINAL_EVENTS = frozenset({b"run.completed", b"run.failed", b"run.cancelled", b"error"})
 PEER_PATH = "/agents/bench/runs"
 PEER_FINAL_EVENTS = frozenset({b"RunCompleted", b"RunError", b"RunCancelled"})
@@ -65,12 +65,19 @@ def error_code(payload: Any) -> str:
     return json.dumps(payload)[:60] if payload is not None else "no body"
 
 
+def retry_after(head: Head) -> float | None:
+    """Retry-After in seconds (1 s for a form we do not read, an HTTP date); None without one."""
+    value = head.headers.get("retry-after")
+    if value is None:
+        return None
+    return float(value) if value.replace(".", "", 1).isdigit() else 1.0
+
+
 def refusal(head: Head, data: bytes) -> Attempt:
     """An answer that is not a run: a 503 with Retry-After is overload; anything else an error."""
     body = _json(data)
-    retry_after = head.headers.get("retry-after")
-    if head.status == 503 and retry_after is not None:
-        seconds = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 1.0
+    seconds = retry_after(head)
+    if head.status == 503 and seconds is not None:
         return Attempt(Kind.OVERLOADED, retry_after=seconds)
     suffix = " without Retry-After" if head.status == 503 else ""
     return Attempt(Kind.ERROR, f"HTTP {head.status} {error_code(body)}{suffix}")
@@ -125,7 +132,7 @@ class PlatformDriver:
         if head.status == 201:
             return _finished(_json(data), Kind.OK)
         if head.status == 202:
-            return await self._poll(conn, _json(data))
+            return await self._poll(conn, head, _json(data))
         return refusal(head, data)
 
     async def _follow_stream(self, conn: Connection, head: Head) -> Attempt:
@@ -139,14 +146,16 @@ class PlatformDriver:
         detail = data.get("error") if isinstance(data, dict) else data
         return Attempt(Kind.ERROR, f"{kind.decode()}: {error_code(detail)}")
 
-    async def _poll(self, conn: Connection, run: Any) -> Attempt:
-        """A 202: `GET /api/v1/runs/{id}/` every second until the run is no longer active."""
+    async def _poll(self, conn: Connection, head: Head, run: Any) -> Attempt:
+        """A 202: `GET /api/v1/runs/{id}/` until the run is no longer active, waiting Retry-After when the
+        server sends one, else 1 s, 2 s, 4 s, then every 5 s (a polite client)."""
         run_id = run.get("id") if isinstance(run, dict) else None
         if not run_id:
             return Attempt(Kind.ERROR, "202 without a run id")
-        polls = 0
+        polls, wait = 0, POLL_SECONDS[0]
         while True:
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(retry_after(head) or wait)
+            wait = min(2 * wait, POLL_SECONDS[1])
             polls += 1
             head = await conn.send("GET", f"/api/v1/runs/{run_id}/", None, self.headers)
             data = await conn.body(head)

@@ -38,6 +38,8 @@ def machine(load_before: tuple[float, float, float]) -> Machine:
 
 
 def _cores(level: LevelResult, part: str) -> str:
+    if part == "database" and level.peak.cpu is not None and not level.database_server:
+        return "-"  # SQLite: inside the server's processes
     return num(level.peak.seconds(part) / level.load.phases.window, 2)
 
 
@@ -131,6 +133,12 @@ def _errors(results: CapacityResults) -> list[str]:
             lines.append(f"- {level.target}, {level.mode}, C={level.users:,}: {kinds}{more}")
     if not found:
         lines.append("- none")
+    for level in results.levels:
+        if level.leftover_runs:
+            lines.append(
+                f"- {level.target}, {level.mode}, C={level.users:,} started with {level.leftover_runs:,} runs of "
+                f"earlier levels still queued or running (waited {results.config.settle_seconds:g} s for them)"
+            )
     return lines
 
 
@@ -173,7 +181,8 @@ def _setup(results: CapacityResults, where: Machine) -> list[str]:
         (
             "*Runs/s*: runs finished in the window / its length. *p50, p99, Sent, 202, 503, Errors*: the runs sent "
             "in the window, each followed to its end. A 202 (accepted, wait not held) is followed by polling "
-            f"`GET /api/v1/runs/{{id}}/` every {POLL_SECONDS:g} s: a run done that way counts as done, with its "
+            f"`GET /api/v1/runs/{{id}}/` (after its Retry-After if it sends one, else after {POLL_SECONDS[0]:g} s, "
+            f"doubling up to every {POLL_SECONDS[1]:g} s): a run done that way counts as done, with its "
             "latency up to the poll that saw it done (column *202 then done*). A 503 with Retry-After is overload, "
             "not an error: the client waits Retry-After (at most 5 s) and sends a new run. RSS and PSS: the highest "
             "sum over the server's process tree in the window; DB conns: the most open at once (PostgreSQL: "
