@@ -5,7 +5,10 @@ ends; then no new run is sent and every run in flight is waited for (each within
 deadline). The users start spread over the first second of the warm-up.
 
 - **Runs/s** counts the runs that finished successfully (`OK` or `FOLLOWED`) within the
-  measured window, divided by its length: the steady rate, warm-up excluded.
+  measured window, divided by its length: the steady rate, warm-up excluded. When a run takes
+  longer than the window, the clients move in step and their runs finish together, so the
+  window can miss them: the whole level's rate (every run done / the level's duration) is
+  given next to it.
 - **Latency, errors, 503s and 202s** are over the runs *sent* within the window, every one of
   them followed to its end (drain included), so a slow tail is not cut off by the window.
 
@@ -67,6 +70,13 @@ class LevelLoad:
     def runs_per_second(self) -> float:
         done = [o for o in self.outcomes if o.succeeded and self.window_start <= o.ended < self.window_end]
         return len(done) / self.phases.window
+
+    @property
+    def level_runs_per_second(self) -> float:
+        """Every run done, from the first sent to the end of the drain: the rate when clients move in step
+        (all sent at once, all done together), which a window shorter than a run's latency misses."""
+        done = sum(1 for o in self.outcomes if o.succeeded)
+        return done / (self.drained_at - (self.window_start - self.phases.warmup))
 
     @property
     def latencies(self) -> list[float]:

@@ -3,6 +3,7 @@ by kind, and the memory of each server's processes at its peak."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import Counter
@@ -18,7 +19,7 @@ from bench.streaming_report import num
 TARGET_RUNS_AT_64 = 40.0
 TARGET_P50_AT_64 = 1.6
 HEADER = (
-    "| Server | Mode | C | Runs/s | of ideal | p50 s | p99 s | Sent | 202 then done | 503 | Errors "
+    "| Server | Mode | C | Runs/s | of ideal | Runs/s (level) | p50 s | p99 s | Sent | 202 then done | 503 | Errors "
     "| RSS MiB | PSS MiB | DB conns (active) | Server cores | DB cores | Model cores | Client cores | Machine busy "
     "| Drain s |"
 )
@@ -58,6 +59,7 @@ def _row(level: LevelResult) -> str:
         f"{level.users:,}",
         num(load.runs_per_second),
         f"{load.runs_per_second / level.users:.0%}",
+        num(load.level_runs_per_second),
         num(percentile(latencies, 50), 2),
         num(percentile(latencies, 99), 2),
         f"{sent:,}",
@@ -179,8 +181,11 @@ def _setup(results: CapacityResults, where: Machine) -> list[str]:
         ),
         "",
         (
-            "*Runs/s*: runs finished in the window / its length. *p50, p99, Sent, 202, 503, Errors*: the runs sent "
-            "in the window, each followed to its end. A 202 (accepted, wait not held) is followed by polling "
+            "*Runs/s*: runs finished in the window / its length. *Runs/s (level)*: every run done / the level's "
+            "duration, warm-up and drain included: when runs take longer than the window, clients move in step "
+            "and their runs finish together, which the window can miss. *p50, p99, Sent, 202, 503, Errors*: the "
+            "runs sent in the window, each followed to its end. A 202 (accepted, wait not held) is followed by "
+            "polling "
             f"`GET /api/v1/runs/{{id}}/` (after its Retry-After if it sends one, else after {POLL_SECONDS[0]:g} s, "
             f"doubling up to every {POLL_SECONDS[1]:g} s): a run done that way counts as done, with its "
             "latency up to the poll that saw it done (column *202 then done*). A 503 with Retry-After is overload, "
@@ -193,6 +198,41 @@ def _setup(results: CapacityResults, where: Machine) -> list[str]:
         HEADER,
         "|" + "---|" * (HEADER.count("|") - 1),
     ]
+
+
+def summary(level: LevelResult) -> dict[str, object]:
+    """One level's figures as plain JSON values (NaN as None), for comparing runs with a script."""
+    load, peak = level.load, level.peak
+    values: dict[str, object] = {
+        "server": level.target,
+        "mode": level.mode,
+        "clients": level.users,
+        "runs_per_second": load.runs_per_second,
+        "level_runs_per_second": load.level_runs_per_second,
+        "p50_s": percentile(load.latencies, 50),
+        "p99_s": percentile(load.latencies, 99),
+        "sent": len(load.sent_in_window),
+        **{kind.value: load.count(kind) for kind in Kind},
+        "errors_by_kind": dict(load.errors),
+        "rss_mib": peak.rss_kib / 1024,
+        "pss_mib": peak.pss_kib / 1024,
+        "db_connections": peak.db_connections,
+        "db_active": peak.db_active,
+        **{f"{part}_cpu_s": peak.seconds(part) for part in ("server", "database", "model", "client")},
+        "machine_busy": peak.machine_busy,
+        "drain_s": load.drain_seconds,
+        "leftover_runs": level.leftover_runs,
+    }
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
+
+
+def as_json(results: CapacityResults, where: Machine) -> str:
+    config = results.config
+    head: dict[str, object] = {"config": config.name, "levels": config.levels, "phases": vars(config.phases)}
+    head |= {"run_concurrency": results.run_concurrency, "machine": vars(where), "minutes": results.minutes}
+    return json.dumps(
+        {**head, "results": [summary(level) for level in results.levels], "notes": results.notes}, indent=1
+    )
 
 
 def render(results: CapacityResults, where: Machine) -> str:

@@ -169,9 +169,11 @@ def _capacity(args: argparse.Namespace) -> str:
     load_before = os.getloadavg()
     config = capacity.QUICK if args.quick else capacity.FULL
     results = capacity.measure_capacity(config, args.run_concurrency, args.topologies, peer=not args.no_peer)
-    markdown = capacity_report.render(results, capacity_report.machine(load_before))
+    where = capacity_report.machine(load_before)
+    markdown = capacity_report.render(results, where)
     CAPACITY_FILE.parent.mkdir(exist_ok=True)
     CAPACITY_FILE.write_text(markdown)
+    CAPACITY_FILE.with_suffix(".json").write_text(capacity_report.as_json(results, where))
     return markdown
 
 
