@@ -98,7 +98,8 @@ def measure_server(
                 LevelResult(server.label, mode, users, load, peak, leftover, server.database.server_pid is not None)
             )
             log(
-                f"  {load.runs_per_second:.1f} runs/s, {len(load.sent_in_window)} sent in the window, "
+                f"  {load.runs_per_second:.1f} runs/s, {load.peak_in_flight} in flight at most, "
+                f"{len(load.sent_in_window)} sent in the window, "
                 f"{sum(load.errors.values())} errors, drain {load.drain_seconds:.0f} s"
             )
 

@@ -61,6 +61,8 @@ class LevelLoad:
     window_end: float
     drained_at: float
     outcomes: list[Outcome] = field(default_factory=list)
+    in_flight: int = 0
+    peak_in_flight: int = 0  # the most runs in flight at once: C, unless the client itself held some back
 
     @property
     def sent_in_window(self) -> list[Outcome]:
@@ -119,7 +121,10 @@ async def _user(driver: Driver, conn: Connection, start_in: float, stop_at: floa
     try:
         while loop.time() < stop_at:
             started = loop.time()
+            load.in_flight += 1
+            load.peak_in_flight = max(load.peak_in_flight, load.in_flight)
             attempt = await _one(driver, conn, load.phases.deadline)
+            load.in_flight -= 1
             load.outcomes.append(Outcome(started, attempt.done_at or loop.time(), attempt))
             if attempt.kind is Kind.OVERLOADED:
                 await asyncio.sleep(min(attempt.retry_after, MAX_RETRY_AFTER))

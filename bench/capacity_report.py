@@ -136,6 +136,11 @@ def _errors(results: CapacityResults) -> list[str]:
     if not found:
         lines.append("- none")
     for level in results.levels:
+        if level.load.peak_in_flight < level.users:
+            lines.append(
+                f"- {level.target}, {level.mode}, C={level.users:,}: the client had at most "
+                f"{level.load.peak_in_flight:,} runs in flight at once"
+            )
         if level.leftover_runs:
             lines.append(
                 f"- {level.target}, {level.mode}, C={level.users:,} started with {level.leftover_runs:,} runs of "
@@ -212,6 +217,7 @@ def summary(level: LevelResult) -> dict[str, object]:
         "p50_s": percentile(load.latencies, 50),
         "p99_s": percentile(load.latencies, 99),
         "sent": len(load.sent_in_window),
+        "peak_in_flight": load.peak_in_flight,
         **{kind.value: load.count(kind) for kind in Kind},
         "errors_by_kind": dict(load.errors),
         "rss_mib": peak.rss_kib / 1024,
