@@ -92,6 +92,11 @@ class LevelLoad:
         return Counter(o.attempt.error or "?" for o in self.sent_in_window if o.attempt.kind is Kind.ERROR)
 
     @property
+    def level_errors(self) -> int:
+        """Errors among every run of the level, warm-up included."""
+        return sum(1 for o in self.outcomes if o.attempt.kind is Kind.ERROR)
+
+    @property
     def drain_seconds(self) -> float:
         return self.drained_at - self.window_end
 
