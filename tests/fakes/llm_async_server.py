@@ -125,6 +125,16 @@ class AsyncFakeLLM:
         return await asyncio.start_server(self.serve_connection, host, port, limit=MAX_HEAD, backlog=4096)
 
 
+async def _shut_down(server: asyncio.Server) -> None:
+    server.close()
+    handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in handlers:
+        task.cancel()
+    await asyncio.gather(*handlers, return_exceptions=True)
+    await server.wait_closed()
+    await asyncio.sleep(0)  # the transports' close callbacks run before the loop stops
+
+
 class AsyncFakeLLMServer:
     """The asyncio server on its own event loop in a background thread (for tests)."""
 
@@ -153,9 +163,10 @@ class AsyncFakeLLMServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening, end every open connection (their sockets closed on the loop), then the loop."""
         if self._server is None or self._thread is None:
             return
-        self._loop.call_soon_threadsafe(self._server.close)
+        asyncio.run_coroutine_threadsafe(_shut_down(self._server), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
