@@ -52,12 +52,12 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def _machine() -> tuple[float, float]:
+def machine() -> tuple[float, float]:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
     return (sum(values) - idle) / TICKS, sum(values) / TICKS
 
 
 def sample(platform_pid: int) -> CpuSample:
-    busy, total = _machine()
+    busy, total = machine()
     return CpuSample(sum(process_cpu(pid) for pid in process_tree(platform_pid)), busy, total)

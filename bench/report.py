@@ -76,7 +76,7 @@ class Results:
     floor: FloorResults | None = None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
@@ -98,7 +98,7 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=30)
 
 
-def _commit() -> str:
+def code_commit() -> str:
     """The code measured: HEAD, and whether files outside bench/ had uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
     try:
@@ -115,7 +115,7 @@ def environment(database_url: str, load_before: tuple[float, float, float], star
     return Environment(
         when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         cores=len(os.sched_getaffinity(0)),
-        cpu=_cpu_model(),
+        cpu=cpu_model(),
         system=platform.platform(),
         load_before=load_before,
         load_after=os.getloadavg(),
@@ -124,7 +124,7 @@ def environment(database_url: str, load_before: tuple[float, float, float], star
         daphne=version("daphne"),
         websockets=version("websockets"),
         postgres=_postgres(database_url),
-        commit=_commit(),
+        commit=code_commit(),
         minutes=(time.monotonic() - started) / 60,
     )
 

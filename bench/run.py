@@ -4,8 +4,10 @@ Starts its own PostgreSQL (durable), Redis, fake model server and platform, meas
 throughput and latency at several concurrencies, history reads/appends at several session
 lengths, streaming (idle WebSockets, live event latency, SSE time to the first event), and
 approvals (bench/approvals.py: the decision's round trip, the admin inbox at 10 to 10,000
-pending), prints Markdown tables and writes them to bench/results/latest.md. Everything it started is
-stopped on exit, on an error and on Ctrl-C or SIGTERM.
+pending); then, on platforms of its own (bench/capacity.py), capacity: runs/s, latency,
+errors, memory and database connections at 16 to 1,024 clients against a model that takes
+0.5 s per call. Prints Markdown tables and writes them to bench/results/latest.md. Everything
+it started is stopped on exit, on an error and on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from types import FrameType
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import approvals, floor
+from bench import approvals, capacity, capacity_report, floor
 from bench.history import measure_append, measure_history, seed_sessions
 from bench.load import Client, Target, measure_level
 from bench.report import Config, Results, environment, render
@@ -29,7 +31,9 @@ from bench.stack import Stack, log, publish, running_stack
 from bench.streaming import StreamingConfig, measure_streaming
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.md"
-SECTIONS = ("runs", "floor", "history", "streaming", "approvals")
+CAPACITY_FILE = RESULTS_FILE.with_name("capacity.md")
+SECTIONS = ("runs", "floor", "history", "streaming", "approvals", "capacity")
+SHARED_STACK_SECTIONS = set(SECTIONS) - {"capacity"}  # capacity starts platforms of its own
 FULL = Config(
     "full",
     rounds=5,
@@ -117,32 +121,76 @@ def _sections(value: str) -> set[str]:
     return chosen
 
 
-def main(argv: list[str] | None = None) -> int:
+def _topologies(value: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not chosen or set(chosen) - set(capacity.TOPOLOGIES):
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(capacity.TOPOLOGIES)} (comma-separated)")
+    return chosen
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and requests (a smoke test)")
     parser.add_argument(
         "--only", type=_sections, default=set(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}"
     )
-    args = parser.parse_args(argv)
-    config = QUICK if args.quick else FULL
-    for stop_signal in STOP_SIGNALS:  # also SIGINT: a background job may have inherited it ignored
-        signal.signal(stop_signal, _stop_on_signal)
+    parser.add_argument(
+        "--run-concurrency", type=int, default=None, help="capacity: passed to `manage.py up` (default: up's own)"
+    )
+    parser.add_argument(
+        "--topologies",
+        type=_topologies,
+        default=capacity.TOPOLOGIES,
+        help="capacity: the platforms to load, comma-separated (default: embedded,postgres)",
+    )
+    parser.add_argument("--no-peer", action="store_true", help="capacity: skip the peer framework")
+    return parser.parse_args(argv)
+
+
+def _shared_stack_sections(config: Config, sections: set[str]) -> str:
+    """Every section but capacity, against one stack; its Markdown."""
     load_before, started = os.getloadavg(), time.monotonic()
-    try:
-        with running_stack() as stack:
-            results = measure(stack, config, args.only)
-            approval_results = None
-            if "approvals" in args.only:
-                approval_results = approvals.measure(stack, *approvals.SAMPLES[config.name])
-            env = environment(stack.database_url, load_before, started)
-    except KeyboardInterrupt:
-        log("interrupted; everything started was stopped")
-        return 130
+    with running_stack() as stack:
+        results = measure(stack, config, sections)
+        approval_results = None
+        if "approvals" in sections:
+            approval_results = approvals.measure(stack, *approvals.SAMPLES[config.name])
+        env = environment(stack.database_url, load_before, started)
     markdown = render(env, results)
     if results.floor is not None:
         markdown += floor.render(results.floor, results.levels)
     if approval_results is not None:
         markdown += approvals.render(approval_results)
+    return markdown
+
+
+def _capacity(args: argparse.Namespace) -> str:
+    """The capacity section, after the shared stack is stopped (nothing else competes for the cores)."""
+    load_before = os.getloadavg()
+    config = capacity.QUICK if args.quick else capacity.FULL
+    results = capacity.measure_capacity(config, args.run_concurrency, args.topologies, peer=not args.no_peer)
+    where = capacity_report.machine(load_before)
+    markdown = capacity_report.render(results, where)
+    CAPACITY_FILE.parent.mkdir(exist_ok=True)
+    CAPACITY_FILE.write_text(markdown)
+    CAPACITY_FILE.with_suffix(".json").write_text(capacity_report.as_json(results, where))
+    return markdown
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    config = QUICK if args.quick else FULL
+    for stop_signal in STOP_SIGNALS:  # also SIGINT: a background job may have inherited it ignored
+        signal.signal(stop_signal, _stop_on_signal)
+    markdown = ""
+    try:
+        if args.only & SHARED_STACK_SECTIONS:
+            markdown += _shared_stack_sections(config, args.only & SHARED_STACK_SECTIONS)
+        if "capacity" in args.only:
+            markdown += ("\n" if markdown else "") + _capacity(args)
+    except KeyboardInterrupt:
+        log("interrupted; everything started was stopped")
+        return 130
     publish(markdown, RESULTS_FILE)
     return 0
 

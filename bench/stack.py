@@ -141,12 +141,12 @@ def _stop_postgres(directory: Path, env: dict[str, str]) -> None:
     log("stopped PostgreSQL")
 
 
-def _remove(workdir: Path) -> None:
+def remove_dir(workdir: Path) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     log(f"removed {workdir}")
 
 
-def _start_postgres(cleanup: contextlib.ExitStack, directory: Path, port: int) -> str:
+def start_postgres(cleanup: contextlib.ExitStack, directory: Path, port: int) -> str:
     env = {k: v for k, v in os.environ.items() if k != "PG_OPTIONS"}  # durability stays on: no fsync=off
     cleanup.callback(_stop_postgres, directory, env)
     url = _last_line_of([str(POSTGRES_SCRIPT), "start", str(directory), str(port)], env, "scripts/postgres.sh start")
@@ -217,12 +217,12 @@ def _last_line_of(argv: list[str], env: dict[str, str], what: str) -> str:
 def running_stack() -> Iterator[Stack]:
     with contextlib.ExitStack() as cleanup:
         workdir = Path(tempfile.mkdtemp(prefix="agentplatform-bench-"))
-        cleanup.callback(_remove, workdir)
+        cleanup.callback(remove_dir, workdir)
         workdir.chmod(0o755)  # PostgreSQL runs as the postgres user when we are root: it must reach its directory
         limit = raise_open_files_limit()  # before any server starts: they inherit it
         log(f"open files limit (RLIMIT_NOFILE) raised to {limit:,} for the bench and its servers")
         ports: set[int] = set()
-        database_url = _start_postgres(cleanup, workdir / "postgres", free_port(ports))
+        database_url = start_postgres(cleanup, workdir / "postgres", free_port(ports))
         redis_url = _start_redis(cleanup, workdir)
         model_url = _start_fake_model(cleanup, workdir, free_port(ports))
         env = platform_env(database_url, redis_url, model_url, workdir / "data")

@@ -144,7 +144,7 @@ def overhead(config: Config, workdir: Path) -> dict[str, Any]:
     measured: dict[str, dict[int, list[Any]]] = {"off": {}, "on": {}}
     with contextlib.ExitStack() as cleanup:
         ports: set[int] = set()
-        database_url = stack._start_postgres(cleanup, workdir / "postgres", stack.free_port(ports))
+        database_url = stack.start_postgres(cleanup, workdir / "postgres", stack.free_port(ports))
         redis_url = stack._start_redis(cleanup, workdir)
         model_url = stack._start_fake_model(cleanup, workdir, stack.free_port(ports))
         key = None
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             results["overhead"] = overhead(config, workdir)
     finally:
         stop_process(redis)
-        stack._remove(workdir)
+        stack.remove_dir(workdir)
     markdown = render(config, results)
     publish(markdown, RESULTS_FILE)
     return 0

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self, TypeAlias, cast
@@ -72,10 +72,10 @@ class RecordedRequest:
 
 
 Responder: TypeAlias = Callable[[RecordedRequest], Reply]
-_ROUTES = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}
+ROUTES = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}
 
 
-def _new_id(prefix: str) -> str:
+def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:24]
 
 
@@ -85,7 +85,7 @@ def _pieces(text: str, count: int = 3) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def _as_turn(reply: Text | ToolCalls) -> ToolCalls:
+def as_turn(reply: Text | ToolCalls) -> ToolCalls:
     if isinstance(reply, ToolCalls):
         return reply
     return ToolCalls([], reply.text, reply.input_tokens, reply.output_tokens)
@@ -94,7 +94,7 @@ def _as_turn(reply: Text | ToolCalls) -> ToolCalls:
 def _resolved_calls(turn: ToolCalls, prefix: str) -> list[tuple[str, str, str]]:
     """(id, name, arguments as JSON text) for each call, generating missing ids."""
     texts = [call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments) for call in turn.calls]
-    return [(call.id or _new_id(prefix), call.name, text) for call, text in zip(turn.calls, texts, strict=True)]
+    return [(call.id or new_id(prefix), call.name, text) for call, text in zip(turn.calls, texts, strict=True)]
 
 
 def _has_text_block(turn: ToolCalls) -> bool:
@@ -122,7 +122,7 @@ def openai_completion(turn: ToolCalls, model: str) -> JSON:
             for cid, name, args in _resolved_calls(turn, "call_")
         ]
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if turn.calls else "stop"}
-    envelope = _openai_envelope("chat.completion", model, _new_id("chatcmpl-"), int(time.time()))
+    envelope = _openai_envelope("chat.completion", model, new_id("chatcmpl-"), int(time.time()))
     return {**envelope, "choices": [choice], "usage": _openai_usage(turn), "service_tier": "default"}
 
 
@@ -138,7 +138,7 @@ def _openai_deltas(turn: ToolCalls) -> Iterator[JSON]:
 
 
 def openai_chunks(turn: ToolCalls, model: str, include_usage: bool) -> Iterator[JSON]:
-    envelope = _openai_envelope("chat.completion.chunk", model, _new_id("chatcmpl-"), int(time.time()))
+    envelope = _openai_envelope("chat.completion.chunk", model, new_id("chatcmpl-"), int(time.time()))
     if include_usage:
         envelope["usage"] = None
     for delta in _openai_deltas(turn):
@@ -186,7 +186,7 @@ def _anthropic_message(turn: ToolCalls, model: str, content: list[JSON], done: b
     stop_reason = ("tool_use" if turn.calls else "end_turn") if done else None
     output_tokens = turn.output_tokens if done else 1  # message_start carries a provisional count
     usage = {"input_tokens": turn.input_tokens, "output_tokens": output_tokens}
-    head = {"id": _new_id("msg_01"), "type": "message", "role": "assistant", "model": model, "content": content}
+    head = {"id": new_id("msg_01"), "type": "message", "role": "assistant", "model": model, "content": content}
     return {**head, "stop_reason": stop_reason, "stop_sequence": None, "usage": usage}
 
 
@@ -232,7 +232,69 @@ _ANTHROPIC_ERROR_TYPES = {
 
 def anthropic_error(status: int, message: str) -> JSON:
     kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    return {"type": "error", "error": {"type": kind, "message": message}, "request_id": _new_id("req_011")}
+    return {"type": "error", "error": {"type": kind, "message": message}, "request_id": new_id("req_011")}
+
+
+# --- Answers, whatever server sends them ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A reply as it goes on the wire: a JSON body (sent with Content-Length), or SSE events
+    (sent chunked). Shared by the threaded server below and the asyncio one (llm_async_server)."""
+
+    status: int
+    content_type: str
+    headers: dict[str, str]
+    body: bytes = b""
+    events: tuple[bytes, ...] | None = None
+
+
+def route(path: str, headers: dict[str, str]) -> tuple[str, bool]:
+    """The protocol a request speaks ("openai" or "anthropic"), and whether its path is served."""
+    protocol = ROUTES.get(path) or ("anthropic" if "anthropic-version" in headers else "openai")
+    return protocol, path in ROUTES
+
+
+def parse_json(raw: bytes) -> JSON | None:
+    """The request body as a JSON object ({} when empty); None when it is not one."""
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def answer(request: RecordedRequest, reply: Text | ToolCalls | Error) -> Answer:
+    """The bytes for `reply` in the request's protocol: JSON, SSE when it asked to stream, or an error."""
+    request_id = {("request-id" if request.protocol == "anthropic" else "x-request-id"): new_id("req_")}
+    if isinstance(reply, Error):
+        maker = anthropic_error if request.protocol == "anthropic" else openai_error
+        body = json.dumps(maker(reply.status, reply.message)).encode()
+        return Answer(reply.status, "application/json", {**request_id, **reply.headers}, body)
+    if request.body.get("stream"):
+        events = tuple(sse_bytes(request, as_turn(reply)))
+        return Answer(200, "text/event-stream; charset=utf-8", {**request_id, "Cache-Control": "no-cache"}, b"", events)
+    message = anthropic_message if request.protocol == "anthropic" else openai_completion
+    return Answer(200, "application/json", request_id, json.dumps(message(as_turn(reply), model_of(request))).encode())
+
+
+def answer_bad_request(request: RecordedRequest, method: str, body: JSON | None, served: bool) -> Answer | None:
+    """The provider-format 404 or 400 for a request that cannot get a reply; None for one that can."""
+    if not served or method != "POST":
+        return answer(request, Error(404, f"Invalid URL ({method} {request.path})"))
+    if body is None:
+        return answer(request, Error(400, "The request body is not a valid JSON object."))
+    return None
+
+
+def next_reply_safely(fake: FakeLLMServer, request: RecordedRequest) -> Reply:
+    try:
+        return fake.next_reply(request)
+    except Exception as exc:  # noqa: BLE001 - a broken responder should show up as an HTTP 500
+        return Error(500, f"fake server responder failed: {exc!r}")
 
 
 # --- HTTP plumbing -------------------------------------------------------------------------
@@ -267,85 +329,52 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         path = self.path.split("?", 1)[0]
         headers = {name.lower(): value for name, value in self.headers.items()}
-        protocol = _ROUTES.get(path) or ("anthropic" if "anthropic-version" in headers else "openai")
-        body = self._read_json()
+        protocol, served = route(path, headers)
+        body = parse_json(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
         fake = cast(_HTTPServer, self.server).fake
         request = RecordedRequest(protocol, path, headers, body if body is not None else {})
         fake.record(request)
-        if path not in _ROUTES or self.command != "POST":
-            self._send_error(protocol, Error(404, f"Invalid URL ({self.command} {path})"))
-        elif body is None:
-            self._send_error(protocol, Error(400, "The request body is not a valid JSON object."))
-        else:
-            self._send_reply(request, fake)
-
-    def _read_json(self) -> JSON | None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if not raw:
-            return {}
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return None
-        return body if isinstance(body, dict) else None
-
-    def _send_reply(self, request: RecordedRequest, fake: FakeLLMServer) -> None:
-        try:
-            reply = fake.next_reply(request)
-        except Exception as exc:  # noqa: BLE001 - a broken responder should show up as an HTTP 500
-            reply = Error(500, f"fake server responder failed: {exc!r}")
+        refused = answer_bad_request(request, self.command, body, served)
+        if refused is not None:
+            self._send(refused)
+            return
+        reply = next_reply_safely(fake, request)
         while isinstance(reply, Delay):
             time.sleep(reply.seconds)
             reply = reply.then
-        if isinstance(reply, Error):
-            self._send_error(request.protocol, reply)
-        elif request.body.get("stream"):
-            self._send_sse(request.protocol, _sse_bytes(request, _as_turn(reply)))
-        else:
-            maker = anthropic_message if request.protocol == "anthropic" else openai_completion
-            self._send_json(request.protocol, 200, maker(_as_turn(reply), _model(request)))
+        self._send(answer(request, reply))
 
-    def _send_error(self, protocol: str, error: Error) -> None:
-        maker = anthropic_error if protocol == "anthropic" else openai_error
-        self._send_json(protocol, error.status, maker(error.status, error.message), error.headers)
-
-    def _start(self, protocol: str, status: int, content_type: str, extra: dict[str, str]) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("request-id" if protocol == "anthropic" else "x-request-id", _new_id("req_"))
-        for name, value in extra.items():
+    def _send(self, out: Answer) -> None:
+        self.send_response(out.status)
+        self.send_header("Content-Type", out.content_type)
+        for name, value in out.headers.items():
             self.send_header(name, value)
-
-    def _send_json(self, protocol: str, status: int, payload: JSON, extra: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self._start(protocol, status, "application/json", extra or {})
-        self.send_header("Content-Length", str(len(data)))
+        if out.events is None:
+            self.send_header("Content-Length", str(len(out.body)))
+            self.end_headers()
+            self.wfile.write(out.body)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self.wfile.write(data)
-
-    def _send_sse(self, protocol: str, events: Iterable[bytes]) -> None:
-        extra = {"Cache-Control": "no-cache", "Transfer-Encoding": "chunked"}
-        self._start(protocol, 200, "text/event-stream; charset=utf-8", extra)
-        self.end_headers()
-        for event in events:
+        for event in out.events:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
         self.wfile.write(b"0\r\n\r\n")
 
 
-def _model(request: RecordedRequest) -> str:
+def model_of(request: RecordedRequest) -> str:
     model = request.body.get("model")
     return model if isinstance(model, str) else "fake-model"
 
 
-def _sse_bytes(request: RecordedRequest, turn: ToolCalls) -> Iterator[bytes]:
+def sse_bytes(request: RecordedRequest, turn: ToolCalls) -> Iterator[bytes]:
     """OpenAI sends bare `data:` lines ended by `[DONE]`; Anthropic names every event."""
     if request.protocol == "anthropic":
-        for event in anthropic_events(turn, _model(request)):
+        for event in anthropic_events(turn, model_of(request)):
             yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
         return
     options = request.body.get("stream_options")
     include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-    for chunk in openai_chunks(turn, _model(request), include_usage):
+    for chunk in openai_chunks(turn, model_of(request), include_usage):
         yield f"data: {json.dumps(chunk)}\n\n".encode()
     yield b"data: [DONE]\n\n"
 
@@ -478,13 +507,26 @@ def one_tool_call_responder(request: RecordedRequest) -> Reply:
     return ToolCalls([Call(name, _fill_required(schema))])
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Fake OpenAI/Anthropic LLM server for tests and benchmarks.")
+def with_latency(responder: Responder | None, seconds: float) -> Responder | None:
+    """`responder` (or the default "ok") answering each call after `seconds`, like a model that thinks."""
+    if seconds <= 0:
+        return responder
+    return lambda request: Delay(seconds, responder(request) if responder is not None else Text("ok"))
+
+
+def cli_arguments(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """The command line shared by this server and the asyncio one (llm_async_server)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--mode", choices=["one-tool-call", "ok"], default="ok")
-    args = parser.parse_args(argv)
-    responder = one_tool_call_responder if args.mode == "one-tool-call" else None
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each call is answered")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = cli_arguments("Fake OpenAI/Anthropic LLM server for tests and benchmarks.", argv)
+    responder = with_latency(one_tool_call_responder if args.mode == "one-tool-call" else None, args.latency)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
