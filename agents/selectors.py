@@ -219,3 +219,15 @@ def queued_counts(api_key_id: int | None, limit: int) -> tuple[int, int]:
         cursor.execute(sql, [api_key_id, RunStatus.QUEUED.value, limit])
         total, mine = cursor.fetchone()
     return int(total), int(mine)
+
+
+def unanswered_calls(run_id: UUID) -> list[tuple[str, str]]:
+    """The tool calls (id, tool name) this run's messages made that have no result yet."""
+    rows = Message.objects.filter(run_id=run_id, role__in=("assistant", "tool")).order_by("position")
+    calls: dict[str, str] = {}
+    for role, tool_calls, answered in rows.values_list("role", "tool_calls", "tool_call_id"):
+        if role == "assistant":
+            calls.update((call["id"], call["name"]) for call in tool_calls)
+        else:
+            calls.pop(answered, None)
+    return list(calls.items())

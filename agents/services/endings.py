@@ -62,7 +62,7 @@ def finish(record: RunRecord, ending: Outcome, progress: Progress | None = None)
         steps = progress.steps if progress is not None else run.steps
         record.run = finish_run(run, ending, steps=steps, usage=progress.usage if progress is not None else None)
         completed = ending.status == RunStatus.COMPLETED
-        answer = [ChatMessage(role="assistant", content=ending.output)] if completed else []
+        answer = [ChatMessage(role="assistant", content=ending.output)] if completed else _close_calls(run, ending)
         record.write(answer, after=[events.run_finished(record.run)])
         _emit_webhook(record.run)
         # Positions are contiguous from 0, so this is the exact count (and it heals a count
@@ -70,6 +70,17 @@ def finish(record: RunRecord, ending: Outcome, progress: Progress | None = None)
         Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
         transaction.on_commit(lambda: notify.signal_done(str(run.pk)), robust=True)
         _start_next(run.session_id)
+
+
+def _close_calls(run: Run, ending: Outcome) -> list[ChatMessage]:
+    """A result for each call the run leaves without one (cancelled while it waited for a
+    decision, stopped between calls, its worker lost): every provider refuses a transcript
+    with an unanswered call, so without these the session's next runs would all fail."""
+    reason = (ending.error or {}).get("message") or f"The run ended {ending.status}."
+    return [
+        ChatMessage(role="tool", content=f"Not executed: {reason}", tool_call_id=call_id, name=name, is_error=True)
+        for call_id, name in selectors.unanswered_calls(run.pk)
+    ]
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,57 @@ def answer_bad_request(request: RecordedRequest, method: str, body: JSON | None,
         return answer(request, Error(404, f"Invalid URL ({method} {request.path})"))
     if body is None:
         return answer(request, Error(400, "The request body is not a valid JSON object."))
+    unanswered = unanswered_calls(request.protocol, body.get("messages") or [])
+    if unanswered:
+        return answer(request, Error(400, unanswered))
     return None
+
+
+def unanswered_calls(protocol: str, messages: list[Any]) -> str:
+    """The provider's own 400 message for a transcript with a tool call left without its
+    result, as OpenAI and Anthropic refuse it; "" when every call has its result."""
+    check = _openai_unanswered if protocol == "openai" else _anthropic_unanswered
+    for index, message in enumerate(messages):
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            found = check(messages, index)
+            if found:
+                return found
+    return ""
+
+
+def _openai_unanswered(messages: list[Any], index: int) -> str:
+    wanted = [str(c.get("id")) for c in messages[index].get("tool_calls") or [] if isinstance(c, dict)]
+    answered = set()
+    for later in messages[index + 1 :]:
+        if not isinstance(later, dict) or later.get("role") != "tool":
+            break
+        answered.add(str(later.get("tool_call_id")))
+    missing = [call for call in wanted if call not in answered]
+    if not missing:
+        return ""
+    return (
+        "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+        f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(missing)}"
+    )
+
+
+def _blocks(message: Any) -> list[JSON]:
+    content = message.get("content") if isinstance(message, dict) else None
+    return [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
+
+
+def _anthropic_unanswered(messages: list[Any], index: int) -> str:
+    wanted = [str(b.get("id")) for b in _blocks(messages[index]) if b.get("type") == "tool_use"]
+    following = messages[index + 1] if index + 1 < len(messages) else None
+    answered = {str(b.get("tool_use_id")) for b in _blocks(following) if b.get("type") == "tool_result"}
+    missing = [call for call in wanted if call not in answered]
+    if not missing:
+        return ""
+    return (
+        f"messages.{index}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+        f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block "
+        "in the next message."
+    )
 
 
 def next_reply_safely(fake: FakeLLMServer, request: RecordedRequest) -> Reply:
