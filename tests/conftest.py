@@ -74,6 +74,31 @@ def daphne(django_db_setup: None, celery_worker: None, tmp_path_factory: Any) ->
         yield server
 
 
+def start_worker_process(
+    log: Path, broker: str, settings: dict[str, str], *, threads: int = 4
+) -> subprocess.Popen[bytes]:
+    """A worker process as `up` starts one, on the test database, with a broker of its own
+    (so that the in-process worker cannot take its tasks) and `settings` in its environment;
+    returned once it is ready. The caller stops it."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": broker,
+        "PYTHONPATH": str(ROOT),
+        **settings,
+    }
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "agentplatform.celery:app", "worker", "-Q", "runs",
+             "--pool", "threads", "--concurrency", str(threads), "--without-gossip", "--without-mingle", "-l", "INFO"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wait_until(lambda: "ready." in log.read_text() or process.poll() is not None, timeout=60)
+    assert process.poll() is None, log.read_text()
+    return process
+
+
 @contextlib.contextmanager
 def serving_daphne(log: Path, **settings: str) -> Iterator[Daphne]:
     """Daphne in a subprocess on the test database and Redis, with `settings` added to its

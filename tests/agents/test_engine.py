@@ -6,43 +6,22 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db import connection
 
 from agentplatform.celery import TaskName
 from agents.models import Agent, Run, RunStatus, Session
-from tests.infra import database_url, wait_until
+from tests.conftest import start_worker_process
+from tests.infra import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def _worker(tmp_path: Path, broker: str, **env: str) -> subprocess.Popen[bytes]:
-    """A worker process as `up` starts one, on a broker of its own (the in-process worker
-    of the other tests cannot take its tasks)."""
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "CELERY_BROKER_URL": broker,
-        "PYTHONPATH": str(ROOT),
-        **env,
-    }
-    log = tmp_path / "worker.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "agentplatform.celery:app", "worker", "-Q", "runs",
-             "--pool", "threads", "--concurrency", "4", "--without-gossip", "--without-mingle", "-l", "INFO"],
-            cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    wait_until(lambda: "ready." in log.read_text() or process.poll() is not None, timeout=60)
-    assert process.poll() is None, log.read_text()
-    return process
+def _worker(tmp_path: Path, broker: str, **settings: str) -> subprocess.Popen[bytes]:
+    return start_worker_process(tmp_path / "worker.log", broker, settings)
 
 
 def _queued_runs(owner, count: int) -> list[Run]:

@@ -48,15 +48,16 @@ def test_a_hundred_clients_wait_for_their_runs_with_the_web_process_holding_no_t
     assert seen[0] - idle <= 12, f"{idle} threads idle, {seen[0]} with 100 clients waiting"
 
 
-def test_a_wait_longer_than_the_limit_answers_202_with_where_to_follow_the_run(api, slow_model, tmp_path):
-    with serving_daphne(tmp_path / "daphne.log", AGENTPLATFORM_RUN_WAIT_SECONDS="0.2") as daphne:
+def _post_run(tmp_path: Path, key: str, **settings: str) -> httpx.Response:
+    """One wait-mode run through a Daphne process with `settings` in its environment."""
+    with serving_daphne(tmp_path / "daphne.log", **settings) as daphne:
         base = daphne.url.replace("ws://", "http://")
-        response = httpx.post(
-            f"{base}/api/v1/agents/oai/runs/",
-            json={"input": "hello"},
-            headers={"Authorization": f"Bearer {api.key}"},
-            timeout=30,
-        )
+        headers = {"Authorization": f"Bearer {key}"}
+        return httpx.post(f"{base}/api/v1/agents/oai/runs/", json={"input": "hello"}, headers=headers, timeout=30)
+
+
+def test_a_wait_longer_than_the_limit_answers_202_with_where_to_follow_the_run(api, slow_model, tmp_path):
+    response = _post_run(tmp_path, api.key, AGENTPLATFORM_RUN_WAIT_SECONDS="0.2")
 
     assert response.status_code == 202
     body = response.json()
@@ -65,14 +66,7 @@ def test_a_wait_longer_than_the_limit_answers_202_with_where_to_follow_the_run(a
 
 
 def test_past_the_waiters_a_process_holds_the_run_is_answered_at_once_with_202(api, slow_model, tmp_path):
-    with serving_daphne(tmp_path / "daphne.log", AGENTPLATFORM_MAX_WAITERS="0") as daphne:
-        base = daphne.url.replace("ws://", "http://")
-        response = httpx.post(
-            f"{base}/api/v1/agents/oai/runs/",
-            json={"input": "hello"},
-            headers={"Authorization": f"Bearer {api.key}"},
-            timeout=30,
-        )
+    response = _post_run(tmp_path, api.key, AGENTPLATFORM_MAX_WAITERS="0")
 
     assert response.status_code == 202
     run = Run.objects.get(pk=response.json()["id"])  # stored once, and executed

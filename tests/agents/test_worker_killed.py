@@ -5,20 +5,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db import connection
 
 from agentplatform.celery import TaskName
 from agents import tasks
 from agents.models import Agent, Run, RunEvent, Session
+from tests.conftest import start_worker_process
 from tests.fakes.llm_server import Call, ToolCalls
-from tests.infra import database_url, wait_until
+from tests.infra import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -26,25 +25,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 @pytest.fixture
 def worker_process(llm, tmp_path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A separate worker process, on a broker of its own (so the in-process worker cannot take its task)."""
+    """A separate worker process, on a broker of its own."""
     broker = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/1"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "CELERY_BROKER_URL": broker,
-        "AGENTPLATFORM_RUN_LEASE_SECONDS": "1",
-        "PYTHONPATH": str(ROOT),
-    }
-    log = tmp_path / "worker.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "agentplatform.celery:app", "worker", "-Q", "runs",
-             "--pool", "threads", "--concurrency", "2", "--without-gossip", "--without-mingle", "-l", "INFO"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    process = start_worker_process(tmp_path / "worker.log", broker, {"AGENTPLATFORM_RUN_LEASE_SECONDS": "1"}, threads=2)
     try:
-        wait_until(lambda: "ready." in log.read_text(), timeout=60)
         yield process, broker
     finally:
         if process.poll() is None:
@@ -73,5 +57,9 @@ def test_a_run_on_a_killed_worker_is_failed_by_the_reaper(alice, llm, worker_pro
     assert run.error is not None
     assert run.error["code"] == "worker_lost"
     types = list(RunEvent.objects.filter(run=run).values_list("type", flat=True))
-    assert types == ["run.started", "tool.call.started", "run.failed"]
+    # the call it was making gets a result saying so, which keeps the session usable
+    assert types == ["run.started", "tool.call.started", "tool.call.completed", "run.failed"]
+    result = RunEvent.objects.get(run=run, type="tool.call.completed").data
+    assert (result["name"], result["is_error"]) == ("wait_at_gate", True)
+    assert result["result"].startswith("Not executed: The worker executing this run stopped")
     sender.close()

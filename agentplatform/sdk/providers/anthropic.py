@@ -87,10 +87,8 @@ class AnthropicModel(SDKModel):
                 for text in stream.text_stream:
                     request.on_text(text)
                 return _response(stream.get_final_message())
-        except anthropic.APIStatusError as exc:
-            raise self._status_error(exc) from exc
         except anthropic.APIError as exc:
-            raise ProviderError(self.label, exc.message) from exc
+            raise self._error(exc) from exc
 
     @traced_acompletion
     async def acomplete(self, request: ModelRequest) -> ModelResponse:
@@ -103,14 +101,13 @@ class AnthropicModel(SDKModel):
                 async for text in stream.text_stream:
                     request.on_text(text)
                 return _response(await stream.get_final_message())
-        except anthropic.APIStatusError as exc:
-            raise self._status_error(exc) from exc
         except anthropic.APIError as exc:
-            raise ProviderError(self.label, exc.message) from exc
+            raise self._error(exc) from exc
 
-    def _status_error(self, exc: anthropic.APIStatusError) -> ProviderError:
-        message = f"HTTP {exc.status_code}: {_status_message(exc)}"
-        return ProviderError(self.label, message, status=exc.status_code)
+    def _error(self, exc: anthropic.APIError) -> ProviderError:
+        if isinstance(exc, anthropic.APIStatusError):
+            return ProviderError(self.label, f"HTTP {exc.status_code}: {_status_message(exc)}", status=exc.status_code)
+        return ProviderError(self.label, exc.message)
 
 
 def _response(reply: Any) -> ModelResponse:

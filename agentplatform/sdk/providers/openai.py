@@ -103,10 +103,8 @@ class OpenAIModel(SDKModel):
             for chunk in chunks:
                 gathered.add(chunk)
             return gathered.response()
-        except openai.APIStatusError as exc:
-            raise ProviderError(self.label, _status_message(exc), status=exc.status_code) from exc
         except openai.APIError as exc:
-            raise ProviderError(self.label, exc.message) from exc
+            raise self._error(exc) from exc
 
     @traced_acompletion
     async def acomplete(self, request: ModelRequest) -> ModelResponse:
@@ -122,10 +120,13 @@ class OpenAIModel(SDKModel):
             async for chunk in chunks:
                 gathered.add(chunk)
             return gathered.response()
-        except openai.APIStatusError as exc:
-            raise ProviderError(self.label, _status_message(exc), status=exc.status_code) from exc
         except openai.APIError as exc:
-            raise ProviderError(self.label, exc.message) from exc
+            raise self._error(exc) from exc
+
+    def _error(self, exc: openai.APIError) -> ProviderError:
+        if isinstance(exc, openai.APIStatusError):
+            return ProviderError(self.label, _status_message(exc), status=exc.status_code)
+        return ProviderError(self.label, exc.message)
 
     def _answer(self, completion: Any) -> ModelResponse:
         if not isinstance(completion, dict):  # a body that is not JSON comes back as text
