@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agentplatform.conf import platform_settings
 from agents.models import Agent, ApiKey, Run, RunStatus, Session
 from tests.conftest import MODEL_SECONDS, serving_daphne
 
@@ -44,8 +45,10 @@ def test_a_hundred_clients_wait_for_their_runs_with_the_web_process_holding_no_t
     assert [r.status_code for r in responses] == [201] * 100
     assert {r.json()["status"] for r in responses} == {"completed"}
     assert all(r.json()["messages"][-1]["content"] == "done" for r in responses)
-    # while they waited, the web process had its pool's threads at most, not one per client
-    assert seen[0] - idle <= 12, f"{idle} threads idle, {seen[0]} with 100 clients waiting"
+    # while they waited, the web process had its pool's threads and a few helpers' (the database
+    # pool's own workers, for one), not one per client
+    bound = platform_settings().WEB_THREADS + 8
+    assert seen[0] - idle <= bound, f"{idle} threads idle, {seen[0]} with 100 clients waiting"
 
 
 def _post_run(tmp_path: Path, key: str, **settings: str) -> httpx.Response:
