@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable
 
 import redis
 import redis.asyncio as aioredis
@@ -41,13 +42,21 @@ def signal_done(name: str) -> None:
         pipe.execute()
 
 
+def _flag(name: str) -> str:
+    return f"agentplatform:flag:{name}"
+
+
 def raise_flag(name: str) -> None:
-    _client(settings.REDIS_URL).set(f"agentplatform:flag:{name}", 1, ex=SIGNAL_TTL_SECONDS * 12)
+    """Raise `name` (kept for an hour) and tell the processes watching flags at once."""
+    with _client(settings.REDIS_URL).pipeline() as pipe:
+        pipe.set(_flag(name), 1, ex=SIGNAL_TTL_SECONDS * 12)
+        pipe.publish(_flag(name), 1)
+        pipe.execute()
 
 
 def flag_raised(name: str) -> bool:
     """A cheap check, made at every step of a run."""
-    return bool(_client(settings.REDIS_URL).exists(f"agentplatform:flag:{name}"))
+    return bool(_client(settings.REDIS_URL).exists(_flag(name)))
 
 
 @functools.cache
@@ -57,10 +66,47 @@ def _async_client(url: str, loop: asyncio.AbstractEventLoop) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool, socket_connect_timeout=5)
 
 
-async def aflag_raised(name: str) -> bool:
-    """`flag_raised` on an event loop (a bounded pool of connections shared by its runs)."""
-    client = _async_client(settings.REDIS_URL, asyncio.get_running_loop())
-    return bool(await client.exists(f"agentplatform:flag:{name}"))
+class Flags:
+    """The flags raised anywhere, known on one event loop without a round trip per check: one
+    subscription adds each flag as it is raised. `watched()` names the flags that matter
+    (looked up again whenever the subscription starts, so none raised meanwhile is missed)."""
+
+    def __init__(self, url: str, watched: Callable[[], list[str]]) -> None:
+        self._url = url
+        self._watched = watched
+        self._raised: set[str] = set()
+
+    def raised(self, name: str) -> bool:
+        return name in self._raised
+
+    def forget(self, name: str) -> None:
+        self._raised.discard(name)
+
+    async def check(self, name: str) -> bool:
+        """Ask Redis once (a run starting: its flag may predate the subscription). A Redis
+        that does not answer is no flag: a run is never failed for want of this check."""
+        try:
+            if await _async_client(self._url, asyncio.get_running_loop()).exists(_flag(name)):
+                self._raised.add(name)
+        except (redis.RedisError, OSError, TimeoutError):
+            logger.warning("could not check flag %s", name, exc_info=True)
+        return self.raised(name)
+
+    async def listen(self) -> None:
+        prefix = _flag("")
+        while True:
+            try:
+                client = aioredis.Redis.from_url(self._url, socket_connect_timeout=5, health_check_interval=30)
+                async with client, client.pubsub() as pubsub:
+                    await pubsub.psubscribe(f"{prefix}*")
+                    for name in self._watched():
+                        await self.check(name)
+                    async for message in pubsub.listen():
+                        if message["type"] == "pmessage":
+                            self._raised.add(message["channel"].decode().removeprefix(prefix))
+            except (redis.RedisError, OSError):
+                logger.warning("the flag subscription was lost; subscribing again", exc_info=True)
+                await asyncio.sleep(1.0)
 
 
 def wait_done(name: str, timeout: float) -> bool:

@@ -20,6 +20,7 @@ Two runtimes execute the same coroutine:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import threading
@@ -29,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
 from django.db import connection
 
 from agentplatform import notify
@@ -59,10 +61,12 @@ class Runtime(Protocol):
         ...
 
     def holding_lease(self, run_id: UUID) -> contextlib.AbstractAsyncContextManager[None]:
-        """The run's lease is renewed while the block runs."""
+        """The run's lease is renewed (and its cancellation watched) while the block runs."""
         ...
 
-    async def flag_raised(self, name: str) -> bool: ...
+    async def cancelled(self, run_id: UUID) -> bool:
+        """Whether someone cancelled the run (checked at each step)."""
+        ...
 
 
 class Inline:
@@ -96,8 +100,8 @@ class Inline:
             await asyncio.sleep(platform_settings().RUN_LEASE_SECONDS / 3)
             await self.db(leases.renew, [run_id])
 
-    async def flag_raised(self, name: str) -> bool:
-        return await self.db(notify.flag_raised, name)
+    async def cancelled(self, run_id: UUID) -> bool:
+        return await self.db(notify.flag_raised, f"cancel:{run_id}")
 
     def run(self, work: Callable[[Inline], Coroutine[Any, Any, T]]) -> T:
         try:
@@ -118,15 +122,18 @@ class Engine:
         self._tools = Pool(sync_threads, "run-sync", wrap=releasing)
         self._turns = Pool(sync_threads, "run-turn", wrap=releasing)
         self._leased: set[UUID] = set()
+        self._flags = notify.Flags(settings.REDIS_URL, lambda: [f"cancel:{run_id}" for run_id in self._leased])
         self._running = 0
         self._idle = threading.Condition()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="run-engine", daemon=True)
         self._thread.start()
+        atexit.register(self.loop.call_soon_threadsafe, self.loop.stop)  # quiet, before Redis and logs go
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.create_task(self._heartbeat())
+        # Held here: the loop keeps only weak references to its tasks.
+        self._services = [self.loop.create_task(self._heartbeat()), self.loop.create_task(self._flags.listen())]
         self.loop.run_forever()
 
     # -- handing runs over (called from Celery's threads) --
@@ -182,10 +189,12 @@ class Engine:
     @contextlib.asynccontextmanager
     async def holding_lease(self, run_id: UUID) -> AsyncIterator[None]:
         self._leased.add(run_id)
+        await self._flags.check(f"cancel:{run_id}")  # raised before the subscription heard of it
         try:
             yield
         finally:
             self._leased.discard(run_id)
+            self._flags.forget(f"cancel:{run_id}")
 
     async def _heartbeat(self) -> None:
         """Every third of a lease, one UPDATE renews the leases of all runs in flight (the
@@ -202,8 +211,9 @@ class Engine:
             except Exception:  # the database is away: try again at the next beat
                 logger.exception("renewing %d leases failed", len(self._leased))
 
-    async def flag_raised(self, name: str) -> bool:
-        return await notify.aflag_raised(name)
+    async def cancelled(self, run_id: UUID) -> bool:
+        # One subscription hears every cancel: a check costs no round trip to Redis.
+        return self._flags.raised(f"cancel:{run_id}")
 
 
 class _Process:

@@ -238,7 +238,7 @@ async def _execute(live: LiveRecord, rt: Runtime, agent: Agent, code_agent: Code
         rt=rt,
         append=live.write,
         on_text=live.delta if conf.STREAM_DELTAS else None,
-        cancelled=functools.partial(rt.flag_raised, f"cancel:{run.pk}"),
+        cancelled=functools.partial(rt.cancelled, run.pk),
         prior=setup.prior,
         transcript=setup.transcript,
         context=prepared.instructions,
