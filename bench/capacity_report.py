@@ -13,7 +13,7 @@ from bench.capacity import CapacityResults, LevelResult
 from bench.capacity_drivers import POLL_SECONDS, Kind
 from bench.capacity_load import LevelLoad, percentile
 from bench.capacity_stack import MODEL_LATENCY
-from bench.report import code_commit, cpu_model
+from bench.report import cpu_model
 from bench.streaming_report import num
 
 TARGET_RUNS_AT_64 = 40.0
@@ -34,8 +34,8 @@ class Machine:
     load_after: tuple[float, float, float]
 
 
-def machine(load_before: tuple[float, float, float]) -> Machine:
-    return Machine(len(os.sched_getaffinity(0)), cpu_model(), code_commit(), load_before, os.getloadavg())
+def machine(load_before: tuple[float, float, float], commit: str) -> Machine:
+    return Machine(len(os.sched_getaffinity(0)), cpu_model(), commit, load_before, os.getloadavg())
 
 
 def _cores(level: LevelResult, part: str) -> str:

@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from bench import approvals, capacity, capacity_report, floor
 from bench.history import measure_append, measure_history, seed_sessions
 from bench.load import Client, Target, measure_level
-from bench.report import Config, Results, environment, render
+from bench.report import Config, Results, code_commit, environment, render
 from bench.stack import Stack, log, publish, running_stack
 from bench.streaming import StreamingConfig, measure_streaming
 
@@ -166,10 +166,10 @@ def _shared_stack_sections(config: Config, sections: set[str]) -> str:
 
 def _capacity(args: argparse.Namespace) -> str:
     """The capacity section, after the shared stack is stopped (nothing else competes for the cores)."""
-    load_before = os.getloadavg()
+    load_before, commit = os.getloadavg(), code_commit()  # the code the platforms start from
     config = capacity.QUICK if args.quick else capacity.FULL
     results = capacity.measure_capacity(config, args.run_concurrency, args.topologies, peer=not args.no_peer)
-    where = capacity_report.machine(load_before)
+    where = capacity_report.machine(load_before, commit)
     markdown = capacity_report.render(results, where)
     CAPACITY_FILE.parent.mkdir(exist_ok=True)
     CAPACITY_FILE.write_text(markdown)
