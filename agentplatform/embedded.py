@@ -32,9 +32,14 @@ def redis_server(data_dir: Path) -> tuple[ProcessSpec, str]:
 TASK_THREADS = 4  # Celery's threads: a run's task only hands it to the engine, so a few suffice
 
 
-def celery_worker(run_concurrency: int) -> ProcessSpec:
-    """Runs wait on models and tools, not on the CPU: the worker's event loop carries up to
-    `run_concurrency` of them (agents.engine); Celery's few threads hand them over."""
+def celery_workers(count: int, run_concurrency: int) -> list[ProcessSpec]:
+    """Runs wait on models and tools, not on the CPU: each worker's event loop carries up to
+    `run_concurrency` of them (agents.engine); Celery's few threads hand them over. The
+    first worker also runs beat."""
+    return [_celery_worker(n, run_concurrency, beat=n == 1) for n in range(1, count + 1)]
+
+
+def _celery_worker(number: int, run_concurrency: int, *, beat: bool) -> ProcessSpec:
     argv = python_command(
         "-m", "celery", "-A", "agentplatform.celery:app", "worker",
         "--queues", ",".join(Queue),
@@ -42,15 +47,19 @@ def celery_worker(run_concurrency: int) -> ProcessSpec:
         "--concurrency", str(TASK_THREADS),
         "--loglevel", "INFO",
         "--without-gossip", "--without-mingle",
+    )  # fmt: skip
+    if number > 1:
+        argv += ["--hostname", f"worker{number}@%h"]  # Celery's node names must differ
+    if beat:
         # The one scheduler, beat, as a thread of this worker (agentplatform/beat_thread.py): agent
         # schedules and housekeeping (the reaper of lost runs). Its schedule is in the database
         # (django-celery-beat): changes made through the API or the admin apply while it runs.
-        "--beat-thread",
-    )  # fmt: skip
+        argv.append("--beat-thread")
     # `up` has run Django's system checks: the worker need not load every template tag and URL to run them again.
     env = {"CELERY_SKIP_CHECKS": "1", "AGENTPLATFORM_RUN_CONCURRENCY": str(run_concurrency)}
     # SIGTERM lets the runs it carries finish (WORKER_DRAIN_SECONDS) before it is killed.
-    return ProcessSpec("worker", argv, env=env, grace=platform_settings().WORKER_DRAIN_SECONDS + 5)
+    grace = platform_settings().WORKER_DRAIN_SECONDS + 5
+    return ProcessSpec(f"worker-{number}" if number > 1 else "worker", argv, env=env, grace=grace)
 
 
 def span_sink() -> ProcessSpec:

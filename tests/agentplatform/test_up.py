@@ -146,3 +146,26 @@ def test_a_second_up_on_the_same_data_directory_refuses_to_start(env, started, t
     assert "another `manage.py up` is running with the data directory" in second.stderr
     assert first.poll() is None
     assert signal_stop(first, signal.SIGTERM) == 0
+
+
+def _children(pid: int) -> list[str]:
+    """The command lines of a process's children."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [Path(f"/proc/{child}/cmdline").read_text().replace("\0", " ") for child in children]
+
+
+def test_up_with_two_run_workers_runs_beat_in_one_of_them(env, started, tmp_path):
+    port, log = free_port(), tmp_path / "up.log"
+    argv = [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port), "--workers", "1", "--run-workers", "2"]
+    process = launch(argv, env, log)
+    started.append(process)
+    wait_for_banner(process, log)
+    key = api_key(env)
+
+    runs = [post(f"http://127.0.0.1:{port}/api/v1/agents/demo/runs/", key, {"input": f"Hi {n}"}) for n in range(6)]
+
+    assert [(status, run["status"]) for status, run in runs] == [(201, "completed")] * 6
+    workers = [line for line in _children(process.pid) if " worker " in line]
+    assert len(workers) == 2
+    assert sum("--beat-thread" in line for line in workers) == 1  # one scheduler, whatever the workers
+    assert signal_stop(process, signal.SIGTERM) == 0

@@ -37,14 +37,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers",
             type=int,
-            default=env_int("AGENTPLATFORM_WEB_WORKERS", os.cpu_count() or 1, minimum=1),
-            help="Web server processes sharing the port (default: one per core).",
+            default=env_int("AGENTPLATFORM_WEB_WORKERS", max(1, (os.cpu_count() or 1) // 2), minimum=1),
+            help="Web server processes sharing the port (default: one per two cores).",
         )
         parser.add_argument(
             "--run-concurrency",
             type=int,
             default=platform_settings().RUN_CONCURRENCY,
             help="Runs the embedded worker carries at once (AGENTPLATFORM_RUN_CONCURRENCY, default 256).",
+        )
+        parser.add_argument(
+            "--run-workers",
+            type=int,
+            default=env_int("AGENTPLATFORM_RUN_WORKERS", os.cpu_count() or 1, minimum=1),
+            help="Worker processes (default: one per core); the first also runs beat.",
         )
         parser.add_argument("--no-migrate", action="store_true", help="Skip migrations (done elsewhere).")
 
@@ -69,7 +75,7 @@ class Command(BaseCommand):
         services = [
             *self._redis(),
             *self._span_store(migrate=not options["no_migrate"]),
-            embedded.celery_worker(options["run_concurrency"]),
+            *embedded.celery_workers(options["run_workers"], options["run_concurrency"]),
             *web,
         ]
         plan = Plan(
