@@ -160,7 +160,7 @@ def report(rounds: list[list[Sample]]) -> str:
         seen: dict[str, int] = {}
         for s in samples:
             seen[s.name] = seen.get(s.name, 0) + 1
-            keyed.setdefault(f"{s.name} {seen[s.name]}" if s.name == "web" else s.name, []).append(s)
+            keyed.setdefault(f"{s.name} {seen[s.name]}" if s.name in ("web", "worker") else s.name, []).append(s)
     lines = ["| process | RSS MiB | PSS MiB |", "|---|---:|---:|"]
     rss_total = pss_total = 0.0
     for name, samples in keyed.items():
