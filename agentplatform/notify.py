@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import redis
 import redis.asyncio as aioredis
@@ -33,13 +33,17 @@ def _key(name: str) -> str:
     return f"agentplatform:done:{name}"
 
 
+def _announce(key: str, ttl: int) -> None:
+    """Set `key` (for those who look later) and publish it (to those subscribed now)."""
+    with _client(settings.REDIS_URL).pipeline() as pipe:
+        pipe.set(key, 1, ex=ttl)
+        pipe.publish(key, 1)
+        pipe.execute()
+
+
 def signal_done(name: str) -> None:
     """Mark `name` done (for waiters yet to come) and wake the waiters already there."""
-    client = _client(settings.REDIS_URL)
-    with client.pipeline() as pipe:
-        pipe.set(_key(name), 1, ex=SIGNAL_TTL_SECONDS)
-        pipe.publish(_key(name), 1)
-        pipe.execute()
+    _announce(_key(name), SIGNAL_TTL_SECONDS)
 
 
 def _flag(name: str) -> str:
@@ -48,15 +52,37 @@ def _flag(name: str) -> str:
 
 def raise_flag(name: str) -> None:
     """Raise `name` (kept for an hour) and tell the processes watching flags at once."""
-    with _client(settings.REDIS_URL).pipeline() as pipe:
-        pipe.set(_flag(name), 1, ex=SIGNAL_TTL_SECONDS * 12)
-        pipe.publish(_flag(name), 1)
-        pipe.execute()
+    _announce(_flag(name), SIGNAL_TTL_SECONDS * 12)
 
 
 def flag_raised(name: str) -> bool:
     """A cheap check, made at every step of a run."""
     return bool(_client(settings.REDIS_URL).exists(_flag(name)))
+
+
+async def _follow(
+    url: str,
+    prefix: str,
+    on_name: Callable[[str], None],
+    on_subscribed: Callable[[aioredis.Redis], Awaitable[None]],
+    on_lost: Callable[[], None] = lambda: None,
+) -> None:
+    """Forever: one connection subscribed to every key under `prefix`, calling `on_name` with
+    each name published; `on_subscribed` runs once each (re)subscription is in place (to look
+    for what was published while there was none), `on_lost` when the connection drops."""
+    while True:
+        try:
+            client = aioredis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+            async with client, client.pubsub() as pubsub:
+                await pubsub.psubscribe(f"{prefix}*")
+                await on_subscribed(client)
+                async for message in pubsub.listen():
+                    if message["type"] == "pmessage":
+                        on_name(message["channel"].decode().removeprefix(prefix))
+        except (redis.RedisError, OSError):
+            on_lost()
+            logger.warning("the subscription to %s* was lost; subscribing again", prefix, exc_info=True)
+            await asyncio.sleep(1.0)
 
 
 @functools.cache
@@ -93,20 +119,11 @@ class Flags:
         return self.raised(name)
 
     async def listen(self) -> None:
-        prefix = _flag("")
-        while True:
-            try:
-                client = aioredis.Redis.from_url(self._url, socket_connect_timeout=5, health_check_interval=30)
-                async with client, client.pubsub() as pubsub:
-                    await pubsub.psubscribe(f"{prefix}*")
-                    for name in self._watched():
-                        await self.check(name)
-                    async for message in pubsub.listen():
-                        if message["type"] == "pmessage":
-                            self._raised.add(message["channel"].decode().removeprefix(prefix))
-            except (redis.RedisError, OSError):
-                logger.warning("the flag subscription was lost; subscribing again", exc_info=True)
-                await asyncio.sleep(1.0)
+        await _follow(self._url, _flag(""), self._raised.add, self._recheck)
+
+    async def _recheck(self, _: aioredis.Redis) -> None:
+        for name in self._watched():
+            await self.check(name)
 
 
 def wait_done(name: str, timeout: float) -> bool:
@@ -169,23 +186,10 @@ class Completions:
     async def _listen(self) -> None:
         """Subscribed to every completion; on a lost connection, subscribe again and look
         for the names that completed meanwhile."""
-        prefix = _key("")
-        while True:
-            try:
-                client = aioredis.Redis.from_url(self._url, socket_connect_timeout=5, health_check_interval=30)
-                async with client, client.pubsub() as pubsub:
-                    await pubsub.psubscribe(f"{prefix}*")
-                    self._subscribed.set()
-                    await self._recheck(client)
-                    async for message in pubsub.listen():
-                        if message["type"] == "pmessage":
-                            self._wake(message["channel"].decode().removeprefix(prefix))
-            except (redis.RedisError, OSError):
-                self._subscribed.clear()
-                logger.warning("the completion subscription was lost; subscribing again", exc_info=True)
-                await asyncio.sleep(1.0)
+        await _follow(self._url, _key(""), self._wake, self._recheck, on_lost=self._subscribed.clear)
 
     async def _recheck(self, client: aioredis.Redis) -> None:
+        self._subscribed.set()
         for name in list(self._waiting):
             if await client.exists(_key(name)):
                 self._wake(name)
