@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -10,6 +11,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from agentplatform import sql
 from agents.errors import AgentNotFound, RunNotFound, ScheduleNotFound, SessionNotFound
 from agents.models import (
     ACTIVE_RUN_STATUSES,
@@ -57,12 +59,16 @@ def _restricted_to(api_key: ApiKey | None) -> list[int]:
 
 
 def tool_policies(agent: Agent) -> dict[str, tuple[str, list[Any]]]:
-    """Operators' per-tool permission overrides and argument conditions, read fresh for every run."""
-    rows = Tool.objects.filter(agent=agent).exclude(permission_override="", conditions=[])
-    return {
-        name: (override, rules)
-        for name, override, rules in rows.values_list("name", "permission_override", "conditions")
-    }
+    """Operators' per-tool permission overrides and argument conditions, read fresh for every
+    run (SQL, see `agentplatform.sql`)."""
+    rows = sql.rows(_tool_policies_sql(), sql.values(Tool, ("agent", agent.pk)))
+    policies = ((name, override, sql.convert(Tool, "conditions", rules)) for name, override, rules in rows)
+    return {name: (override, rules) for name, override, rules in policies if override or rules}
+
+
+@functools.cache
+def _tool_policies_sql() -> str:
+    return f"SELECT name, permission_override, conditions FROM {sql.table(Tool)} WHERE agent_id = %s"  # noqa: S608
 
 
 def approval_policies(agent: Agent) -> dict[str, tuple[timedelta | None, str]]:
@@ -91,6 +97,36 @@ def lock_session(owner: Any, session_id: UUID | str) -> Session:
         return Session.objects.select_for_update().get(pk=session_id, owner=owner)
     except (Session.DoesNotExist, ValueError):
         raise SessionNotFound(f"No session {session_id}.") from None
+
+
+def claimed_run(run_id: UUID) -> tuple[Run, int]:
+    """A run with its agent, and its session's message count (where its messages start):
+    one join, on every run's path (SQL, see `agentplatform.sql`)."""
+    row = sql.rows(_claimed_run_sql(), [sql.value(Run, "id", run_id)])[0]
+    run = sql.instance(Run, row)
+    run.agent = sql.instance(Agent, row, start=len(Run._meta.concrete_fields))
+    return run, int(row[-1])
+
+
+@functools.cache
+def _claimed_run_sql() -> str:
+    return (
+        f"SELECT {sql.columns(Run, 'r')}, {sql.columns(Agent, 'a')}, s.message_count"  # noqa: S608  # our tables
+        f" FROM {sql.table(Run)} r JOIN {sql.table(Agent)} a ON a.id = r.agent_id"
+        f" JOIN {sql.table(Session)} s ON s.id = r.session_id WHERE r.id = %s"
+    )
+
+
+def next_queued(session_id: UUID) -> UUID | None:
+    """The session's oldest queued run, which starts when the running one ends."""
+    found = sql.rows(_next_queued_sql(), sql.values(Run, ("session", session_id), ("status", RunStatus.QUEUED.value)))
+    return sql.convert(Run, "id", found[0][0]) if found else None
+
+
+@functools.cache
+def _next_queued_sql() -> str:
+    table = sql.table(Run)
+    return f"SELECT id FROM {table} WHERE session_id = %s AND status = %s ORDER BY created_at LIMIT 1"  # noqa: S608
 
 
 def next_position(session_id: UUID) -> int:

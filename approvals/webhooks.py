@@ -9,6 +9,7 @@ attempts run out.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
@@ -19,11 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from agentplatform import sql
 from agentplatform.celery import TaskName, app
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
@@ -154,9 +157,25 @@ def emit_approvals(event_type: WebhookEvent, requests: Iterable[ApprovalRequest]
 
 
 def _interested(event_type: WebhookEvent, owner_id: Any) -> list[WebhookEndpoint]:
-    every_owner = Q(all_owners=True, owner__is_staff=True, owner__is_active=True)  # while its owner is staff
-    wanted = WebhookEndpoint.objects.filter(Q(owner_id=owner_id) | every_owner, enabled=True)
-    return [e for e in wanted.only("pk", "event_types") if event_type in e.event_types]
+    """The enabled endpoints for the owner's events: its own, and those of staff owners that
+    receive every owner's. Read as every run ends: SQL, see `agentplatform.sql`."""
+    yes = ("enabled", True)
+    params = sql.values(WebhookEndpoint, yes, ("owner", owner_id), ("all_owners", True), yes, yes)
+    found = []
+    for pk, stored in sql.rows(_interested_sql(), params):
+        kinds = sql.convert(WebhookEndpoint, "event_types", stored)
+        if event_type in kinds:
+            found.append(WebhookEndpoint(pk=pk, event_types=kinds))
+    return found
+
+
+@functools.cache
+def _interested_sql() -> str:
+    users = sql.table(get_user_model())
+    return (
+        f"SELECT e.id, e.event_types FROM {sql.table(WebhookEndpoint)} e JOIN {users} u ON u.id = e.owner_id"  # noqa: S608
+        " WHERE e.enabled = %s AND (e.owner_id = %s OR (e.all_owners = %s AND u.is_staff = %s AND u.is_active = %s))"
+    )
 
 
 def _write(event_type: WebhookEvent, endpoints: list[WebhookEndpoint], data: dict[str, Any]) -> list[WebhookDelivery]:

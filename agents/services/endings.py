@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agentplatform import notify
+from agentplatform import notify, sql
 from agentplatform.conf import platform_settings
 from agentplatform.sdk.models import ChatMessage, Usage
 from agents import events, selectors
@@ -67,7 +67,7 @@ def finish(record: RunRecord, ending: Outcome, progress: Progress | None = None)
         _emit_webhook(record.run)
         # Positions are contiguous from 0, so this is the exact count (and it heals a count
         # left behind by a run that crashed before finishing).
-        Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
+        _count_messages(run.session_id, record.position)
         transaction.on_commit(lambda: notify.signal_done(str(run.pk)), robust=True)
         _start_next(run.session_id)
 
@@ -127,15 +127,19 @@ def pause(record: RunRecord, agent: Agent, pending: Sequence[Pending], progress:
         requests = approval_services.open_requests(run=run, calls=calls)
         record.write([], after=[*map(events.approval_requested, requests), events.awaiting_approval(requests)])
         webhooks.emit_approvals(WebhookEvent.APPROVAL_REQUESTED, requests)  # outbox rows, sent on commit
-        Session.objects.filter(pk=run.session_id).update(message_count=record.position, updated_at=timezone.now())
+        _count_messages(run.session_id, record.position)
         transaction.on_commit(lambda: notify.signal_done(str(run.pk)), robust=True)
+
+
+def _count_messages(session_id: Any, count: int) -> None:
+    """The session's message count, once its run has written its last message."""
+    params = sql.values(Session, ("message_count", count), ("updated_at", timezone.now()), ("id", session_id))
+    sql.execute(f"UPDATE {sql.table(Session)} SET message_count = %s, updated_at = %s WHERE id = %s", params)  # noqa: S608
 
 
 def _start_next(session_id: Any) -> None:
     """When a run ends, the session's next queued run (if any) goes to a worker."""
-    queued = Run.objects.filter(session_id=session_id, status=RunStatus.QUEUED).order_by("created_at")
-    next_id = queued.values_list("pk", flat=True).first()
-    if next_id is not None:
+    if next_id := selectors.next_queued(session_id):
         send_run(next_id)
 
 
@@ -163,13 +167,22 @@ def finish_run(run: Run, ending: Outcome, *, steps: int = 0, usage: Usage | None
         "output_tokens": usage.output_tokens if usage else run.output_tokens,
         "finished_at": timezone.now(),
     }
-    updated = Run.objects.filter(pk=run.pk, status__in=statuses_that_may_become(ending.status)).update(**fields)
+    updated = _update_if(run.pk, statuses_that_may_become(ending.status), fields)
     if not updated:
         current = Run.objects.values_list("status", flat=True).get(pk=run.pk)
         raise InvalidTransition(f"A {current} run cannot become {ending.status}.", details={"status": current})
     for name, value in fields.items():
         setattr(run, name, value)
     return run
+
+
+def _update_if(run_id: Any, statuses: list[str], fields: dict[str, Any]) -> int:
+    """UPDATE the run's `fields` while its status is one of `statuses` (on every run's path:
+    SQL, see `agentplatform.sql`)."""
+    assignments = ", ".join(f"{sql.column(Run, name)} = %s" for name in fields)
+    params = sql.values(Run, *fields.items(), ("id", run_id), *(("status", status) for status in statuses))
+    where = f"id = %s AND status IN ({', '.join(['%s'] * len(statuses))})"
+    return sql.execute(f"UPDATE {sql.table(Run)} SET {assignments} WHERE {where}", params)  # noqa: S608
 
 
 def statuses_that_may_become(status: str) -> list[str]:

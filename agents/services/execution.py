@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from agentplatform import sql
 from agentplatform.conf import platform_settings
 from agentplatform.sdk.agent import Agent as CodeAgent
 from agentplatform.sdk.agent import ApprovalRequired, RunCancelled
@@ -133,27 +134,44 @@ def _claim(run_id: UUID) -> RunRecord | None:
 
 
 def _claim_once(run_id: UUID, *, count_behind: bool) -> RunRecord | None:
-    earlier = Run.objects.filter(
-        session_id=OuterRef("session_id"), status=RunStatus.QUEUED, created_at__lt=OuterRef("created_at")
-    )
     with transaction.atomic():
+        queued = ("status", RunStatus.QUEUED.value)
+        params = sql.values(
+            Run,
+            ("status", RunStatus.RUNNING.value),
+            ("started_at", timezone.now()),
+            ("lease_expires_at", lease_end()),
+            ("id", run_id),
+            queued,
+            queued,
+        )
         try:
-            claimed = (
-                Run.objects.filter(pk=run_id, status=RunStatus.QUEUED)
-                .filter(~Exists(earlier))
-                .update(status=RunStatus.RUNNING, started_at=timezone.now(), lease_expires_at=lease_end())
-            )
-        except IntegrityError:  # the transaction is rolled back on the way out (`update` marks it)
+            claimed = sql.execute(_claim_sql(), params)
+        except IntegrityError:  # another run of the session is running (the unique index)
+            transaction.set_rollback(True)
             return None
         if not claimed:
             return None
-        run = Run.objects.select_related("agent", "session").get(pk=run_id)
+        run, message_count = selectors.claimed_run(run_id)
         # Once claimed, the run is the session's only running one, and the run before it left
         # the session's count exact: its positions start there.
-        position = selectors.next_position(run.session_id) if count_behind else run.session.message_count
+        position = selectors.next_position(run.session_id) if count_behind else message_count
         record = RunRecord(run, position=position)  # a queued run has no events
         record.write([ChatMessage("user", run.input)], before=[events.run_started(run)])
         return record
+
+
+@functools.cache
+def _claim_sql() -> str:
+    """Queued to running, if no earlier run of its session is still queued (a statement on
+    every run's path: SQL, see `agentplatform.sql`)."""
+    run = sql.table(Run)
+    return (
+        f"UPDATE {run} SET status = %s, started_at = %s, lease_expires_at = %s"  # noqa: S608  # our table
+        f" WHERE id = %s AND status = %s AND NOT EXISTS (SELECT 1 FROM {run} earlier"
+        f" WHERE earlier.session_id = {run}.session_id AND earlier.status = %s"
+        f" AND earlier.created_at < {run}.created_at)"
+    )
 
 
 def _claim_paused(run_id: UUID) -> RunRecord | None:

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from django.db import transaction
 
+from agentplatform import sql
 from agentplatform.sdk.models import ChatMessage
 from agents import events, selectors
 from agents.events import Event
@@ -44,7 +45,7 @@ class RunRecord:
                 RunEvent(run_id=self.run.pk, seq=self.seq + offset, type=kind, data=data)
                 for offset, (kind, data) in enumerate([*before, *derived, *after], start=1)
             ]
-            RunEvent.objects.bulk_create(rows)
+            sql.insert(rows)
             session_id = self.run.session_id
             transaction.on_commit(lambda: events.publish(session_id, rows), robust=True)
         self.position += len(created)
@@ -54,7 +55,8 @@ class RunRecord:
 
 
 def append_messages(session_id: UUID, run_id: UUID, start: int, messages: list[ChatMessage]) -> list[Message]:
-    """Insert messages at positions `start`, `start + 1`, ... (one statement).
+    """Insert messages at positions `start`, `start + 1`, ... (one statement, on every step
+    of every run: written as SQL, see `agentplatform.sql`).
 
     The session's running run (there is at most one) owns the positions after the
     session's last message; the unique (session, position) index backs that up.
@@ -73,4 +75,5 @@ def append_messages(session_id: UUID, run_id: UUID, start: int, messages: list[C
         )
         for offset, message in enumerate(messages)
     ]
-    return Message.objects.bulk_create(rows)
+    sql.insert(rows)
+    return rows
