@@ -1,4 +1,8 @@
-"""The platform's own knobs (`settings.AGENTPLATFORM`), read through one typed object."""
+"""The platform's own knobs (`settings.AGENTPLATFORM`), read through one typed object.
+
+Each field's metadata names its environment variable (`env`) and says what it means (`help`);
+the configuration reference in the docs is generated from them (`scripts/config_reference.py`).
+"""
 
 from __future__ import annotations
 
@@ -13,36 +17,199 @@ from django.core.signals import setting_changed
 
 @dataclass(frozen=True)
 class PlatformSettings:
-    AGENTS: list[str] = field(default_factory=list)
-    MAX_INPUT_CHARS: int = 32_000
-    MAX_STEPS: int = 10
-    HISTORY_LIMIT: int = 50
-    TOOL_TIMEOUT: float = 30.0
-    MODEL_TIMEOUT: float = 60.0
-    MODEL_MAX_RETRIES: int = 2
-    RUN_WAIT_SECONDS: float = 60.0
-    RUN_LEASE_SECONDS: float = 60.0
-    RUN_REQUEUE_SECONDS: float = 120.0
-    RUN_CONCURRENCY: int = 256  # runs one worker process carries at once (waiting on models holds no thread)
-    RUN_DB_THREADS: int = 8  # a worker's threads for runs' database steps (keep <= the connection pool)
-    RUN_SYNC_THREADS: int = 32  # a worker's threads for sync tools and sync providers (as many for sync run())
-    RUN_SLOT_WAIT: float = 5.0  # a task waits this long for a free slot, then goes back to the broker
-    WORKER_DRAIN_SECONDS: float = 30.0  # a stopping worker lets its runs finish for this long
-    WEB_THREADS: int = 10  # a web process's threads for requests' sync work (keep <= the connection pool)
-    MAX_WAITERS: int = 10_000  # requests one web process holds waiting for runs; past it, 202 at once
-    MAX_QUEUED_RUNS: int = 10_000  # queued runs in the deployment; past it, new runs get 503
-    MAX_QUEUED_RUNS_PER_KEY: int = 1_000  # queued runs of one API key; past it, its new runs get 503
-    API_DOCS_PUBLIC: bool = False
-    STREAM_DELTAS: bool = True
-    DELTA_INTERVAL: float = 0.1
-    APPROVAL_TIMEOUT: float = 86_400.0
-    WEBHOOKS_ALLOW_PRIVATE: bool = False
-    WEBHOOK_TIMEOUT: float = 5.0
-    WEBHOOK_MAX_ATTEMPTS: int = 8
-    WEBHOOK_RETRY_BASE: float = 30.0
-    WEBHOOK_RETRY_MAX: float = 3_600.0
-    WEBHOOK_REQUEUE_SECONDS: float = 120.0
-    WEBHOOK_SECRETS_KEY: list[str] = field(default_factory=list)
+    AGENTS: list[str] = field(
+        default_factory=list,
+        metadata={
+            "env": "AGENTPLATFORM_AGENTS",
+            "help": (
+                "agents to serve, comma-separated references (`module:attr` or `file.py:attr`; an attribute "
+                "may hold a list)"
+            ),
+            "default": "`agentplatform.demo:agent` (the built-in demo)",
+        },
+    )
+    MAX_INPUT_CHARS: int = field(
+        default=32_000,
+        metadata={"env": "AGENTPLATFORM_MAX_INPUT_CHARS", "help": "longer run input gets 413 `input_too_large`"},
+    )
+    MAX_STEPS: int = field(
+        default=10,
+        metadata={"env": "AGENTPLATFORM_MAX_STEPS", "help": "model calls per run before `max_steps_exceeded`"},
+    )
+    HISTORY_LIMIT: int = field(
+        default=50,
+        metadata={"env": "AGENTPLATFORM_HISTORY_LIMIT", "help": "earlier session messages sent to the model"},
+    )
+    TOOL_TIMEOUT: float = field(
+        default=30.0,
+        metadata={"env": "AGENTPLATFORM_TOOL_TIMEOUT", "help": "seconds per tool call (a tool's own `timeout` wins)"},
+    )
+    MODEL_TIMEOUT: float = field(
+        default=60.0, metadata={"env": "AGENTPLATFORM_MODEL_TIMEOUT", "help": "seconds per provider request"}
+    )
+    MODEL_MAX_RETRIES: int = field(
+        default=2,
+        metadata={"env": "AGENTPLATFORM_MODEL_MAX_RETRIES", "help": "retries of timeouts, 429 and 5xx, with backoff"},
+    )
+    RUN_WAIT_SECONDS: float = field(
+        default=60.0,
+        metadata={
+            "env": "AGENTPLATFORM_RUN_WAIT_SECONDS",
+            "help": "how long `POST .../runs/` waits for the finished run before answering 202",
+        },
+    )
+    RUN_LEASE_SECONDS: float = field(
+        default=60.0,
+        metadata={
+            "env": "AGENTPLATFORM_RUN_LEASE_SECONDS",
+            "help": "a run whose worker has not renewed its lease for this long is failed by the reaper",
+        },
+    )
+    RUN_REQUEUE_SECONDS: float = field(
+        default=120.0,
+        metadata={
+            "env": "AGENTPLATFORM_RUN_REQUEUE_SECONDS",
+            "help": "a queued run that could start but nothing took for this long is sent to the broker again",
+        },
+    )
+    RUN_CONCURRENCY: int = field(
+        default=256,
+        metadata={
+            "env": "AGENTPLATFORM_RUN_CONCURRENCY",
+            "help": (
+                "runs one worker process carries at once on its event loop (`up --run-concurrency`); a model "
+                "provider's HTTP pool is sized from it"
+            ),
+        },
+    )
+    RUN_DB_THREADS: int = field(
+        default=8,
+        metadata={
+            "env": "AGENTPLATFORM_RUN_DB_THREADS",
+            "help": "a worker's threads for its runs' database steps (keep at or below `DATABASE_POOL_MAX_SIZE`)",
+        },
+    )
+    RUN_SYNC_THREADS: int = field(
+        default=32,
+        metadata={
+            "env": "AGENTPLATFORM_RUN_SYNC_THREADS",
+            "help": "a worker's threads for sync tools and sync providers, and as many for sync `run()` overrides",
+        },
+    )
+    RUN_SLOT_WAIT: float = field(
+        default=5.0,
+        metadata={
+            "env": "AGENTPLATFORM_RUN_SLOT_WAIT",
+            "help": "seconds a run's task waits for a free slot on a busy worker before going back to the broker",
+        },
+    )
+    WORKER_DRAIN_SECONDS: float = field(
+        default=30.0,
+        metadata={
+            "env": "AGENTPLATFORM_WORKER_DRAIN_SECONDS",
+            "help": "a worker stopped with SIGTERM lets the runs it carries finish for this long",
+        },
+    )
+    WEB_THREADS: int = field(
+        default=10,
+        metadata={
+            "env": "AGENTPLATFORM_WEB_THREADS",
+            "help": (
+                "a web process's threads for requests' sync work (keep at or below "
+                "`DATABASE_POOL_MAX_SIZE`); waiting requests hold none"
+            ),
+        },
+    )
+    MAX_WAITERS: int = field(
+        default=10_000,
+        metadata={
+            "env": "AGENTPLATFORM_MAX_WAITERS",
+            "help": "wait-mode requests one web process holds; past it, `POST .../runs/` answers 202 at once",
+        },
+    )
+    MAX_QUEUED_RUNS: int = field(
+        default=10_000,
+        metadata={
+            "env": "AGENTPLATFORM_MAX_QUEUED_RUNS",
+            "help": (
+                "runs waiting for a worker in the deployment; past it, new runs get 503 `overloaded` with "
+                "`Retry-After`, and nothing is written"
+            ),
+        },
+    )
+    MAX_QUEUED_RUNS_PER_KEY: int = field(
+        default=1_000,
+        metadata={"env": "AGENTPLATFORM_MAX_QUEUED_RUNS_PER_KEY", "help": "the same, for the runs of one API key"},
+    )
+    API_DOCS_PUBLIC: bool = field(
+        default=False,
+        metadata={"env": "AGENTPLATFORM_API_DOCS_PUBLIC", "help": "serve the schema and Swagger UI without auth"},
+    )
+    STREAM_DELTAS: bool = field(
+        default=True,
+        metadata={
+            "env": "AGENTPLATFORM_STREAM_DELTAS",
+            "help": "call models with their streaming API and emit `message.delta` events",
+        },
+    )
+    DELTA_INTERVAL: float = field(
+        default=0.1,
+        metadata={
+            "env": "AGENTPLATFORM_DELTA_INTERVAL",
+            "help": "seconds: streamed chunks closer together than this are stored as one event",
+        },
+    )
+    APPROVAL_TIMEOUT: float = field(
+        default=86_400.0,
+        metadata={
+            "env": "AGENTPLATFORM_APPROVAL_TIMEOUT",
+            "help": "seconds before an approval request expires (agents and tools can set their own in the admin)",
+        },
+    )
+    WEBHOOKS_ALLOW_PRIVATE: bool = field(
+        default=False,
+        metadata={
+            "env": "AGENTPLATFORM_WEBHOOKS_ALLOW_PRIVATE",
+            "help": "allow webhook URLs that resolve to private, loopback or link-local addresses (SSRF guard off)",
+        },
+    )
+    WEBHOOK_TIMEOUT: float = field(
+        default=5.0,
+        metadata={
+            "env": "AGENTPLATFORM_WEBHOOK_TIMEOUT",
+            "help": "seconds per webhook attempt (connect, and each read)",
+        },
+    )
+    WEBHOOK_MAX_ATTEMPTS: int = field(
+        default=8,
+        metadata={"env": "AGENTPLATFORM_WEBHOOK_MAX_ATTEMPTS", "help": "attempts of a delivery before it is `failed`"},
+    )
+    WEBHOOK_RETRY_BASE: float = field(
+        default=30.0,
+        metadata={
+            "env": "AGENTPLATFORM_WEBHOOK_RETRY_BASE",
+            "help": "seconds before the first retry; doubles each time",
+        },
+    )
+    WEBHOOK_RETRY_MAX: float = field(
+        default=3_600.0,
+        metadata={"env": "AGENTPLATFORM_WEBHOOK_RETRY_MAX", "help": "the longest wait between two attempts"},
+    )
+    WEBHOOK_REQUEUE_SECONDS: float = field(
+        default=120.0,
+        metadata={
+            "env": "AGENTPLATFORM_WEBHOOK_REQUEUE_SECONDS",
+            "help": "how often beat sends again deliveries overdue by this long (lost task, dead worker)",
+        },
+    )
+    WEBHOOK_SECRETS_KEY: list[str] = field(
+        default_factory=list,
+        metadata={
+            "env": "AGENTPLATFORM_WEBHOOK_SECRETS_KEY",
+            "help": "comma-separated keys encrypting webhook secrets at rest: the first encrypts, all decrypt",
+            "default": "derived from `DJANGO_SECRET_KEY`",
+        },
+    )
 
 
 @functools.cache

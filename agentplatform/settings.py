@@ -1,4 +1,4 @@
-"""Settings, driven by environment variables. Every variable is listed in the README.
+"""Settings, driven by environment variables. Every variable is listed in docs/reference/configuration.md.
 
 With no variables set, the platform runs on embedded defaults: SQLite in a data
 directory, a generated secret key kept there, and the built-in demo agent.

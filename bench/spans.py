@@ -26,7 +26,7 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402  # after django.s
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider  # noqa: E402
 from opentelemetry.trace import SpanKind  # noqa: E402
 
-from tracing import attributes as attr  # noqa: E402
+from agentplatform.sdk import attributes as attr  # noqa: E402
 from tracing import migrate, selectors, store  # noqa: E402
 from tracing.metrics import metrics  # noqa: E402
 from tracing.processor import StoreSpanProcessor  # noqa: E402

@@ -1,9 +1,13 @@
-"""The tracing app's knobs (`settings.TRACING`), read through one typed object."""
+"""The tracing app's knobs (`settings.TRACING`), read through one typed object.
+
+Each field's metadata names its environment variable (`env`) and says what it means (`help`);
+the configuration reference in the docs is generated from them (`scripts/config_reference.py`).
+"""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from django.conf import settings
@@ -13,26 +17,101 @@ from django.core.signals import setting_changed
 
 @dataclass(frozen=True)
 class TracingSettings:
-    ENABLED: bool = True  # our spans, the Django and Celery instrumentation, the export
-    SERVICE_NAME: str = "agentplatform"
-    # Distributed: a ClickHouse server over HTTP, to which every process exports directly.
-    CLICKHOUSE_URL: str = ""
-    # Embedded (no CLICKHOUSE_URL): the in-process engine's directory. One process opens it
-    # (the span sink that `up` starts); the others route spans and queries through Redis.
-    CHDB_PATH: str = ""
-    REDIS_URL: str = ""
-    ROUTE_KEY: str = "agentplatform:spans"
-    ROUTE_MAX_SPANS: int = 1_000_000  # spans waiting in Redis for the sink before new ones are dropped
-    BUFFER_SPANS: int = 20_000  # spans a process holds while the store (or route) is unreachable
-    BATCH_SPANS: int = 10_000  # spans per export (per insert when writing to ClickHouse directly)
-    FLUSH_INTERVAL: float = 1.0  # seconds between exports of a partial batch
-    SINK_INTERVAL: float = 5.0  # seconds between the span sink's inserts (fewer, larger inserts cost less)
-    # Idle this long, the sink closes the embedded store (and frees its memory); 0: it opens the
-    # store as it starts and keeps it open.
-    SINK_IDLE_SECONDS: float = 60.0
-    QUERY_TIMEOUT: float = 10.0  # seconds a trace query waits for the store
-    RETENTION_DAYS: int = 30
-    EXCLUDED_URLS: str = ""  # comma-separated regexes of request paths not traced
+    ENABLED: bool = field(
+        default=True,
+        metadata={
+            "env": "AGENTPLATFORM_TRACING",
+            "help": (
+                "spans for requests, runs, model and tool calls (with the Django and Celery "
+                "instrumentation), stored in ClickHouse"
+            ),
+        },
+    )
+    SERVICE_NAME: str = field(
+        default="agentplatform",
+        metadata={"env": "OTEL_SERVICE_NAME", "help": "the `service.name` of the platform's spans"},
+    )
+    CLICKHOUSE_URL: str = field(
+        default="",
+        metadata={
+            "env": "CLICKHOUSE_URL",
+            "help": "`http(s)://user:pass@host:8123/database`: every process writes and reads spans there",
+            "default": "(none: embedded chDB)",
+        },
+    )
+    CHDB_PATH: str = field(
+        default="",
+        metadata={
+            "env": "AGENTPLATFORM_CHDB_PATH",
+            "help": (
+                "the embedded trace store's directory, opened by the span sink that `up` starts; the other "
+                "processes route spans and queries through Redis"
+            ),
+            "default": "`<data dir>/clickhouse`",
+        },
+    )
+    REDIS_URL: str = field(
+        default="",
+        metadata={"help": "the Redis that routes spans and queries to the span sink", "default": "`REDIS_URL`"},
+    )
+    ROUTE_KEY: str = field(
+        default="agentplatform:spans", metadata={"help": "the Redis list that carries spans to the span sink"}
+    )
+    ROUTE_MAX_SPANS: int = field(
+        default=1_000_000,
+        metadata={
+            "env": "AGENTPLATFORM_TRACE_ROUTE_MAX_SPANS",
+            "help": "spans waiting in Redis for the span sink before senders keep theirs",
+        },
+    )
+    BUFFER_SPANS: int = field(
+        default=20_000,
+        metadata={
+            "env": "AGENTPLATFORM_TRACE_BUFFER_SPANS",
+            "help": "spans a process keeps while the store (or the route) is unreachable; more are dropped and counted",
+        },
+    )
+    BATCH_SPANS: int = field(
+        default=10_000, metadata={"help": "spans per export (per insert when writing to ClickHouse directly)"}
+    )
+    FLUSH_INTERVAL: float = field(
+        default=1.0,
+        metadata={"env": "AGENTPLATFORM_TRACE_FLUSH_INTERVAL", "help": "seconds between exports of a partial batch"},
+    )
+    SINK_INTERVAL: float = field(
+        default=5.0,
+        metadata={
+            "env": "AGENTPLATFORM_TRACE_SINK_INTERVAL",
+            "help": "seconds between the span sink's inserts (sooner under load): how fresh the embedded viewer is",
+        },
+    )
+    SINK_IDLE_SECONDS: float = field(
+        default=60.0,
+        metadata={
+            "env": "AGENTPLATFORM_TRACE_SINK_IDLE_SECONDS",
+            "help": (
+                "seconds with no spans and no query after which the span sink closes the embedded store and "
+                "frees its memory (`0`: open it at start and keep it open)"
+            ),
+        },
+    )
+    QUERY_TIMEOUT: float = field(default=10.0, metadata={"help": "seconds a trace query waits for the store"})
+    RETENTION_DAYS: int = field(
+        default=30,
+        metadata={
+            "env": "AGENTPLATFORM_TRACE_RETENTION_DAYS",
+            "help": "spans and traces older than this are dropped (applied by `migrate_clickhouse`)",
+        },
+    )
+    EXCLUDED_URLS: str = field(
+        default="",
+        metadata={
+            "help": (
+                "comma-separated regexes of request paths not traced (`OTEL_PYTHON_DJANGO_EXCLUDED_URLS` wins when set)"
+            ),
+            "default": "static files, the health checks, the admin, the trace API",
+        },
+    )
 
 
 @functools.cache

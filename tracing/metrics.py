@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tracing import attributes as attr
+from agentplatform.sdk import attributes as attr
 from tracing import store
 from tracing.selectors import ns
 

@@ -30,7 +30,7 @@ from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from tracing import attributes as attr
+from agentplatform.sdk import attributes as attr
 from tracing import rows
 from tracing.spans import current_run_scope
 

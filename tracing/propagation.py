@@ -22,7 +22,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from agentplatform.celery import Queue
-from tracing import attributes as attr
+from agentplatform.sdk import attributes as attr
 from tracing.spans import in_run, tracer
 
 _ACTIVE = "_agentplatform_span"  # on the task's request: (span, context token)

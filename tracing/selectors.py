@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tracing import attributes as attr
+from agentplatform.sdk import attributes as attr
 from tracing import store
 from tracing.errors import TraceNotFound
 

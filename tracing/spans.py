@@ -7,7 +7,6 @@ this module reads the fields it needs and imports none of them.
 - `agent_run(run)` around a run's execution: the `agent.run` span, and the run's identity
   (run, session, agent, owner) on every span started inside it;
 - `tool_call(...)` around one call through the permission gate;
-- `context_fetch(provider, source)` around fetching context for a run;
 - `approval_waited(request)` once a request is decided or expired: the `approval.wait` span,
   from the request to the decision;
 - `websocket_message(kind, session_id)` around handling one WebSocket message.
@@ -25,8 +24,8 @@ from typing import Any, Protocol
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from agentplatform.sdk import attributes as attr
 from agentplatform.sdk.telemetry import content
-from tracing import attributes as attr
 
 tracer = trace.get_tracer("agentplatform")
 
@@ -141,33 +140,6 @@ def tool_call(name: str, call_id: str, permission: Any, arguments: Any) -> Itera
         start[attr.GEN_AI_TOOL_ARGUMENTS] = recorded
     with tracer.start_as_current_span(attr.TOOL_CALL, attributes=start) as span:
         yield ToolSpan(span)
-
-
-@dataclass(frozen=True)
-class ContextSpan:
-    span: trace.Span
-
-    def fetched(self, *, items: int, cache_hit: bool = False, error: str = "", text: Any = None) -> None:
-        """What the fetch returned: how many items, whether from the cache, why it failed (if
-        it did) and, recorded only when content recording is on, the content itself."""
-        self.span.set_attributes({attr.CONTEXT_ITEMS: items, attr.CONTEXT_CACHE_HIT: cache_hit})
-        if error:
-            self.span.set_status(Status(StatusCode.ERROR, error[:500]))
-        recorded = content(text) if text is not None else None
-        if recorded is not None:
-            self.span.set_attribute(attr.CONTEXT_CONTENT, recorded)
-
-
-@contextlib.contextmanager
-def context_fetch(provider: str, source: str = "") -> Iterator[ContextSpan]:
-    """The `context.fetch` span around fetching context from one provider for the current run.
-
-    Usage: `with spans.context_fetch("mcp", "github") as fetch: ...; fetch.fetched(items=3)`.
-    A failure raised inside is recorded on the span (and re-raised).
-    """
-    start = {attr.CONTEXT_PROVIDER: provider, attr.CONTEXT_SOURCE: source}
-    with tracer.start_as_current_span(attr.CONTEXT_FETCH, kind=SpanKind.CLIENT, attributes=start) as span:
-        yield ContextSpan(span)
 
 
 def _ns(moment: datetime) -> int:

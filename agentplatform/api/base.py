@@ -15,7 +15,8 @@ from agentplatform.errors import InvalidInput
 
 
 class CallerAPIView(APIView):
-    """Every API view: authenticated, and knows its caller (owner) and API key."""
+    # Every API view: authenticated, and knows its caller (owner) and API key. (A comment, not
+    # a docstring: drf-spectacular would describe every operation with it.)
 
     @property
     def owner(self) -> Any:
@@ -37,8 +38,12 @@ class TextField(serializers.CharField):
         return str(super().to_internal_value(data))
 
 
+# The base serializers' notes are comments, not docstrings: drf-spectacular describes each
+# schema component with the nearest docstring among its class's bases.
+
+
 class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so that a typo is an error rather than ignored."""
+    # Refuses fields it does not know, so that a typo is an error rather than ignored.
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -49,12 +54,10 @@ class StrictSerializer(serializers.Serializer):
 
 
 class ModelSerializer(serializers.ModelSerializer):
-    """DRF's ModelSerializer, building its fields from the model once per class.
-
-    DRF inspects the model again for every instance (a run's response builds two serializers),
-    although the fields depend only on the class: each instance gets a deep copy of the first
-    build instead, as DRF already does for the declared fields.
-    """
+    # DRF's ModelSerializer, building its fields from the model once per class. DRF inspects
+    # the model again for every instance (a run's response builds two serializers), although
+    # the fields depend only on the class: each instance gets a deep copy of the first build
+    # instead, as DRF already does for the declared fields.
 
     _built_fields: ClassVar[dict[str, serializers.Field] | None] = None
 

@@ -1,4 +1,4 @@
-"""Spans for model calls, following the OpenTelemetry GenAI semantic conventions.
+"""Spans for model calls (following the OpenTelemetry GenAI semantic conventions) and context fetches.
 
 Only the OpenTelemetry API is used here (no SDK, no Django): without a configured tracer
 provider every span is a no-op, and with one (the platform's, or your own) each model
@@ -16,12 +16,14 @@ import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from agentplatform.sdk import attributes as attr
 from agentplatform.sdk.models import ModelRequest, ModelResponse, ProviderError, ToolCall
-from tracing import attributes as attr
 
 CONTENT_VARIABLE = "AGENTPLATFORM_TRACE_CONTENT"
 MAX_CHARS_VARIABLE = "AGENTPLATFORM_TRACE_CONTENT_MAX_CHARS"
@@ -157,3 +159,30 @@ def traced_acompletion(acomplete: AsyncComplete[M]) -> AsyncComplete[M]:
             return response
 
     return wrapper
+
+
+@dataclass(frozen=True)
+class ContextSpan:
+    span: trace.Span
+
+    def fetched(self, *, items: int, cache_hit: bool = False, error: str = "", text: Any = None) -> None:
+        """What the fetch returned: how many items, whether from the cache, why it failed (if
+        it did) and, recorded only when content recording is on, the content itself."""
+        self.span.set_attributes({attr.CONTEXT_ITEMS: items, attr.CONTEXT_CACHE_HIT: cache_hit})
+        if error:
+            self.span.set_status(Status(StatusCode.ERROR, error[:500]))
+        recorded = content(text) if text is not None else None
+        if recorded is not None:
+            self.span.set_attribute(attr.CONTEXT_CONTENT, recorded)
+
+
+@contextlib.contextmanager
+def context_fetch(provider: str, source: str = "") -> Iterator[ContextSpan]:
+    """The `context.fetch` span around fetching context from one provider for the current run.
+
+    Usage: `with telemetry.context_fetch("mcp", "github") as fetch: ...; fetch.fetched(items=3)`.
+    A failure raised inside is recorded on the span (and re-raised).
+    """
+    start = {attr.CONTEXT_PROVIDER: provider, attr.CONTEXT_SOURCE: source}
+    with tracer.start_as_current_span(attr.CONTEXT_FETCH, kind=SpanKind.CLIENT, attributes=start) as span:
+        yield ContextSpan(span)

@@ -35,18 +35,18 @@ from tests.infra import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+WEBHOOKS_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "webhooks.md"
 EMAIL = {"to": "bob@example.com", "subject": "hi"}
 ALL_EVENTS = list(WebhookEvent.values)
 
 
-def _readme_verify() -> Any:
-    """The README's verification snippet, run as documented."""
-    section = README.read_text().split("### Verifying a delivery", 1)[1]
+def _documented_verify() -> Any:
+    """The webhooks guide's verification snippet, run as documented."""
+    section = WEBHOOKS_GUIDE.read_text().split("## Verifying a delivery", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert code, "the README's Webhooks section has no Python snippet"
+    assert code, "the webhooks guide has no Python snippet under 'Verifying a delivery'"
     namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), "README.md", "exec"), namespace)  # our own README
+    exec(compile(code.group(1), "webhooks.md", "exec"), namespace)  # our own docs
     return namespace["verify"]
 
 
@@ -199,7 +199,7 @@ def test_a_paused_then_approved_run_sends_signed_approval_and_run_events(api, ma
     deliveries = _settled(endpoint["id"], count=3)
     assert [d.event_type for d in deliveries] == ["approval.requested", "approval.decided", "run.completed"]
     assert {d.status for d in deliveries} == {"delivered"}
-    verify = _readme_verify()
+    verify = _documented_verify()
     bodies = []
     for request in sorted(receiver.received, key=lambda r: json.loads(r.body)["created_at"]):
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -237,7 +237,7 @@ def test_a_paused_then_approved_run_sends_signed_approval_and_run_events(api, ma
 
 
 def test_a_stale_signature_is_refused_by_the_documented_check():
-    verify = _readme_verify()
+    verify = _documented_verify()
     secret, body = "whsec_test-secret-123", b'{"id":"1"}'
     header = webhook_signing.signature(secret, 1_000_000, body)
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from agentplatform.sdk import attributes as attr
 from agents.models import Run
 from approvals.models import ApprovalRequest
 from tests.conftest import Api
 from tests.factories import create_api_key
 from tests.fakes.llm_server import Call, Text, ToolCalls
 from tests.infra import wait_until
-from tracing import attributes as attr
 from tracing import selectors
 from tracing.selectors import ns
 

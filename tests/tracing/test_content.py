@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from agentplatform.sdk import attributes as attr
 from agentplatform.sdk import telemetry
 from tests.fakes.llm_server import Call, Text, ToolCalls
-from tracing import attributes as attr
 
 SECRET = "sk-live-ABCDEFGHIJKLMNOPQRSTUV"
 

@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 from websockets.sync.client import connect
 
+from agentplatform.sdk import attributes as attr
 from tests.fakes.llm_server import Call, Text, ToolCalls
-from tracing import attributes as attr
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

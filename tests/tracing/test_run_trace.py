@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from agentplatform.sdk import attributes as attr
 from agents.models import Run
 from tests.fakes.llm_server import Call, Text, ToolCalls
-from tracing import attributes as attr
 from tracing.selectors import Span
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

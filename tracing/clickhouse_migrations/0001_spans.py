@@ -11,12 +11,12 @@
   events, links as JSON) are in their own compressed columns, read only for a trace's detail.
 - The columns the lookups filter and group by are extracted from the attributes as rows
   arrive (DEFAULT expressions): spans are sent as they are, and the names are the ones in
-  tracing/attributes.py. A span inside a model call's span (a provider SDK's own span of the
+  agentplatform/sdk/attributes.py. A span inside a model call's span (a provider SDK's own span of the
   same call) adds no tokens and no model call.
 """
 # ruff: noqa: N999  # numbered like Django's migrations, imported by name
 
-from tracing import attributes as attr
+from agentplatform.sdk import attributes as attr
 
 
 def _text(key: str) -> str:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from agentplatform.sdk import telemetry
 from agentplatform.sdk.context.base import Collected, ContextError, ContextItem, ContextProvider, ToolDefinition
 from agentplatform.sdk.context.cache import ContextCache
 from agentplatform.sdk.context.render import RenderedSource, join_sources, render_source
-from tracing import spans
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -175,7 +175,7 @@ async def fetch_sources(
     cached = _cache_read(cache, list(keys.values()))
 
     async def one(index: int, provider: ContextProvider) -> SourceResult:
-        with spans.context_fetch(provider.kind, provider.name) as traced:
+        with telemetry.context_fetch(provider.kind, provider.name) as traced:
             payload = cached.get(keys.get(index, ""))
             if payload is not None:
                 result = _from_payload(provider, payload, time.perf_counter())

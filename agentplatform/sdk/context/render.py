@@ -1,6 +1,6 @@
 """How fetched context is written into the system prompt.
 
-The format (documented in the README):
+The format (documented in docs/guides/context.md):
 
     # Context
 

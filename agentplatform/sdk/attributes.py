@@ -2,8 +2,9 @@
 
 GenAI keys follow the OpenTelemetry semantic conventions for generative AI
 (https://opentelemetry.io/docs/specs/semconv/gen-ai/); the platform's own live under
-`agentplatform.`. The SDK's model spans (`agentplatform.sdk.telemetry`, which must not
-import Django) use the same strings; a test checks that they agree.
+`agentplatform.`. They live in the SDK, which imports no Django app, because the SDK's own
+spans (model calls and context fetches, `agentplatform.sdk.telemetry`) use them too; the
+tracing app writes, stores and queries spans by the same names.
 """
 
 from __future__ import annotations
