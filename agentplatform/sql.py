@@ -75,6 +75,9 @@ def insert(objects: Sequence[Model]) -> None:
     names = ", ".join(_quoted(f) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     execute(f"INSERT INTO {table(model)} ({names}) VALUES {', '.join([row] * len(objects))}", values)  # noqa: S608
+    for obj in objects:  # saved, as after `save()`
+        obj._state.adding = False
+        obj._state.db = connection.alias
 
 
 def instances(model: type[M], sql: str, params: Sequence[Any]) -> list[M]:

@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from agents import selectors
 from agents.errors import ApiKeyRejected
 from agents.keys import KEY_PREFIX, hash_key
 from agents.models import ApiKey
@@ -21,10 +22,9 @@ def authenticate_key(key: str) -> ApiKey:
     """The active API key for a bearer token (its user loaded), or ApiKeyRejected saying why."""
     if not key.startswith(KEY_PREFIX):
         raise ApiKeyRejected("Malformed API key.")
-    try:
-        api_key = ApiKey.objects.select_related("user").get(key_hash=hash_key(key))
-    except ApiKey.DoesNotExist:
-        raise ApiKeyRejected("Unknown API key.") from None
+    api_key = selectors.key_with_user(hash_key(key))
+    if api_key is None:
+        raise ApiKeyRejected("Unknown API key.")
     ensure_usable(api_key.user, api_key)
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -36,26 +37,59 @@ def visible_agents(api_key: ApiKey | None) -> QuerySet[Agent]:
     return agents.filter(pk__in=restricted_to) if restricted_to else agents
 
 
+def key_with_user(key_hash: str) -> ApiKey | None:
+    """The API key with this hash, its user loaded: read on every request made with a key
+    (SQL, see `agentplatform.sql`)."""
+    found = sql.rows(_key_sql(), sql.values(ApiKey, ("key_hash", key_hash)))
+    if not found:
+        return None
+    api_key = sql.instance(ApiKey, found[0])
+    api_key.user = sql.instance(get_user_model(), found[0], start=len(ApiKey._meta.concrete_fields))
+    return api_key
+
+
+@functools.cache
+def _key_sql() -> str:
+    users = get_user_model()
+    return (
+        f"SELECT {sql.columns(ApiKey, 'k')}, {sql.columns(users, 'u')} FROM {sql.table(ApiKey)} k"  # noqa: S608
+        f" JOIN {sql.table(users)} u ON u.id = k.user_id WHERE k.key_hash = %s"
+    )
+
+
 def get_agent(name: str, api_key: ApiKey | None, *, with_tools: bool = False) -> Agent:
     """The agent, if the caller's key may use it.
 
-    Two plain queries (the agent, then the key's restriction), not one with a subquery: on
-    the path of every run, and Django builds a query with subqueries several times slower
-    than it runs a plain one.
+    On the path of every run: two plain statements written as SQL (the agent, then the key's
+    restriction; see `agentplatform.sql`), not one query with a subquery built by the ORM.
     """
-    agents = Agent.objects.filter(registered=True)
-    agent = (agents.prefetch_related("tool_rows") if with_tools else agents).filter(name=name).first()
+    if with_tools:
+        agent = Agent.objects.filter(registered=True).prefetch_related("tool_rows").filter(name=name).first()
+    else:
+        params = sql.values(Agent, ("registered", True), ("name", name))
+        agent = next(iter(sql.instances(Agent, _agent_sql(), params)), None)
     restricted_to = _restricted_to(api_key) if agent is not None else []
     if agent is None or (restricted_to and agent.pk not in restricted_to):
         raise AgentNotFound(f"No agent named {name!r}.")
     return agent
 
 
+@functools.cache
+def _agent_sql() -> str:
+    return f"SELECT {sql.columns(Agent)} FROM {sql.table(Agent)} WHERE registered = %s AND name = %s"  # noqa: S608
+
+
 def _restricted_to(api_key: ApiKey | None) -> list[int]:
     """The agents a key is restricted to; none: it may use them all."""
     if api_key is None:
         return []
-    return list(ApiKey.agents.through.objects.filter(apikey_id=api_key.pk).values_list("agent_id", flat=True))
+    through = ApiKey.agents.through
+    return [agent_id for (agent_id,) in sql.rows(_restriction_sql(), sql.values(through, ("apikey", api_key.pk)))]
+
+
+@functools.cache
+def _restriction_sql() -> str:
+    return f"SELECT agent_id FROM {sql.table(ApiKey.agents.through)} WHERE apikey_id = %s"  # noqa: S608
 
 
 def tool_policies(agent: Agent) -> dict[str, tuple[str, list[Any]]]:
@@ -183,6 +217,23 @@ def run_events_after(run_id: UUID, after: int, limit: int = 500) -> tuple[list[R
     """The next events of a run after sequence number `after`, and the run's status."""
     status = Run.objects.values_list("status", flat=True).get(pk=run_id)
     return list(RunEvent.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")[:limit]), status
+
+
+def run_with_messages(run_id: UUID) -> tuple[Run, list[Message]]:
+    """A run as it is now, and its messages in order: how a run waited for is answered
+    (two plain statements as SQL, see `agentplatform.sql`)."""
+    key = [sql.value(Run, "id", run_id)]
+    return sql.instances(Run, _run_sql(), key)[0], sql.instances(Message, _run_messages_sql(), key)
+
+
+@functools.cache
+def _run_sql() -> str:
+    return f"SELECT {sql.columns(Run)} FROM {sql.table(Run)} WHERE id = %s"  # noqa: S608
+
+
+@functools.cache
+def _run_messages_sql() -> str:
+    return f"SELECT {sql.columns(Message)} FROM {sql.table(Message)} WHERE run_id = %s ORDER BY position"  # noqa: S608
 
 
 def run_messages(run: Run) -> QuerySet[Message]:

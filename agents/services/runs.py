@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from agentplatform import notify
+from agentplatform import notify, sql
 from agentplatform.conf import platform_settings
 from agents import selectors
 from agents.errors import (
@@ -141,7 +141,8 @@ def _create_run(
     positions after the session's last message belong to the run in progress."""
     with transaction.atomic():
         if session_id is None:
-            session = Session.objects.create(owner=owner, agent=agent, title=text[:80])
+            session = Session(owner=owner, agent=agent, title=text[:80])
+            sql.insert([session])  # on every new session's path: SQL, see `agentplatform.sql`
         else:
             # The session's row lock serializes new input to it, so the busy check holds.
             session = selectors.lock_session(owner, session_id)
@@ -150,7 +151,7 @@ def _create_run(
                     f"Session {session.pk} belongs to agent {session.agent.name!r}, not {agent.name!r}."
                 )
             _make_way(session, if_busy)
-        run = Run.objects.create(
+        run = Run(
             session=session,
             agent=agent,
             owner=owner,
@@ -162,6 +163,7 @@ def _create_run(
             enqueued_at=timezone.now(),
             schedule=schedule,
         )
+        sql.insert([run])
         if idempotency is not None:
             _remember(owner, run, *idempotency)
         dispatch_on_commit(run.pk)  # `enqueued_at` is set above, with the row
@@ -256,8 +258,6 @@ async def await_run(run: Run, timeout: float) -> bool:
 
 def read_back(run: Run) -> tuple[Run, list[Message]]:
     """A run as it is now, with its messages."""
-    # Plain queries, and the agent the caller already has: Django builds a query with joins
-    # several times slower than it runs one.
-    fresh = Run.objects.get(pk=run.pk)
-    fresh.agent = run.agent
-    return fresh, list(selectors.run_messages(fresh))
+    fresh, messages = selectors.run_with_messages(run.pk)
+    fresh.agent = run.agent  # the caller has it
+    return fresh, messages
