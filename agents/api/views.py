@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+from uuid import UUID
 
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
@@ -156,18 +157,18 @@ class SessionListView(CallerAPIView):
 
 class SessionDetailView(CallerAPIView):
     @extend_schema(responses=SessionSerializer, summary="A session")
-    def get(self, request: Request, session_id: str) -> Response:
+    def get(self, request: Request, session_id: UUID) -> Response:
         return Response(SessionSerializer(selectors.get_session(self.owner, session_id)).data)
 
     @extend_schema(request=SessionUpdateSerializer, responses=SessionSerializer, summary="Rename or re-tag a session")
-    def patch(self, request: Request, session_id: str) -> Response:
+    def patch(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
         body = SessionUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return Response(SessionSerializer(services.update_session(session, **body.validated_data)).data)
 
     @extend_schema(responses={204: None}, summary="Delete a session with its runs and messages")
-    def delete(self, request: Request, session_id: str) -> Response:
+    def delete(self, request: Request, session_id: UUID) -> Response:
         services.delete_session(selectors.get_session(self.owner, session_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -190,21 +191,21 @@ class SessionMessagesView(CallerAPIView):
         responses=MessageSerializer(many=True),
         summary="A session's messages",
     )
-    def get(self, request: Request, session_id: str) -> Response:
+    def get(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
         return _page(self, selectors.session_messages(session), MessageSerializer, MessageCursor())
 
 
 class SessionRunsView(CallerAPIView):
     @extend_schema(responses=RunSerializer(many=True), summary="A session's runs, newest first")
-    def get(self, request: Request, session_id: str) -> Response:
+    def get(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
         return _page(self, selectors.owned_runs(self.owner).filter(session=session), RunSerializer)
 
 
 class RunDetailView(CallerAPIView):
     @extend_schema(responses=RunSerializer, summary="A run")
-    def get(self, request: Request, run_id: str) -> Response:
+    def get(self, request: Request, run_id: UUID) -> Response:
         return Response(RunSerializer(selectors.get_run(self.owner, run_id)).data)
 
 
@@ -231,7 +232,7 @@ class RunEventsView(CallerAPIView):
         responses={(200, "text/event-stream"): OpenApiTypes.STR},
         summary="A run's events as Server-Sent Events, replayed from the start or after Last-Event-ID",
     )
-    def get(self, request: Request, run_id: str) -> StreamingHttpResponse:
+    def get(self, request: Request, run_id: UUID) -> StreamingHttpResponse:
         run = selectors.get_run(self.owner, run_id)
         raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
         if not raw.isdigit():
@@ -265,7 +266,7 @@ class ScheduleListView(CallerAPIView):
 
 class ScheduleDetailView(CallerAPIView):
     @extend_schema(responses=ScheduleSerializer, summary="A schedule, with its next and last firing")
-    def get(self, request: Request, schedule_id: str) -> Response:
+    def get(self, request: Request, schedule_id: UUID) -> Response:
         return Response(ScheduleSerializer(selectors.get_schedule(self.owner, schedule_id)).data)
 
     @extend_schema(
@@ -273,7 +274,7 @@ class ScheduleDetailView(CallerAPIView):
         responses={200: ScheduleSerializer, **SCHEDULE_ERRORS},
         summary="Change a schedule (beat picks it up within seconds, no restart)",
     )
-    def patch(self, request: Request, schedule_id: str) -> Response:
+    def patch(self, request: Request, schedule_id: UUID) -> Response:
         body = ScheduleInputSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         changes = dict(body.validated_data)
@@ -283,14 +284,14 @@ class ScheduleDetailView(CallerAPIView):
         return Response(ScheduleSerializer(schedule).data)
 
     @extend_schema(responses={204: None, 404: ErrorSerializer}, summary="Delete a schedule (its runs stay)")
-    def delete(self, request: Request, schedule_id: str) -> Response:
+    def delete(self, request: Request, schedule_id: UUID) -> Response:
         services.delete_schedule(selectors.get_schedule(self.owner, schedule_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ScheduleRunsView(CallerAPIView):
     @extend_schema(responses=RunSerializer(many=True), summary="The runs a schedule started, newest first")
-    def get(self, request: Request, schedule_id: str) -> Response:
+    def get(self, request: Request, schedule_id: UUID) -> Response:
         schedule = selectors.get_schedule(self.owner, schedule_id)
         return _page(self, selectors.owned_runs(self.owner).filter(schedule=schedule), RunSerializer)
 
@@ -300,7 +301,7 @@ class ScheduleFiringsView(CallerAPIView):
         responses=FiringSerializer(many=True),
         summary="Each time beat fired the schedule, newest first: started, skipped (and why), failed or ended",
     )
-    def get(self, request: Request, schedule_id: str) -> Response:
+    def get(self, request: Request, schedule_id: UUID) -> Response:
         schedule = selectors.get_schedule(self.owner, schedule_id)
         return _page(self, selectors.schedule_firings(schedule), FiringSerializer)
 

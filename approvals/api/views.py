@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,7 +40,7 @@ class ApprovalListView(CallerAPIView):
 
 class ApprovalDetailView(CallerAPIView):
     @extend_schema(responses=ApprovalSerializer, summary="An approval request")
-    def get(self, request: Request, approval_id: str) -> Response:
+    def get(self, request: Request, approval_id: UUID) -> Response:
         return Response(ApprovalSerializer(selectors.get_request(self.owner, approval_id)).data)
 
 

@@ -7,6 +7,7 @@ a caller sees only the endpoints it owns, and their deliveries.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -58,7 +59,7 @@ class WebhookListView(_WebhookView):
 
 class WebhookDetailView(_WebhookView):
     @extend_schema(responses=WebhookSerializer, summary="A webhook endpoint (never its secret)")
-    def get(self, request: Request, webhook_id: str) -> Response:
+    def get(self, request: Request, webhook_id: UUID) -> Response:
         return Response(WebhookSerializer(selectors.get_endpoint(self.owner, webhook_id)).data)
 
     @extend_schema(
@@ -66,14 +67,14 @@ class WebhookDetailView(_WebhookView):
         responses=WebhookSerializer,
         summary="Change an endpoint (a new `secret` replaces the old one)",
     )
-    def patch(self, request: Request, webhook_id: str) -> Response:
+    def patch(self, request: Request, webhook_id: UUID) -> Response:
         body = WebhookInputSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         endpoint = selectors.get_endpoint(self.owner, webhook_id)
         return Response(WebhookSerializer(webhooks.update_endpoint(endpoint, body.validated_data)).data)
 
     @extend_schema(responses={204: None}, summary="Delete an endpoint and its deliveries")
-    def delete(self, request: Request, webhook_id: str) -> Response:
+    def delete(self, request: Request, webhook_id: UUID) -> Response:
         webhooks.delete_endpoint(selectors.get_endpoint(self.owner, webhook_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -82,14 +83,14 @@ class WebhookDeliveriesView(_WebhookView):
     @extend_schema(
         responses=WebhookDeliverySerializer(many=True), summary="An endpoint's deliveries with their attempts"
     )
-    def get(self, request: Request, webhook_id: str) -> Response:
+    def get(self, request: Request, webhook_id: UUID) -> Response:
         endpoint = selectors.get_endpoint(self.owner, webhook_id)
         return self.page(selectors.endpoint_deliveries(endpoint), WebhookDeliverySerializer)
 
 
 class WebhookDeliveryView(_WebhookView):
     @extend_schema(responses=WebhookDeliverySerializer, summary="A delivery with its attempts")
-    def get(self, request: Request, delivery_id: str) -> Response:
+    def get(self, request: Request, delivery_id: UUID) -> Response:
         return Response(WebhookDeliverySerializer(selectors.get_delivery(self.owner, delivery_id)).data)
 
 

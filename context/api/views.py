@@ -30,7 +30,7 @@ class ContextSourceListView(CallerAPIView):
 
 class ContextSourceDetailView(CallerAPIView):
     @extend_schema(responses={200: ContextSourceSerializer, 404: ErrorSerializer}, summary="A context source")
-    def get(self, request: Request, source_id: str) -> Response:
+    def get(self, request: Request, source_id: int) -> Response:
         return Response(ContextSourceSerializer(selectors.get_source(self.owner, self.api_key, source_id)).data)
 
 
@@ -40,7 +40,7 @@ class ContextSourcePreviewView(CallerAPIView):
         responses={200: PreviewSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
         summary="Fetch a source now and show exactly what a run would be given (nothing is stored)",
     )
-    def post(self, request: Request, source_id: str) -> Response:
+    def post(self, request: Request, source_id: int) -> Response:
         source = selectors.get_source(self.owner, self.api_key, source_id)
         PreviewRequestSerializer(data=request.data).is_valid(raise_exception=True)
         return Response(PreviewSerializer(asdict(services.preview_source(source))).data)
