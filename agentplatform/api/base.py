@@ -15,15 +15,10 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from agentplatform.errors import InvalidInput
+from agentplatform.errors import InvalidCursor, InvalidInput
 
 # An id in a path, as Django's `uuid` converter matches it (for routes written with re_path).
 UUID_RE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-
-
-class InvalidCursor(InvalidInput):
-    code = "invalid_cursor"
-    default_message = "The pagination cursor is invalid: pass the `next` or `previous` link of a page as it is."
 
 
 class CallerAPIView(APIView):
