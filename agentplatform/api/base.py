@@ -13,6 +13,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor as Position
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentplatform.errors import InvalidCursor, InvalidInput
@@ -22,13 +23,25 @@ UUID_RE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 class CallerAPIView(APIView):
-    """Every API view: authenticated, and knows its caller (owner) and API key."""
+    """Every API view: authenticated, and knows its caller (owner) and API key.
+
+    A list view names its `pagination_class` (which the OpenAPI schema describes) and answers
+    with `self.page(...)`.
+    """
+
+    pagination_class: ClassVar[type[Cursor] | None] = None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         for name, values in request.query_params.lists():
             if any("\x00" in value for value in [name, *values]):  # no database can compare it
                 raise InvalidInput("A query parameter contains a NUL character.", details={"param": name})
+
+    def page(self, queryset: Any, serializer: type[serializers.BaseSerializer]) -> Response:
+        assert self.pagination_class is not None, f"{type(self).__name__} has no pagination_class"
+        paginator = self.pagination_class()
+        rows = paginator.paginate_queryset(queryset, self.request, self)
+        return paginator.get_paginated_response(serializer(rows, many=True).data)
 
     @property
     def owner(self) -> Any:

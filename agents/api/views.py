@@ -8,8 +8,7 @@ from uuid import UUID
 
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -17,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agentplatform.api.base import CallerAPIView, Cursor, ErrorSerializer
-from agentplatform.api.sse import EventStreamRenderer, event_stream_response
+from agentplatform.api.sse import EVENT_SCHEMA, EventStreamRenderer, event_stream_response
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
 from agentplatform.handlers import Deferred, deferrable
@@ -40,14 +39,11 @@ from agents.api.streams import follow_run
 from agents.models import ACTIVE_RUN_STATUSES, Message, Run
 
 
-def _page(view: CallerAPIView, queryset: Any, serializer: Any, pagination: Cursor | None = None) -> Response:
-    paginator = pagination or Cursor()
-    page = paginator.paginate_queryset(queryset, view.request, view)
-    return paginator.get_paginated_response(serializer(page, many=True).data)
-
-
 class AgentListView(CallerAPIView):
-    @extend_schema(responses=AgentSerializer(many=True), summary="List the agents this key may use")
+    @extend_schema(
+        responses=inline_serializer("AgentList", {"results": AgentSerializer(many=True)}),
+        summary="List the agents this key may use",
+    )
     def get(self, request: Request) -> Response:
         agents = selectors.visible_agents(self.api_key).prefetch_related("tool_rows")
         return Response({"results": AgentSerializer(agents, many=True).data})
@@ -76,7 +72,7 @@ class AgentRunsView(CallerAPIView):
         responses={
             201: RunResultSerializer,
             202: RunResultSerializer,
-            (200, "text/event-stream"): OpenApiTypes.STR,
+            (200, "text/event-stream"): EVENT_SCHEMA,
             **dict.fromkeys((400, 401, 404, 409, 413, 422), ErrorSerializer),
         },
         summary="Run the agent: wait for the finished run (201), or 202 in the background, or stream its events",
@@ -134,6 +130,8 @@ def _run_response(run: Run, messages: list[Message], *, accepted: bool = False) 
 
 
 class SessionListView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(
         parameters=[OpenApiParameter("agent", str, description="Only this agent's sessions")],
         responses=SessionSerializer(many=True),
@@ -143,7 +141,7 @@ class SessionListView(CallerAPIView):
         sessions = selectors.owned_sessions(self.owner)
         if "agent" in request.query_params:
             sessions = sessions.filter(agent__name=request.query_params["agent"])
-        return _page(self, sessions, SessionSerializer)
+        return self.page(sessions, SessionSerializer)
 
     @extend_schema(request=SessionCreateSerializer, responses={201: SessionSerializer}, summary="Start a session")
     def post(self, request: Request) -> Response:
@@ -182,6 +180,8 @@ class MessageCursor(Cursor):
 
 
 class SessionMessagesView(CallerAPIView):
+    pagination_class = MessageCursor
+
     @extend_schema(
         parameters=[
             OpenApiParameter("order", str, enum=["asc", "desc"], description="asc: oldest first (default)"),
@@ -193,14 +193,16 @@ class SessionMessagesView(CallerAPIView):
     )
     def get(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
-        return _page(self, selectors.session_messages(session), MessageSerializer, MessageCursor())
+        return self.page(selectors.session_messages(session), MessageSerializer)
 
 
 class SessionRunsView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(responses=RunSerializer(many=True), summary="A session's runs, newest first")
     def get(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
-        return _page(self, selectors.owned_runs(self.owner).filter(session=session), RunSerializer)
+        return self.page(selectors.owned_runs(self.owner).filter(session=session), RunSerializer)
 
 
 class RunDetailView(CallerAPIView):
@@ -229,7 +231,7 @@ class RunEventsView(CallerAPIView):
             OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, description="Resume after this event"),
             OpenApiParameter("after", int, description="The same as Last-Event-ID, for clients that cannot set it"),
         ],
-        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        responses={(200, "text/event-stream"): EVENT_SCHEMA},
         summary="A run's events as Server-Sent Events, replayed from the start or after Last-Event-ID",
     )
     def get(self, request: Request, run_id: UUID) -> StreamingHttpResponse:
@@ -244,9 +246,11 @@ SCHEDULE_ERRORS = dict.fromkeys((400, 404, 413), ErrorSerializer)
 
 
 class ScheduleListView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(responses=ScheduleSerializer(many=True), summary="Your schedules, newest first")
     def get(self, request: Request) -> Response:
-        return _page(self, selectors.owned_schedules(self.owner), ScheduleSerializer)
+        return self.page(selectors.owned_schedules(self.owner), ScheduleSerializer)
 
     @extend_schema(
         request=ScheduleInputSerializer,
@@ -290,20 +294,24 @@ class ScheduleDetailView(CallerAPIView):
 
 
 class ScheduleRunsView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(responses=RunSerializer(many=True), summary="The runs a schedule started, newest first")
     def get(self, request: Request, schedule_id: UUID) -> Response:
         schedule = selectors.get_schedule(self.owner, schedule_id)
-        return _page(self, selectors.owned_runs(self.owner).filter(schedule=schedule), RunSerializer)
+        return self.page(selectors.owned_runs(self.owner).filter(schedule=schedule), RunSerializer)
 
 
 class ScheduleFiringsView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(
         responses=FiringSerializer(many=True),
         summary="Each time beat fired the schedule, newest first: started, skipped (and why), failed or ended",
     )
     def get(self, request: Request, schedule_id: UUID) -> Response:
         schedule = selectors.get_schedule(self.owner, schedule_id)
-        return _page(self, selectors.schedule_firings(schedule), FiringSerializer)
+        return self.page(selectors.schedule_firings(schedule), FiringSerializer)
 
 
 class HealthView(CallerAPIView):

@@ -20,6 +20,8 @@ class ApprovalCursor(Cursor):
 
 
 class ApprovalListView(CallerAPIView):
+    pagination_class = ApprovalCursor
+
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=ApprovalStatus.values, description="Only this status")],
         responses=ApprovalSerializer(many=True),
@@ -33,9 +35,7 @@ class ApprovalListView(CallerAPIView):
                 expected = ", ".join(ApprovalStatus.values)
                 raise InvalidInput(f"status must be one of {expected}.", details={"param": "status"})
             rows = rows.filter(status=wanted)
-        paginator = ApprovalCursor()
-        page = paginator.paginate_queryset(rows, request, self)
-        return paginator.get_paginated_response(ApprovalSerializer(page, many=True).data)
+        return self.page(rows, ApprovalSerializer)
 
 
 class ApprovalDetailView(CallerAPIView):

@@ -33,13 +33,10 @@ class _WebhookView(CallerAPIView):
         scopes = tuple(self.api_key.scopes) if self.api_key is not None else None
         webhooks.check_may_manage(self.owner, scopes)
 
-    def page(self, queryset: Any, serializer: Any) -> Response:
-        paginator = Cursor()
-        rows = paginator.paginate_queryset(queryset, self.request, self)
-        return paginator.get_paginated_response(serializer(rows, many=True).data)
-
 
 class WebhookListView(_WebhookView):
+    pagination_class = Cursor
+
     @extend_schema(responses=WebhookSerializer(many=True), summary="Your webhook endpoints, newest first")
     def get(self, request: Request) -> Response:
         return self.page(selectors.owned_endpoints(self.owner), WebhookSerializer)
@@ -80,6 +77,8 @@ class WebhookDetailView(_WebhookView):
 
 
 class WebhookDeliveriesView(_WebhookView):
+    pagination_class = Cursor
+
     @extend_schema(
         responses=WebhookDeliverySerializer(many=True), summary="An endpoint's deliveries with their attempts"
     )

@@ -14,6 +14,8 @@ from context.api.serializers import ContextSourceSerializer, PreviewRequestSeria
 
 
 class ContextSourceListView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(
         parameters=[OpenApiParameter("agent", str, description="Only this agent's sources")],
         responses=ContextSourceSerializer(many=True),
@@ -23,9 +25,7 @@ class ContextSourceListView(CallerAPIView):
         sources = selectors.visible_sources(self.owner, self.api_key)
         if "agent" in request.query_params:
             sources = sources.filter(agent__name=request.query_params["agent"])
-        paginator = Cursor()
-        page = paginator.paginate_queryset(sources, request, self)
-        return paginator.get_paginated_response(ContextSourceSerializer(page, many=True).data)
+        return self.page(sources, ContextSourceSerializer)
 
 
 class ContextSourceDetailView(CallerAPIView):
