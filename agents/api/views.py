@@ -118,7 +118,8 @@ async def _finished(run: Run, timeout: float) -> HttpResponse:
 def _rendered(run: Run) -> HttpResponse:
     response = _run_response(*services.read_back(run))
     headers = {"Location": response["Location"]}
-    return HttpResponse(JSONRenderer().render(response.data), status=response.status_code, headers=headers)
+    body = JSONRenderer().render(response.data)
+    return HttpResponse(body, status=response.status_code, headers=headers, content_type="application/json")
 
 
 def _run_response(run: Run, messages: list[Message], *, accepted: bool = False) -> Response:
