@@ -117,7 +117,7 @@ class Cursor(CursorPagination):
             raise InvalidCursor(details={"param": "cursor"})
         return cursor
 
-    def _valid_position(self, position: str) -> bool:
+    def _valid_position(self, position: object) -> bool:
         ordering = self.ordering if isinstance(self.ordering, str) else self.ordering[0]
         try:
             value = self._model._meta.get_field(ordering.lstrip("-")).clean(position, None)
