@@ -23,6 +23,11 @@ class InvalidInput(PlatformError):
     code = "invalid_request"
 
 
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+    default_message = "The pagination cursor is invalid: pass a page's `next` or `previous` link as it is."
+
+
 class Forbidden(PlatformError):
     status = 403
     code = "permission_denied"

@@ -115,8 +115,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["agentplatform.api.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "agentplatform.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "agentplatform.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

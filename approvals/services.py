@@ -19,6 +19,7 @@ import jsonschema
 from django.db import transaction
 from django.utils import timezone
 
+from agentplatform import jsonlimits
 from approvals import webhooks
 from approvals.errors import AlreadyDecided, ApprovalExpired, InvalidArguments, NotAllowedToDecide
 from approvals.models import ApprovalRequest, ApprovalStatus, Channel, ExpiryAction, WebhookEvent
@@ -159,13 +160,38 @@ def mark_executed(request_ids: list[str]) -> None:
 
 
 def _validate(arguments: Any, schema: dict[str, Any]) -> None:
+    """Edited arguments, held to the tool's schema strictly: an object schema that lists its
+    properties admits no others unless it says so (`additionalProperties`), as the tool's own
+    validation will not either; the JSON limits of any request apply too."""
+    jsonlimits.check(arguments, field="arguments")
     if not isinstance(arguments, dict):
         raise InvalidArguments("Edited arguments must be a JSON object.", details={"field": "arguments"})
     try:
-        jsonschema.validate(arguments, schema or {"type": "object"})
+        jsonschema.validate(arguments, strict_schema(schema or {"type": "object"}))
     except jsonschema.ValidationError as exc:
         path = "/".join(str(part) for part in exc.absolute_path)
         raise InvalidArguments(f"{path or 'arguments'}: {exc.message}", details={"path": path}) from None
+
+
+def strict_schema(schema: Any, *, in_all_of: bool = False) -> Any:
+    """`schema` with `additionalProperties: false` on every object schema that lists its
+    properties and says nothing of others (except the parts of an `allOf`, whose properties
+    are listed across its parts)."""
+    if isinstance(schema, list):
+        return [strict_schema(item, in_all_of=in_all_of) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {
+        key: value
+        if key in ("properties", "enum", "const", "default", "examples")
+        else strict_schema(value, in_all_of=key == "allOf")
+        for key, value in schema.items()
+    }
+    if isinstance(schema.get("properties"), dict):
+        strict["properties"] = {name: strict_schema(value) for name, value in schema["properties"].items()}
+        if not in_all_of and "additionalProperties" not in schema and "patternProperties" not in schema:
+            strict["additionalProperties"] = False
+    return strict
 
 
 def diff(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:

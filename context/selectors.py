@@ -20,7 +20,7 @@ def visible_sources(user: Any, api_key: Any) -> QuerySet[ContextSource]:
     return sources if getattr(user, "is_staff", False) else sources.none()
 
 
-def get_source(user: Any, api_key: Any, source_id: str) -> ContextSource:
+def get_source(user: Any, api_key: Any, source_id: int | str) -> ContextSource:
     if not str(source_id).isdigit():
         raise ContextSourceNotFound(f"No context source {source_id}.")
     try:

@@ -161,7 +161,7 @@ class Api:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"} if self.key else {}
 
-    def request(self, method: str, path: str, body: Any = None, *, raw: str | None = None) -> tuple[int, Any]:
+    def request(self, method: str, path: str, body: Any = None, *, raw: str | bytes | None = None) -> tuple[int, Any]:
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         call: Callable[..., Any] = getattr(self.client, method.lower())
         kwargs: dict[str, Any] = {"headers": self._headers()}
@@ -174,7 +174,7 @@ class Api:
     def get(self, path: str) -> tuple[int, Any]:
         return self.request("GET", path)
 
-    def post(self, path: str, body: Any = None, *, raw: str | None = None) -> tuple[int, Any]:
+    def post(self, path: str, body: Any = None, *, raw: str | bytes | None = None) -> tuple[int, Any]:
         return self.request("POST", path, body, raw=raw)
 
     def patch(self, path: str, body: Any) -> tuple[int, Any]:

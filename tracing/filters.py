@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
-from agentplatform.errors import InvalidInput
+from agentplatform.errors import InvalidCursor, InvalidInput
 from tracing.selectors import LIST_LIMIT, NEVER, TraceFilter, ns
 
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -99,11 +99,11 @@ def _cursor(params: Mapping[str, str]) -> tuple[int, str] | None:
         return None
     try:
         started, _, trace_id = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode().partition(":")
-        if TRACE_ID.match(trace_id) and started.isdigit():
+        if TRACE_ID.match(trace_id) and started.isdigit() and int(started) < 2**63:
             return int(started), trace_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise _invalid("cursor", "the pagination cursor is invalid.")
+    raise InvalidCursor(details={"param": "cursor"})
 
 
 def trace_filter(params: Mapping[str, str]) -> TraceFilter:

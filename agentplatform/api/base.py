@@ -3,20 +3,44 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any, ClassVar
 
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor as Position
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentplatform.errors import InvalidInput
+from agentplatform.errors import InvalidCursor, InvalidInput
+
+# An id in a path, as Django's `uuid` converter matches it (for routes written with re_path).
+UUID_RE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 class CallerAPIView(APIView):
-    # Every API view: authenticated, and knows its caller (owner) and API key. (A comment, not
-    # a docstring: drf-spectacular would describe every operation with it.)
+    # Every API view: authenticated, and knows its caller (owner) and API key. A list view
+    # names its `pagination_class` (which the OpenAPI schema describes) and answers with
+    # `self.page(...)`. (A comment, not a docstring: drf-spectacular would describe every
+    # operation with it.)
+
+    pagination_class: ClassVar[type[Cursor] | None] = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        for name, values in request.query_params.lists():
+            if any("\x00" in value for value in [name, *values]):  # no database can compare it
+                raise InvalidInput("A query parameter contains a NUL character.", details={"param": name})
+
+    def page(self, queryset: Any, serializer: type[serializers.BaseSerializer]) -> Response:
+        assert self.pagination_class is not None, f"{type(self).__name__} has no pagination_class"
+        paginator = self.pagination_class()
+        rows = paginator.paginate_queryset(queryset, self.request, self)
+        return paginator.get_paginated_response(serializer(rows, many=True).data)
 
     @property
     def owner(self) -> Any:
@@ -70,7 +94,11 @@ class ModelSerializer(serializers.ModelSerializer):
 
 
 class Cursor(CursorPagination):
-    """Opaque cursors; `?limit=` up to 200; a bad cursor is a 400, not an empty page."""
+    """Opaque cursors; `?limit=` up to 200; a bad cursor is a 400, not an empty page.
+
+    A cursor is decoded and its position checked against the ordering field before any query:
+    a crafted one (a position that is not a date, NUL, a number out of range) is `invalid_cursor`.
+    """
 
     page_size = 50
     page_size_query_param = "limit"
@@ -78,10 +106,25 @@ class Cursor(CursorPagination):
     ordering: Any = "-created_at"
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        self._model = queryset.model
         try:
             return super().paginate_queryset(queryset, request, view)
         except NotFound:
-            raise InvalidInput("The pagination cursor is invalid.", details={"param": "cursor"}) from None
+            raise InvalidCursor(details={"param": "cursor"}) from None
+
+    def decode_cursor(self, request: Request) -> Position | None:
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None and not self._valid_position(cursor.position):
+            raise InvalidCursor(details={"param": "cursor"})
+        return cursor
+
+    def _valid_position(self, position: object) -> bool:
+        ordering = self.ordering if isinstance(self.ordering, str) else self.ordering[0]
+        try:
+            value = self._model._meta.get_field(ordering.lstrip("-")).clean(position, None)
+        except (FieldDoesNotExist, ValidationError):
+            return False
+        return not (isinstance(value, datetime) and timezone.is_naive(value))
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)

@@ -100,7 +100,8 @@ class BrokerUnavailable(Unavailable):
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
+        # No route matched: an unknown path, or an id in it that is not one (ids are UUIDs).
+        return JsonResponse(error_body("not_found", "No such endpoint, or no object with this id."), status=404)
     return defaults.page_not_found(request, exception)
 
 

@@ -9,6 +9,25 @@ from typing import Any
 from django.http import StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer
 
+# One event, as the OpenAPI schema describes a text/event-stream response (each event, in 3.0).
+EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string", "description": "The run event's type, or `error`."},
+        "data": {"type": "string", "description": "The event as JSON."},
+        "retry": {"type": "integer"},
+    },
+}
+ERROR_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["error"]},
+        "data": {"type": "string", "description": 'The error as JSON: `{"error": {"code", "message", "details"}}`.'},
+    },
+    "required": ["event", "data"],
+}
+
 HEARTBEAT = ": keep-alive\n\n"
 OPENED = ": stream opened\n\n"  # a first byte at once: the headers reach the client before the first event
 

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agentplatform.api.base import ModelSerializer, StrictSerializer, TextField
@@ -32,6 +33,14 @@ def _metadata(value: Any) -> None:
         raise serializers.ValidationError("Must be a JSON object.")
     if len(json.dumps(value)) > METADATA_MAX_BYTES:
         raise serializers.ValidationError(f"Must be at most {METADATA_MAX_BYTES} bytes of JSON.")
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class MetadataField(serializers.JSONField):
+    """Caller's metadata: a JSON object of at most METADATA_MAX_BYTES."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validators=[_metadata], **kwargs)
 
 
 class ToolSerializer(serializers.Serializer):
@@ -65,7 +74,7 @@ class AgentSerializer(ModelSerializer):
 class RunCreateSerializer(StrictSerializer):
     input = TextField(help_text="The user's message.")
     session_id = serializers.UUIDField(required=False, allow_null=True, help_text="Omit to start a new session.")
-    metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
+    metadata = MetadataField(required=False, default=dict)
     if_busy = serializers.ChoiceField(
         choices=IfBusy.choices,
         default=IfBusy.REJECT,
@@ -169,19 +178,19 @@ class SessionSerializer(ModelSerializer):
 class SessionCreateSerializer(StrictSerializer):
     agent = TextField(help_text="The agent's id (its name).")
     title = TextField(required=False, allow_blank=True, max_length=200, default="")
-    metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
+    metadata = MetadataField(required=False, default=dict)
 
 
 class SessionUpdateSerializer(StrictSerializer):
     title = TextField(required=False, allow_blank=True, max_length=200)
-    metadata = serializers.JSONField(required=False, validators=[_metadata])
+    metadata = MetadataField(required=False)
 
 
 class WsRunSerializer(StrictSerializer):
     """A WebSocket `run` message: input for the socket's session."""
 
     input = TextField()
-    metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
+    metadata = MetadataField(required=False, default=dict)
     if_busy = serializers.ChoiceField(choices=IfBusy.choices, default=IfBusy.REJECT)
     idempotency_key = serializers.CharField(required=False, max_length=200)
 
@@ -237,7 +246,7 @@ class ScheduleInputSerializer(StrictSerializer):
     ends_at = serializers.DateTimeField(
         required=False, allow_null=True, default=None, help_text="The first firing after it disables the schedule."
     )
-    metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata])
+    metadata = MetadataField(required=False, default=dict)
 
 
 class FiringSerializer(ModelSerializer):

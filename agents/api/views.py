@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+from uuid import UUID
 
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agentplatform.api.base import CallerAPIView, Cursor, ErrorSerializer
-from agentplatform.api.sse import EventStreamRenderer, event_stream_response
+from agentplatform.api.sse import EVENT_SCHEMA, EventStreamRenderer, event_stream_response
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
 from agentplatform.handlers import Deferred, deferrable
@@ -39,14 +39,11 @@ from agents.api.streams import follow_run
 from agents.models import ACTIVE_RUN_STATUSES, Message, Run
 
 
-def _page(view: CallerAPIView, queryset: Any, serializer: Any, pagination: Cursor | None = None) -> Response:
-    paginator = pagination or Cursor()
-    page = paginator.paginate_queryset(queryset, view.request, view)
-    return paginator.get_paginated_response(serializer(page, many=True).data)
-
-
 class AgentListView(CallerAPIView):
-    @extend_schema(responses=AgentSerializer(many=True), summary="List the agents this key may use")
+    @extend_schema(
+        responses=inline_serializer("AgentList", {"results": AgentSerializer(many=True)}),
+        summary="List the agents this key may use",
+    )
     def get(self, request: Request) -> Response:
         agents = selectors.visible_agents(self.api_key).prefetch_related("tool_rows")
         return Response({"results": AgentSerializer(agents, many=True).data})
@@ -75,7 +72,7 @@ class AgentRunsView(CallerAPIView):
         responses={
             201: RunResultSerializer,
             202: RunResultSerializer,
-            (200, "text/event-stream"): OpenApiTypes.STR,
+            (200, "text/event-stream"): EVENT_SCHEMA,
             **dict.fromkeys((400, 401, 404, 409, 413, 422), ErrorSerializer),
         },
         summary="Run the agent: wait for the finished run (201), or 202 in the background, or stream its events",
@@ -121,7 +118,8 @@ async def _finished(run: Run, timeout: float) -> HttpResponse:
 def _rendered(run: Run) -> HttpResponse:
     response = _run_response(*services.read_back(run))
     headers = {"Location": response["Location"]}
-    return HttpResponse(JSONRenderer().render(response.data), status=response.status_code, headers=headers)
+    body = JSONRenderer().render(response.data)
+    return HttpResponse(body, status=response.status_code, headers=headers, content_type="application/json")
 
 
 def _run_response(run: Run, messages: list[Message], *, accepted: bool = False) -> Response:
@@ -133,6 +131,8 @@ def _run_response(run: Run, messages: list[Message], *, accepted: bool = False) 
 
 
 class SessionListView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(
         parameters=[OpenApiParameter("agent", str, description="Only this agent's sessions")],
         responses=SessionSerializer(many=True),
@@ -142,7 +142,7 @@ class SessionListView(CallerAPIView):
         sessions = selectors.owned_sessions(self.owner)
         if "agent" in request.query_params:
             sessions = sessions.filter(agent__name=request.query_params["agent"])
-        return _page(self, sessions, SessionSerializer)
+        return self.page(sessions, SessionSerializer)
 
     @extend_schema(request=SessionCreateSerializer, responses={201: SessionSerializer}, summary="Start a session")
     def post(self, request: Request) -> Response:
@@ -156,18 +156,18 @@ class SessionListView(CallerAPIView):
 
 class SessionDetailView(CallerAPIView):
     @extend_schema(responses=SessionSerializer, summary="A session")
-    def get(self, request: Request, session_id: str) -> Response:
+    def get(self, request: Request, session_id: UUID) -> Response:
         return Response(SessionSerializer(selectors.get_session(self.owner, session_id)).data)
 
     @extend_schema(request=SessionUpdateSerializer, responses=SessionSerializer, summary="Rename or re-tag a session")
-    def patch(self, request: Request, session_id: str) -> Response:
+    def patch(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
         body = SessionUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return Response(SessionSerializer(services.update_session(session, **body.validated_data)).data)
 
     @extend_schema(responses={204: None}, summary="Delete a session with its runs and messages")
-    def delete(self, request: Request, session_id: str) -> Response:
+    def delete(self, request: Request, session_id: UUID) -> Response:
         services.delete_session(selectors.get_session(self.owner, session_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -181,6 +181,8 @@ class MessageCursor(Cursor):
 
 
 class SessionMessagesView(CallerAPIView):
+    pagination_class = MessageCursor
+
     @extend_schema(
         parameters=[
             OpenApiParameter("order", str, enum=["asc", "desc"], description="asc: oldest first (default)"),
@@ -190,21 +192,23 @@ class SessionMessagesView(CallerAPIView):
         responses=MessageSerializer(many=True),
         summary="A session's messages",
     )
-    def get(self, request: Request, session_id: str) -> Response:
+    def get(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
-        return _page(self, selectors.session_messages(session), MessageSerializer, MessageCursor())
+        return self.page(selectors.session_messages(session), MessageSerializer)
 
 
 class SessionRunsView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(responses=RunSerializer(many=True), summary="A session's runs, newest first")
-    def get(self, request: Request, session_id: str) -> Response:
+    def get(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
-        return _page(self, selectors.owned_runs(self.owner).filter(session=session), RunSerializer)
+        return self.page(selectors.owned_runs(self.owner).filter(session=session), RunSerializer)
 
 
 class RunDetailView(CallerAPIView):
     @extend_schema(responses=RunSerializer, summary="A run")
-    def get(self, request: Request, run_id: str) -> Response:
+    def get(self, request: Request, run_id: UUID) -> Response:
         return Response(RunSerializer(selectors.get_run(self.owner, run_id)).data)
 
 
@@ -228,10 +232,10 @@ class RunEventsView(CallerAPIView):
             OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, description="Resume after this event"),
             OpenApiParameter("after", int, description="The same as Last-Event-ID, for clients that cannot set it"),
         ],
-        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        responses={(200, "text/event-stream"): EVENT_SCHEMA},
         summary="A run's events as Server-Sent Events, replayed from the start or after Last-Event-ID",
     )
-    def get(self, request: Request, run_id: str) -> StreamingHttpResponse:
+    def get(self, request: Request, run_id: UUID) -> StreamingHttpResponse:
         run = selectors.get_run(self.owner, run_id)
         raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
         if not raw.isdigit():
@@ -243,9 +247,11 @@ SCHEDULE_ERRORS = dict.fromkeys((400, 404, 413), ErrorSerializer)
 
 
 class ScheduleListView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(responses=ScheduleSerializer(many=True), summary="Your schedules, newest first")
     def get(self, request: Request) -> Response:
-        return _page(self, selectors.owned_schedules(self.owner), ScheduleSerializer)
+        return self.page(selectors.owned_schedules(self.owner), ScheduleSerializer)
 
     @extend_schema(
         request=ScheduleInputSerializer,
@@ -265,7 +271,7 @@ class ScheduleListView(CallerAPIView):
 
 class ScheduleDetailView(CallerAPIView):
     @extend_schema(responses=ScheduleSerializer, summary="A schedule, with its next and last firing")
-    def get(self, request: Request, schedule_id: str) -> Response:
+    def get(self, request: Request, schedule_id: UUID) -> Response:
         return Response(ScheduleSerializer(selectors.get_schedule(self.owner, schedule_id)).data)
 
     @extend_schema(
@@ -273,7 +279,7 @@ class ScheduleDetailView(CallerAPIView):
         responses={200: ScheduleSerializer, **SCHEDULE_ERRORS},
         summary="Change a schedule (beat picks it up within seconds, no restart)",
     )
-    def patch(self, request: Request, schedule_id: str) -> Response:
+    def patch(self, request: Request, schedule_id: UUID) -> Response:
         body = ScheduleInputSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         changes = dict(body.validated_data)
@@ -283,26 +289,30 @@ class ScheduleDetailView(CallerAPIView):
         return Response(ScheduleSerializer(schedule).data)
 
     @extend_schema(responses={204: None, 404: ErrorSerializer}, summary="Delete a schedule (its runs stay)")
-    def delete(self, request: Request, schedule_id: str) -> Response:
+    def delete(self, request: Request, schedule_id: UUID) -> Response:
         services.delete_schedule(selectors.get_schedule(self.owner, schedule_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ScheduleRunsView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(responses=RunSerializer(many=True), summary="The runs a schedule started, newest first")
-    def get(self, request: Request, schedule_id: str) -> Response:
+    def get(self, request: Request, schedule_id: UUID) -> Response:
         schedule = selectors.get_schedule(self.owner, schedule_id)
-        return _page(self, selectors.owned_runs(self.owner).filter(schedule=schedule), RunSerializer)
+        return self.page(selectors.owned_runs(self.owner).filter(schedule=schedule), RunSerializer)
 
 
 class ScheduleFiringsView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(
         responses=FiringSerializer(many=True),
         summary="Each time beat fired the schedule, newest first: started, skipped (and why), failed or ended",
     )
-    def get(self, request: Request, schedule_id: str) -> Response:
+    def get(self, request: Request, schedule_id: UUID) -> Response:
         schedule = selectors.get_schedule(self.owner, schedule_id)
-        return _page(self, selectors.schedule_firings(schedule), FiringSerializer)
+        return self.page(selectors.schedule_firings(schedule), FiringSerializer)
 
 
 class HealthView(CallerAPIView):

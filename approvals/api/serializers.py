@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agentplatform.api.base import ModelSerializer, StrictSerializer, TextField
-from approvals.models import ApprovalRequest
+from approvals.models import ApprovalRequest, Channel
 
 
 class ApprovalSerializer(ModelSerializer):
@@ -16,6 +17,9 @@ class ApprovalSerializer(ModelSerializer):
     agent = serializers.CharField(source="agent.name", read_only=True)
     tool = serializers.CharField(source="tool_name", read_only=True)
     decided_by = serializers.SerializerMethodField()
+    channel = serializers.ChoiceField(
+        choices=Channel.choices, allow_blank=True, read_only=True, help_text="How it was decided; empty until then."
+    )
 
     class Meta:
         model = ApprovalRequest
@@ -45,8 +49,13 @@ class ApprovalSerializer(ModelSerializer):
         return request.decided_by.get_username() if request.decided_by else None
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class ArgumentsField(serializers.JSONField):
+    pass
+
+
 class ApproveSerializer(StrictSerializer):
-    arguments = serializers.JSONField(
+    arguments = ArgumentsField(
         required=False, help_text="Edited arguments (validated against the tool's schema). Omit to approve as proposed."
     )
 

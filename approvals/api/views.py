@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +20,8 @@ class ApprovalCursor(Cursor):
 
 
 class ApprovalListView(CallerAPIView):
+    pagination_class = ApprovalCursor
+
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=ApprovalStatus.values, description="Only this status")],
         responses=ApprovalSerializer(many=True),
@@ -31,14 +35,12 @@ class ApprovalListView(CallerAPIView):
                 expected = ", ".join(ApprovalStatus.values)
                 raise InvalidInput(f"status must be one of {expected}.", details={"param": "status"})
             rows = rows.filter(status=wanted)
-        paginator = ApprovalCursor()
-        page = paginator.paginate_queryset(rows, request, self)
-        return paginator.get_paginated_response(ApprovalSerializer(page, many=True).data)
+        return self.page(rows, ApprovalSerializer)
 
 
 class ApprovalDetailView(CallerAPIView):
     @extend_schema(responses=ApprovalSerializer, summary="An approval request")
-    def get(self, request: Request, approval_id: str) -> Response:
+    def get(self, request: Request, approval_id: UUID) -> Response:
         return Response(ApprovalSerializer(selectors.get_request(self.owner, approval_id)).data)
 
 

@@ -7,6 +7,7 @@ a caller sees only the endpoints it owns, and their deliveries.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -25,20 +26,18 @@ from approvals.api.webhook_serializers import (
 
 
 class _WebhookView(CallerAPIView):
-    """Every webhook view: the caller's right to manage webhooks is checked before anything."""
+    # Every webhook view: the caller's right to manage webhooks is checked before anything.
+    # (A comment, not a docstring: drf-spectacular would describe every operation with it.)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         scopes = tuple(self.api_key.scopes) if self.api_key is not None else None
         webhooks.check_may_manage(self.owner, scopes)
 
-    def page(self, queryset: Any, serializer: Any) -> Response:
-        paginator = Cursor()
-        rows = paginator.paginate_queryset(queryset, self.request, self)
-        return paginator.get_paginated_response(serializer(rows, many=True).data)
-
 
 class WebhookListView(_WebhookView):
+    pagination_class = Cursor
+
     @extend_schema(responses=WebhookSerializer(many=True), summary="Your webhook endpoints, newest first")
     def get(self, request: Request) -> Response:
         return self.page(selectors.owned_endpoints(self.owner), WebhookSerializer)
@@ -58,7 +57,7 @@ class WebhookListView(_WebhookView):
 
 class WebhookDetailView(_WebhookView):
     @extend_schema(responses=WebhookSerializer, summary="A webhook endpoint (never its secret)")
-    def get(self, request: Request, webhook_id: str) -> Response:
+    def get(self, request: Request, webhook_id: UUID) -> Response:
         return Response(WebhookSerializer(selectors.get_endpoint(self.owner, webhook_id)).data)
 
     @extend_schema(
@@ -66,30 +65,32 @@ class WebhookDetailView(_WebhookView):
         responses=WebhookSerializer,
         summary="Change an endpoint (a new `secret` replaces the old one)",
     )
-    def patch(self, request: Request, webhook_id: str) -> Response:
+    def patch(self, request: Request, webhook_id: UUID) -> Response:
         body = WebhookInputSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         endpoint = selectors.get_endpoint(self.owner, webhook_id)
         return Response(WebhookSerializer(webhooks.update_endpoint(endpoint, body.validated_data)).data)
 
     @extend_schema(responses={204: None}, summary="Delete an endpoint and its deliveries")
-    def delete(self, request: Request, webhook_id: str) -> Response:
+    def delete(self, request: Request, webhook_id: UUID) -> Response:
         webhooks.delete_endpoint(selectors.get_endpoint(self.owner, webhook_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class WebhookDeliveriesView(_WebhookView):
+    pagination_class = Cursor
+
     @extend_schema(
         responses=WebhookDeliverySerializer(many=True), summary="An endpoint's deliveries with their attempts"
     )
-    def get(self, request: Request, webhook_id: str) -> Response:
+    def get(self, request: Request, webhook_id: UUID) -> Response:
         endpoint = selectors.get_endpoint(self.owner, webhook_id)
         return self.page(selectors.endpoint_deliveries(endpoint), WebhookDeliverySerializer)
 
 
 class WebhookDeliveryView(_WebhookView):
     @extend_schema(responses=WebhookDeliverySerializer, summary="A delivery with its attempts")
-    def get(self, request: Request, delivery_id: str) -> Response:
+    def get(self, request: Request, delivery_id: UUID) -> Response:
         return Response(WebhookDeliverySerializer(selectors.get_delivery(self.owner, delivery_id)).data)
 
 

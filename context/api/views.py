@@ -14,6 +14,8 @@ from context.api.serializers import ContextSourceSerializer, PreviewRequestSeria
 
 
 class ContextSourceListView(CallerAPIView):
+    pagination_class = Cursor
+
     @extend_schema(
         parameters=[OpenApiParameter("agent", str, description="Only this agent's sources")],
         responses=ContextSourceSerializer(many=True),
@@ -23,14 +25,12 @@ class ContextSourceListView(CallerAPIView):
         sources = selectors.visible_sources(self.owner, self.api_key)
         if "agent" in request.query_params:
             sources = sources.filter(agent__name=request.query_params["agent"])
-        paginator = Cursor()
-        page = paginator.paginate_queryset(sources, request, self)
-        return paginator.get_paginated_response(ContextSourceSerializer(page, many=True).data)
+        return self.page(sources, ContextSourceSerializer)
 
 
 class ContextSourceDetailView(CallerAPIView):
     @extend_schema(responses={200: ContextSourceSerializer, 404: ErrorSerializer}, summary="A context source")
-    def get(self, request: Request, source_id: str) -> Response:
+    def get(self, request: Request, source_id: int) -> Response:
         return Response(ContextSourceSerializer(selectors.get_source(self.owner, self.api_key, source_id)).data)
 
 
@@ -40,7 +40,7 @@ class ContextSourcePreviewView(CallerAPIView):
         responses={200: PreviewSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
         summary="Fetch a source now and show exactly what a run would be given (nothing is stored)",
     )
-    def post(self, request: Request, source_id: str) -> Response:
+    def post(self, request: Request, source_id: int) -> Response:
         source = selectors.get_source(self.owner, self.api_key, source_id)
         PreviewRequestSerializer(data=request.data).is_valid(raise_exception=True)
         return Response(PreviewSerializer(asdict(services.preview_source(source))).data)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
 
 from agents.models import Agent, ApiKey, Message, Run, Session
 from tests.conftest import Api
@@ -160,7 +163,7 @@ def test_a_session_with_an_active_run_is_busy(api, existing_session):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "query",
-    ["cursor=garbage", "limit=0", "limit=abc", "order=sideways"],
+    ["limit=0", "limit=abc", "order=sideways"],
 )
 def test_bad_pagination(api, existing_session, query):
     status, body = api.get(f"/api/v1/sessions/{existing_session}/messages/?{query}")
@@ -214,3 +217,122 @@ def test_wrong_method(api):
     status, body = api.request("PUT", "/api/v1/agents/", {})
 
     _assert_error(status, body, 405, "method_not_allowed")
+
+
+def _id_routes() -> list[tuple[str, str]]:
+    """Every operation of the API with an id in its path, from the OpenAPI schema."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return [
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        if re.search(r"\{\w+_id\}", path)
+        for method in operations
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "bad_id", ["0", "1' OR '1'='1", "%00", "x" * 10_000, "a" * 31 + "g"], ids=lambda value: f"{len(value)}-chars"
+)
+def test_an_id_that_is_not_one_is_404_on_every_route(api, bad_id):
+    for method, path in _id_routes():
+        url = re.sub(r"\{\w+_id\}", bad_id, path)
+
+        status, body = api.request(method, url, {} if method in ("POST", "PATCH") else None)
+
+        assert status == 404, (method, path, body)
+        _assert_error(status, body, 404, body["error"]["code"])
+
+
+def _cursor(query: str) -> str:
+    return base64.b64encode(query.encode()).decode()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/sessions/?cursor={}",
+        "/api/v1/approvals/?cursor={}",
+        "/api/v1/schedules/?cursor={}",
+        "/api/v1/sessions/{session}/messages/?cursor={}",
+        "/api/v1/sessions/{session}/runs/?cursor={}",
+    ],
+)
+@pytest.mark.parametrize(
+    "cursor",
+    [_cursor("p=not-a-date"), _cursor("p=%00"), _cursor("p=2024-01-01 00:00:00"), _cursor("p=9" * 30), "garbage"],
+    ids=["not-a-date", "nul", "naive-date", "huge-number", "not-base64"],
+)
+def test_a_crafted_cursor_is_400(api, existing_session, url, cursor):
+    status, body = api.get(url.replace("{session}", existing_session).format(cursor))
+
+    _assert_error(status, body, 400, "invalid_cursor")
+    assert body["error"]["details"] == {"param": "cursor"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("url", ["/api/v1/sessions/?agent=%00", "/api/v1/context-sources/?agent=calc%00"])
+def test_nul_in_a_query_parameter_is_400(api, url):
+    status, body = api.get(url)
+
+    _assert_error(status, body, 400, "invalid_request")
+
+
+def _deep(depth: int, leaf: str = '"x"') -> str:
+    return '{"a": ' * depth + leaf + "}" * depth
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        ("[" * 100_000 + "]" * 100_000, 400, "json_too_deep"),
+        ('{"input": "hi", "metadata": ' + _deep(3000) + "}", 400, "json_too_deep"),
+        ('{"input": "hi", "metadata": ' + _deep(40) + "}", 400, "json_too_deep"),
+        ('{"input": "hi", "metadata": {"n": [' + ",".join(["0"] * 20_000) + "]}}", 400, "json_too_many_items"),
+        ('{"input": "hi", "metadata": {"n": ' + "9" * 10_000 + "}}", 400, "json_number_out_of_range"),
+        ('{"input": "hi", "metadata": {"n": 99999999999999999999}}', 400, "json_number_out_of_range"),
+        ('{"input": "hi", "metadata": {"n": 1e400}}', 400, "json_number_out_of_range"),
+        ('{"input": "hi", "metadata": {"n": NaN}}', 400, "malformed_json"),
+        ('{"input": "hi", "metadata": {"note": "a\\u0000b"}}', 400, "json_invalid_text"),
+        ('{"input": "hi", "metadata": {"a\\u0000": 1}}', 400, "json_invalid_text"),
+        ('{"input": "hi", "metadata": {"note": "\\ud800"}}', 400, "json_invalid_text"),
+        ('{"input": "hi \\udfff"}', 400, "json_invalid_text"),
+        (b'{"input": "caf\xe9"}', 400, "malformed_json"),
+    ],
+    ids=[
+        "nested-100000-deep",
+        "metadata-nested-3000-deep",
+        "metadata-nested-40-deep",
+        "too-many-items",
+        "a-10000-digit-number",
+        "an-integer-past-64-bits",
+        "an-infinite-number",
+        "nan",
+        "nul-in-a-value",
+        "nul-in-a-key",
+        "lone-surrogate-in-metadata",
+        "lone-surrogate-in-input",
+        "invalid-utf8",
+    ],
+)
+def test_json_a_caller_may_not_send(api, existing_session, raw, status, code):
+    before = _row_counts()
+
+    got, body = api.post("/api/v1/agents/calc/runs/", raw=raw)
+
+    _assert_error(got, body, status, code)
+    assert _row_counts() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_json_at_the_limits_is_accepted(api, existing_session):
+    metadata = (
+        '{"deep": ' + _deep(29) + ', "numbers": [' + ",".join(["1"] * 5000) + "], " + '"big": 9223372036854775807}'
+    )
+
+    status, run = api.post("/api/v1/agents/calc/runs/", raw=f'{{"input": "1+1", "metadata": {metadata}}}')
+
+    assert status == 201, run
+    assert run["metadata"]["big"] == 2**63 - 1

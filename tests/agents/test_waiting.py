@@ -112,3 +112,14 @@ def test_past_the_queued_runs_limit_a_new_run_is_refused_with_503_and_nothing_is
     error = response.json()["error"]
     assert (error["code"], error["details"]) == ("overloaded", {"queued_limit": 3, "scope": scope})
     assert (Run.objects.count(), Session.objects.count()) == (runs, sessions)
+
+
+def test_a_run_waited_for_on_the_event_loop_is_answered_as_json(api, daphne):
+    base = daphne.url.replace("ws://", "http://")
+    headers = {"Authorization": f"Bearer {api.key}"}
+
+    response = httpx.post(f"{base}/api/v1/agents/calc/runs/", json={"input": "1+1"}, headers=headers, timeout=30)
+
+    assert response.status_code == 201
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["status"] == "completed"

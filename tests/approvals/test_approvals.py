@@ -12,9 +12,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from agentplatform.jsonlimits import JsonTooDeep
 from agents.models import Message, Run, RunEvent, Tool
 from approvals import services
-from approvals.models import ApprovalRequest
+from approvals.models import ApprovalRequest, Channel
 from tests import sample_agents
 from tests.conftest import Api
 from tests.factories import create_api_key
@@ -43,6 +44,13 @@ def _pause(api: Api, llm: Any, *calls: Call) -> tuple[dict[str, Any], list[dict[
 def _finished(api: Api, run_id: str) -> dict[str, Any]:
     wait_until(lambda: Run.objects.get(pk=run_id).status not in ("queued", "running", "awaiting_approval"), 30)
     return api.get(f"/api/v1/runs/{run_id}/")[1]
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
 
 
 def _types(run_id: str) -> list[str]:
@@ -114,6 +122,54 @@ def test_edited_arguments_are_validated_then_run_and_the_diff_is_kept(api, revie
     assert decided["diff"] == [{"op": "replace", "path": "/to", "old": "bob@example.com", "new": "carol@example.com"}]
     assert _finished(api, run["id"])["status"] == "completed"
     assert [("send_email", edited)] == sample_agents.CALLS
+
+
+@pytest.mark.parametrize(
+    ("raw_arguments", "code"),
+    [
+        ('{"to": "bob@example.com", "subject": "hi", "bcc": "eve@evil.test"}', "invalid_arguments"),
+        ('{"to": "bob@example.com", "subject": ' + '{"a": ' * 2000 + '"x"' + "}" * 2000 + "}", "json_too_deep"),
+        ('{"to": "bob@example.com", "subject": "hi\\u0000"}', "json_invalid_text"),
+        ('{"to": "bob@example.com", "subject": "hi\\ud800"}', "json_invalid_text"),
+    ],
+    ids=["a-property-the-schema-does-not-have", "nested-2000-deep", "nul", "lone-surrogate"],
+)
+def test_edited_arguments_outside_the_schema_or_the_limits_are_refused(api, reviewer, llm, raw_arguments, code):
+    _, [approval] = _pause(api, llm)
+
+    status, body = reviewer.post(f"/api/v1/approvals/{approval['id']}/approve", raw=f'{{"arguments": {raw_arguments}}}')
+
+    assert (status, body["error"]["code"]) == (400, code), body
+    assert ApprovalRequest.objects.get(pk=approval["id"]).status == "pending"
+
+
+def test_edited_arguments_are_held_to_the_limits_whatever_the_channel(api, alice, llm):
+    _, [approval] = _pause(api, llm)
+    request = ApprovalRequest.objects.get(pk=approval["id"])
+    decider = services.Decider(alice, Channel.WEBSOCKET, ("approvals:decide",))
+
+    with pytest.raises(JsonTooDeep):
+        services.approve(request, decider, {**EMAIL, "subject": _nested(40)})
+
+    assert ApprovalRequest.objects.get(pk=approval["id"]).status == "pending"
+
+
+def test_the_schema_is_strict_only_where_it_says_nothing_of_other_properties():
+    schema = {
+        "type": "object",
+        "properties": {
+            "to": {"type": "string"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "attachments": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+        },
+    }
+
+    strict = services.strict_schema(schema)
+
+    assert strict["additionalProperties"] is False
+    assert strict["properties"]["headers"]["additionalProperties"] == {"type": "string"}
+    assert strict["properties"]["attachments"]["items"]["additionalProperties"] is False
+    assert "additionalProperties" not in schema  # the stored schema is left as it is
 
 
 def test_a_rejection_is_the_tools_result_and_the_run_goes_on(api, reviewer, llm):

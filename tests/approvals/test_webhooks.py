@@ -7,6 +7,7 @@ import json
 import re
 import ssl
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -454,10 +455,11 @@ def test_managing_webhooks_needs_the_scope(api, manager, receiver, quick):
     assert api.get("/api/v1/webhooks/")[0] == 403
     status, body = manager.post("/api/v1/webhooks/", raw="{not json")
     assert (status, body["error"]["code"]) == (400, "malformed_json")
-    assert manager.get("/api/v1/webhooks/not-a-uuid/")[1]["error"]["code"] == "webhook_not_found"
-    assert manager.post("/api/v1/webhooks/deliveries/not-a-uuid/resend")[1]["error"]["code"] == (
+    assert manager.get(f"/api/v1/webhooks/{uuid.uuid4()}/")[1]["error"]["code"] == "webhook_not_found"
+    assert manager.post(f"/api/v1/webhooks/deliveries/{uuid.uuid4()}/resend")[1]["error"]["code"] == (
         "webhook_delivery_not_found"
     )
+    assert manager.get("/api/v1/webhooks/not-a-uuid/")[1]["error"]["code"] == "not_found"  # not an id
     assert not WebhookEndpoint.objects.exists()
 
 

@@ -83,13 +83,13 @@ def test_preview_reports_a_failing_source_in_the_body(make_api):
     ("path", "body", "status", "code"),
     [
         ("/api/v1/context-sources/999999/preview/", {}, 404, "context_source_not_found"),
-        ("/api/v1/context-sources/abc/preview/", {}, 404, "context_source_not_found"),
+        ("/api/v1/context-sources/abc/preview/", {}, 404, "not_found"),
         ("/api/v1/context-sources/{id}/preview/", {"fresh": True}, 400, "invalid_request"),
         ("/api/v1/context-sources/{id}/preview/", [1, 2], 400, "invalid_request"),
         ("/api/v1/context-sources/{id}/preview/", "not json", 400, "malformed_json"),
         ("/api/v1/context-sources/?limit=0", None, 400, "invalid_request"),
-        ("/api/v1/context-sources/?cursor=bogus", None, 400, "invalid_request"),
-        ("/api/v1/context-sources/-1/", None, 404, "context_source_not_found"),
+        ("/api/v1/context-sources/?cursor=bogus", None, 400, "invalid_cursor"),
+        ("/api/v1/context-sources/-1/", None, 404, "not_found"),
     ],
 )
 def test_bad_input_gets_a_4xx_with_a_code_and_writes_nothing(make_api, path, body, status, code):

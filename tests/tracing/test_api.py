@@ -3,6 +3,7 @@ pagination, and a 400 with a code for bad input."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -110,12 +111,10 @@ def test_a_runs_trace_and_pages_of_traces(runs):
         ("/api/v1/traces/?from=2026-01-02&to=2026-01-01", "to"),
         ("/api/v1/traces/?limit=0", "limit"),
         ("/api/v1/traces/?limit=201", "limit"),
-        ("/api/v1/traces/?cursor=not-a-cursor", "cursor"),
         ("/api/v1/traces/?run=42", "run"),
         ("/api/v1/traces/?errors=maybe", "errors"),
         ("/api/v1/traces/?min_duration_ms=-1", "min_duration_ms"),
         ("/api/v1/traces/?agent=no%20spaces", "agent"),
-        ("/api/v1/traces/not-a-trace-id/", "trace_id"),
         ("/api/v1/metrics/?from=2026-13-01", "from"),
         ("/api/v1/metrics/?from=2020-01-01&to=2026-01-01", "from"),
     ],
@@ -126,6 +125,19 @@ def test_bad_input_is_a_400_naming_the_parameter(tracing_on, api, path, param):
     assert status == 400
     assert body["error"]["code"] == "invalid_request"
     assert body["error"]["details"] == {"param": param}
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", base64.urlsafe_b64encode(b"9" * 30 + b":" + b"a" * 32).decode()])
+def test_a_crafted_cursor_is_400(tracing_on, api, cursor):
+    status, body = api.get(f"/api/v1/traces/?cursor={cursor}")
+
+    assert (status, body["error"]["code"], body["error"]["details"]) == (400, "invalid_cursor", {"param": "cursor"})
+
+
+def test_a_trace_id_that_is_not_one_is_404(tracing_on, api):
+    status, body = api.get("/api/v1/traces/not-a-trace-id/")
+
+    assert (status, body["error"]["code"]) == (404, "not_found")
 
 
 def test_without_a_key_there_are_no_traces(tracing_on, db):
