@@ -29,6 +29,7 @@ class PlatformSettings:
     RUN_SLOT_WAIT: float = 5.0  # a task waits this long for a free slot, then goes back to the broker
     WORKER_DRAIN_SECONDS: float = 30.0  # a stopping worker lets its runs finish for this long
     WEB_THREADS: int = 10  # a web process's threads for requests' sync work (keep <= the connection pool)
+    WEB_QUEUE: int = 100  # requests one web process lets wait for a thread; past it, 503 overloaded at once
     MAX_WAITERS: int = 10_000  # requests one web process holds waiting for runs; past it, 202 at once
     MAX_QUEUED_RUNS: int = 10_000  # queued runs in the deployment; past it, new runs get 503
     MAX_QUEUED_RUNS_PER_KEY: int = 1_000  # queued runs of one API key; past it, its new runs get 503

@@ -7,9 +7,11 @@ loaded in sync mode, as under WSGI, and the whole request crosses to a thread on
 
 That thread comes from the process's bounded pool (`agentplatform.pools.web_pool`), not
 from one thread per request as Django's handler gives: a request holds a thread only
-while it does sync work. A view that must wait (for a run to finish) returns a `Deferred`
-response; the handler awaits it on the event loop, where waiting holds no thread and no
-connection, and sends the response it resolves to.
+while it does sync work. Requests wait for a thread in FIFO order; one that would wait
+behind `WEB_QUEUE` others is answered `503 overloaded` with `Retry-After` at once.
+A view that must wait (for a run to finish) returns a `Deferred` response; the handler
+awaits it on the event loop, where waiting holds no thread and no connection, and sends
+the response it resolves to.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from agentplatform.pools import web_pool
+from agentplatform.api.errors import WebOverloaded, unavailable_response
+from agentplatform.conf import platform_settings
+from agentplatform.pools import Full, web_pool
 
 DEFERRABLE = "agentplatform.deferrable"  # in request.META: the handler resolves `Deferred` responses
 
@@ -59,7 +63,15 @@ class PlatformASGIHandler(ASGIHandler):
         and runs on the web pool."""
         super().load_middleware(is_async=False)
         chain = self._middleware_chain  # type: ignore[has-type]  # django-stubs leave it untyped
-        self._middleware_chain = web_pool().bind(chain)
+        pool, queue = web_pool(), platform_settings().WEB_QUEUE
+
+        async def run_or_refuse(request: HttpRequest) -> HttpResponseBase:
+            try:
+                return await pool.run_within(queue, chain, request)
+            except Full:  # as many requests wait for a thread as we let wait: 503 now, not later
+                return unavailable_response(WebOverloaded())
+
+        self._middleware_chain = run_or_refuse
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Django's handler opens a ThreadSensitiveContext here, which gives each request a

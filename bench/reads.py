@@ -132,7 +132,7 @@ async def _recovery(served: Served, timeout: float) -> Recovery:
         )
     finally:
         conn.close()
-    return Recovery(len(times), statistics.median(times) if times else float("nan"), ready)
+    return Recovery(len(times), statistics.median(times) if times else float("nan"), "200" if ready == READ else ready)
 
 
 def measure_level(served: Served, clients: int, config: ReadsConfig) -> LevelResult:
