@@ -13,7 +13,7 @@ import asyncio
 import contextvars
 import functools
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -100,10 +100,6 @@ class Pool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False)
-
-    def bind(self, function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-        """`function` as a coroutine function that runs on this pool."""
-        return functools.partial(self.run, function)
 
 
 @functools.cache
