@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
-from psycopg_pool import ConnectionPool
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -74,14 +73,7 @@ def database_from_url(url: str, *, sqlite_default: Path) -> dict[str, Any]:
     if pool_size:
         # Django runs each ASGI request on its own thread, and connections are per thread:
         # without a pool every request would open (and leak) a connection.
-        options["pool"] = {
-            "min_size": 1,
-            "max_size": pool_size,
-            "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0),
-            # A connection is checked as it leaves the pool, and replaced if it is broken (the
-            # server restarted, an idle connection was killed): one round trip, not an error.
-            "check": ConnectionPool.check_connection,
-        }
+        options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0)}
     if env_bool("DATABASE_PREPARED_STATEMENTS", True):
         # Parameters bound on the server, and a statement a connection has run 5 times is
         # prepared: PostgreSQL parses it once. It still plans each execution with its values
