@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -51,55 +50,26 @@ def releasing(function: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
-class Full(Exception):
-    """The pool already has as many calls waiting for a thread as the caller allows."""
-
-
 class Pool:
-    """A bounded pool of threads, awaited from an event loop (contextvars travel along).
-
-    Calls wait for a thread in one FIFO queue; `run_within` refuses (raises `Full`) a call
-    that would wait behind `limit` others, so that a caller can answer at once instead."""
+    """A bounded pool of threads, awaited from an event loop (contextvars travel along)."""
 
     def __init__(self, threads: int, name: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]] = closing):
         self.threads = threads
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._wrap = wrap
-        self._waiting: deque[None] = deque()  # a counter: one item per call not started yet (append, pop are atomic)
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         # The executor directly, in a copy of the caller's context (its span, for one): lighter
         # than asgiref's sync_to_async, whose thread-sensitive bookkeeping this does not need.
-        call = functools.partial(contextvars.copy_context().run, self._started(self._wrap(function)), *args, **kwargs)
-        self._waiting.append(None)
-        future = self._executor.submit(call)
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            if future.cancel():  # it had not started (the client left while it waited): it never will
-                self._waiting.pop()
-            raise
-
-    async def run_within(self, limit: int, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`run`, unless `limit` calls already wait for a thread: then `Full`, at once."""
-        if len(self._waiting) >= limit:
-            raise Full
-        return await self.run(function, *args, **kwargs)
-
-    def _started(self, function: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(function)
-        def call(*args: Any, **kwargs: Any) -> T:
-            self._waiting.pop()
-            return function(*args, **kwargs)
-
-        return call
+        call = functools.partial(contextvars.copy_context().run, self._wrap(function), *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False)
+
+    def bind(self, function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+        """`function` as a coroutine function that runs on this pool."""
+        return functools.partial(self.run, function)
 
 
 @functools.cache
