@@ -120,6 +120,16 @@ class PlatformSettings:
             ),
         },
     )
+    WEB_QUEUE: int = field(
+        default=100,
+        metadata={
+            "env": "AGENTPLATFORM_WEB_QUEUE",
+            "help": (
+                "requests a web process lets wait for one of those threads, first come first served; "
+                "past it, a request gets 503 `overloaded` with `Retry-After` at once"
+            ),
+        },
+    )
     MAX_WAITERS: int = field(
         default=10_000,
         metadata={

@@ -7,9 +7,12 @@ loaded in sync mode, as under WSGI, and the whole request crosses to a thread on
 
 That thread comes from the process's bounded pool (`agentplatform.pools.web_pool`), not
 from one thread per request as Django's handler gives: a request holds a thread only
-while it does sync work. A view that must wait (for a run to finish) returns a `Deferred`
-response; the handler awaits it on the event loop, where waiting holds no thread and no
-connection, and sends the response it resolves to.
+while it does sync work. Requests wait for a thread in FIFO order; when WEB_QUEUE requests
+already wait (every thread busy), the next is answered `503 overloaded` with `Retry-After`
+at once, before Django handles it.
+A view that must wait (for a run to finish) returns a `Deferred` response; the handler
+awaits it on the event loop, where waiting holds no thread and no connection, and sends
+the response it resolves to.
 """
 
 from __future__ import annotations
@@ -22,9 +25,26 @@ from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
+from agentplatform.api.errors import WebOverloaded, unavailable_response
+from agentplatform.conf import platform_settings
 from agentplatform.pools import web_pool
 
 DEFERRABLE = "agentplatform.deferrable"  # in request.META: the handler resolves `Deferred` responses
+ADMISSION = "agentplatform.admission"  # in the ASGI scope: the request's place among those admitted
+
+
+class Admission:
+    """A request counted from its arrival until its sync work is done (or it ends before):
+    past WEB_THREADS + WEB_QUEUE such requests, the next one is refused at once."""
+
+    def __init__(self, handler: PlatformASGIHandler) -> None:
+        self._handler: PlatformASGIHandler | None = handler
+        handler.admitted += 1
+
+    def release(self) -> None:
+        if self._handler is not None:
+            self._handler.admitted -= 1
+            self._handler = None
 
 
 class Deferred(HttpResponse):
@@ -54,19 +74,38 @@ class Deferred(HttpResponse):
 
 
 class PlatformASGIHandler(ASGIHandler):
+    admitted = 0  # requests not done with their sync work (see Admission)
+    admit_limit: int
+
     def load_middleware(self, is_async: bool = False) -> None:
         """Django calls this with is_async=True; the chain is loaded in sync mode regardless,
         and runs on the web pool."""
         super().load_middleware(is_async=False)
-        chain = self._middleware_chain  # type: ignore[has-type]  # django-stubs leave it untyped
-        self._middleware_chain = web_pool().bind(chain)
+        chain = web_pool().bind(self._middleware_chain)  # type: ignore[has-type]  # django-stubs leave it untyped
+        settings = platform_settings()
+        self.admit_limit = settings.WEB_THREADS + settings.WEB_QUEUE
+
+        async def run_chain(request: HttpRequest) -> HttpResponseBase:
+            try:
+                return await chain(request)
+            finally:
+                request.scope[ADMISSION].release()  # type: ignore[attr-defined]  # an ASGIRequest
+
+        self._middleware_chain = run_chain
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Django's handler opens a ThreadSensitiveContext here, which gives each request a
         # thread of its own for its whole life; the chain runs on the bounded pool instead.
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        await self.handle(scope, receive, send)
+        if self.admitted >= self.admit_limit:  # before Django sees it: a refusal costs no thread and no wait
+            await self.send_response(unavailable_response(WebOverloaded(details={"scope": "web"})), send)
+            return
+        scope[ADMISSION] = admission = Admission(self)
+        try:
+            await self.handle(scope, receive, send)
+        finally:
+            admission.release()  # if the request never reached the chain (aborted, refused by Django)
 
     def create_request(
         self, scope: Mapping[str, Any], body_file: IO[bytes]

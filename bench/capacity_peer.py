@@ -22,7 +22,7 @@ from bench.capacity_stack import Server, clean_env
 from bench.stack import ROOT, free_port, log, spawn, wait_for
 
 AGNO_VERSION = "3.1.10"
-REQUIREMENT = f"agno[os,openai,sqlite]=={AGNO_VERSION}"
+REQUIREMENT = f"agno[os,openai,sqlite,postgres]=={AGNO_VERSION}"
 INSTALL_TIMEOUT = 900
 LABEL = f"agno {AGNO_VERSION} (SQLite)"
 
@@ -33,7 +33,7 @@ def peer_venv() -> Path:
 
 
 def _works(python: Path) -> bool:
-    check = [str(python), "-c", "import agno.os, uvicorn, sqlalchemy.ext.asyncio"]
+    check = [str(python), "-c", "import agno.os, uvicorn, sqlalchemy.ext.asyncio, psycopg"]
     return python.exists() and subprocess.run(check, capture_output=True, check=False, timeout=120).returncode == 0
 
 
@@ -66,22 +66,24 @@ def _healthy(base_url: str) -> bool:
         return False
 
 
-def start_peer(cleanup: contextlib.ExitStack, workdir: Path, ports: set[int], model_url: str) -> Server:
+def serve_peer(cleanup: contextlib.ExitStack, home: Path, ports: set[int], label: str, **env: str) -> tuple[int, int]:
+    """uvicorn serving bench/peer_agno_app.py with `env` added (the model's URL, where to store);
+    its port and pid once it answers."""
     python = ensure_peer_python()
-    home = workdir / "peer"
     home.mkdir()
-    env = clean_env()
-    env.update(
-        OPENAI_BASE_URL=f"{model_url}/v1",
-        OPENAI_API_KEY="bench",
-        PEER_DB_FILE=str(home / "agno.db"),
-        AGNO_TELEMETRY="false",
-        PYTHONPATH=str(ROOT),
-    )
+    full_env = clean_env()
+    full_env.update(AGNO_TELEMETRY="false", PYTHONPATH=str(ROOT), OPENAI_API_KEY="bench", **env)
     port = free_port(ports)
     argv = [str(python), "-m", "uvicorn", "bench.peer_agno_app:app", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--log-level", "warning"]
-    process = spawn(cleanup, argv, env, home / "uvicorn.log", f"peer ({LABEL}, uvicorn)")
+    process = spawn(cleanup, argv, full_env, home / "uvicorn.log", f"peer ({label}, uvicorn)")
     wait_for(lambda: _healthy(f"http://127.0.0.1:{port}"), process, "peer")
-    log(f"peer ({LABEL}) is healthy on port {port}")
-    return Server(LABEL, "127.0.0.1", port, process.pid, SqliteDatabase(home / "agno.db", process.pid, has_runs=False))
+    log(f"peer ({label}) is healthy on port {port}")
+    return port, process.pid
+
+
+def start_peer(cleanup: contextlib.ExitStack, workdir: Path, ports: set[int], model_url: str) -> Server:
+    home = workdir / "peer"
+    database = home / "agno.db"
+    port, pid = serve_peer(cleanup, home, ports, LABEL, OPENAI_BASE_URL=f"{model_url}/v1", PEER_DB_FILE=str(database))
+    return Server(LABEL, "127.0.0.1", port, pid, SqliteDatabase(database, pid, has_runs=False))

@@ -2,7 +2,8 @@
 
 One agent, `bench`, on the fake model through Agno's OpenAI chat model (`base_url` from
 OPENAI_BASE_URL), with one trivial tool, sessions and runs stored in SQLite (Agno's
-`SqliteDb`, file from PEER_DB_FILE). Served by uvicorn from its own virtualenv
+`SqliteDb`, file from PEER_DB_FILE) or, with PEER_DB_URL, in PostgreSQL (Agno's `PostgresDb`,
+schema `ai`, its default). Served by uvicorn from its own virtualenv
 (bench/capacity_peer.py makes it): `python -m uvicorn bench.peer_agno_app:app`.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 
 from agno.agent import Agent
+from agno.db.base import BaseDb
+from agno.db.postgres import PostgresDb
 from agno.db.sqlite import SqliteDb
 from agno.models.openai import OpenAIChat
 from agno.os import AgentOS
@@ -25,12 +28,19 @@ def lookup(key: str) -> str:
     return f"value-of-{key}"
 
 
+def _db() -> BaseDb:
+    url = os.environ.get("PEER_DB_URL")
+    if url:
+        return PostgresDb(db_url=url.replace("postgres://", "postgresql+psycopg://", 1), db_schema="ai")
+    return SqliteDb(db_file=os.environ["PEER_DB_FILE"])
+
+
 agent = Agent(
     id="bench",
     name="bench",
     model=OpenAIChat(id="bench-model", base_url=os.environ["OPENAI_BASE_URL"], api_key=os.environ["OPENAI_API_KEY"]),
     instructions="Answer briefly.",
     tools=[lookup],
-    db=SqliteDb(db_file=os.environ["PEER_DB_FILE"]),
+    db=_db(),
 )
 app = AgentOS(agents=[agent], telemetry=False).get_app()

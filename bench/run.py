@@ -6,8 +6,9 @@ lengths, streaming (idle WebSockets, live event latency, SSE time to the first e
 approvals (bench/approvals.py: the decision's round trip, the admin inbox at 10 to 10,000
 pending); then, on platforms of its own (bench/capacity.py), capacity: runs/s, latency,
 errors, memory and database connections at 16 to 1,024 clients against a model that takes
-0.5 s per call. Prints Markdown tables and writes them to bench/results/latest.md. Everything
-it started is stopped on exit, on an error and on Ctrl-C or SIGTERM.
+0.5 s per call; and reads (bench/reads.py): session history read by 100 to 10,000
+concurrent clients from one web process, next to the peer. Prints Markdown tables and writes
+them to bench/results/latest.md. Everything it started is stopped on exit, on an error and on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from types import FrameType
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import approvals, capacity, capacity_report, floor
+from bench import approvals, capacity, capacity_report, floor, reads, reads_report
 from bench.history import measure_append, measure_history, seed_sessions
 from bench.load import Client, Target, measure_level
 from bench.report import Config, Results, code_commit, environment, render
@@ -32,8 +33,9 @@ from bench.streaming import StreamingConfig, measure_streaming
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.md"
 CAPACITY_FILE = RESULTS_FILE.with_name("capacity.md")
-SECTIONS = ("runs", "floor", "history", "streaming", "approvals", "capacity")
-SHARED_STACK_SECTIONS = set(SECTIONS) - {"capacity"}  # capacity starts platforms of its own
+READS_FILE = RESULTS_FILE.with_name("reads.md")
+SECTIONS = ("runs", "floor", "history", "streaming", "approvals", "capacity", "reads")
+SHARED_STACK_SECTIONS = set(SECTIONS) - {"capacity", "reads"}  # these start servers of their own
 FULL = Config(
     "full",
     rounds=5,
@@ -143,7 +145,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=capacity.TOPOLOGIES,
         help="capacity: the platforms to load, comma-separated (default: embedded,postgres)",
     )
-    parser.add_argument("--no-peer", action="store_true", help="capacity: skip the peer framework")
+    parser.add_argument("--no-peer", action="store_true", help="capacity, reads: skip the peer framework")
     return parser.parse_args(argv)
 
 
@@ -177,6 +179,16 @@ def _capacity(args: argparse.Namespace) -> str:
     return markdown
 
 
+def _reads(args: argparse.Namespace) -> str:
+    """The reads section, on servers of its own, after the others are stopped."""
+    load_before, commit = os.getloadavg(), code_commit()
+    results = reads.measure_reads(reads.QUICK if args.quick else reads.FULL, peer=not args.no_peer)
+    markdown = reads_report.render(results, capacity_report.machine(load_before, commit))
+    READS_FILE.parent.mkdir(exist_ok=True)
+    READS_FILE.write_text(markdown)
+    return markdown
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     config = QUICK if args.quick else FULL
@@ -188,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             markdown += _shared_stack_sections(config, args.only & SHARED_STACK_SECTIONS)
         if "capacity" in args.only:
             markdown += ("\n" if markdown else "") + _capacity(args)
+        if "reads" in args.only:
+            markdown += ("\n" if markdown else "") + _reads(args)
     except KeyboardInterrupt:
         log("interrupted; everything started was stopped")
         return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from psycopg_pool import PoolTimeout
@@ -82,6 +83,8 @@ def _unavailable(exc: Exception) -> Unavailable | None:
     """What a request path raises when a service it needs is saturated or away (not a bug)."""
     if isinstance(exc, PoolTimeout) or isinstance(exc.__cause__, PoolTimeout):  # Django wraps it
         return DatabaseBusy(details={"dependency": "database"})
+    if isinstance(exc, OperationalError):  # the connection broke, the server restarts, ...: not a bug
+        return DatabaseUnavailable(details={"dependency": "database"})
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return BrokerUnavailable(details={"dependency": "redis"})
     return None
@@ -91,6 +94,24 @@ class DatabaseBusy(Unavailable):
     code = "database_busy"
     default_message = "Every database connection is in use; try again shortly."
     retry_after = 2
+
+
+class DatabaseUnavailable(Unavailable):
+    code = "database_unavailable"
+    default_message = "The database could not answer this request; try again shortly."
+    retry_after = 2
+
+
+class WebOverloaded(Unavailable):
+    code = "overloaded"
+    default_message = "This server has too many requests waiting; try again shortly."
+    retry_after = 1
+
+
+def unavailable_response(exc: Unavailable) -> HttpResponse:
+    """The answer `platform_response` gives, for a request refused before Django handles it."""
+    body = error_body(exc.code, exc.message, exc.details)
+    return JsonResponse(body, status=exc.status, headers={"Retry-After": str(exc.retry_after)})
 
 
 class BrokerUnavailable(Unavailable):

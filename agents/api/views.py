@@ -41,6 +41,7 @@ from agents.models import ACTIVE_RUN_STATUSES, Message, Run
 
 class AgentListView(CallerAPIView):
     @extend_schema(
+        operation_id="agents_list",
         responses=inline_serializer("AgentList", {"results": AgentSerializer(many=True)}),
         summary="List the agents this key may use",
     )
