@@ -79,6 +79,8 @@ class AsyncFakeLLM:
         self.latency = latency
         self.calls = 0
         self.connections = 0
+        self.waiting = 0  # calls in their latency now
+        self.most_waiting = 0  # the most that were at once
 
     def reply_to(self, request: RecordedRequest) -> Reply:
         try:
@@ -95,7 +97,12 @@ class AsyncFakeLLM:
             return refused
         self.calls += 1
         if self.latency > 0:
-            await asyncio.sleep(self.latency)
+            self.waiting += 1
+            self.most_waiting = max(self.most_waiting, self.waiting)
+            try:
+                await asyncio.sleep(self.latency)
+            finally:
+                self.waiting -= 1
         reply = self.reply_to(request)
         while isinstance(reply, Delay):
             await asyncio.sleep(reply.seconds)
