@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from tests.embedded import (
     signal_stop,
     wait_for_banner,
 )
-from tests.infra import free_port
+from tests.infra import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -169,3 +170,107 @@ def test_up_with_two_run_workers_runs_beat_in_one_of_them(env, started, tmp_path
     assert len(workers) == 2
     assert sum("--beat-thread" in line for line in workers) == 1  # one scheduler, whatever the workers
     assert signal_stop(process, signal.SIGTERM) == 0
+
+
+HOLDER = '''
+import time
+from agentplatform import Agent
+
+class Holder(Agent):
+    """Holds its worker for as long as it lives when asked to "hold"; answers at once otherwise."""
+
+    def run(self, input, ctx):
+        if input == "hold":
+            time.sleep(600)
+        return f"done: {input}"
+
+agent = Holder(name="holder")
+'''
+
+
+def _child_pid(pid: int, word: str) -> int | None:
+    """The pid of the child of `pid` whose command line has `word` (None while there is none)."""
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        if f" {word} " in Path(f"/proc/{child}/cmdline").read_text().replace("\0", " "):
+            return int(child)
+    return None
+
+
+def _up_with_holder(env: dict[str, str], tmp_path: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
+    (tmp_path / "holder.py").write_text(HOLDER)
+    env = {
+        **env,
+        "PYTHONPATH": f"{ROOT}:{tmp_path}",
+        "AGENTPLATFORM_AGENTS": "holder:agent",
+        "AGENTPLATFORM_RUN_LEASE_SECONDS": "2",  # a lost run's lease lapses soon
+        "AGENTPLATFORM_REAP_INTERVAL_SECONDS": "1",
+    }
+    port = free_port()
+    argv = [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port), "--workers", "1", "--run-workers", "1"]
+    process = launch(argv, env, log)
+    wait_for_banner(process, log)
+    return process, f"http://127.0.0.1:{port}/api/v1"
+
+
+def test_a_killed_worker_is_restarted_and_the_run_it_held_is_failed_not_left_running(env, started, tmp_path):
+    log = tmp_path / "up.log"
+    process, base = _up_with_holder(env, tmp_path, log)
+    started.append(process)
+    key = api_key(env)
+    status, held = post(f"{base}/agents/holder/runs/", key, {"input": "hold", "background": True})
+    assert status == 202
+    wait_until(lambda: get(f"{base}/runs/{held['id']}/", key)["status"] == "running", timeout=60)
+
+    worker = _child_pid(process.pid, "worker")
+    assert worker is not None
+
+    os.kill(worker, signal.SIGKILL)
+
+    wait_until(lambda: get(f"{base}/runs/{held['id']}/", key)["status"] == "failed", timeout=120)
+    assert get(f"{base}/runs/{held['id']}/", key)["error"]["code"] == "worker_lost"
+    body = {"input": "again", "session_id": held["session_id"]}
+    status, run = post(f"{base}/agents/holder/runs/", key, body)  # the restarted worker takes it
+    assert (status, run["status"], run["output"]) == (201, "completed", "done: again")
+    assert "worker was killed by SIGKILL; restarting it in 1s" in log.read_text()
+    assert process.poll() is None
+    assert signal_stop(process, signal.SIGTERM) == 0
+
+
+def _answers(url: str, key: str) -> bool:
+    try:
+        get(url, key)
+    except OSError:  # refused, reset, or an HTTP error
+        return False
+    return True
+
+
+def test_a_killed_web_process_is_restarted_and_the_api_answers_again(env, started, tmp_path):
+    log = tmp_path / "up.log"
+    process, base = _up_with_holder(env, tmp_path, log)
+    started.append(process)
+    key = api_key(env)
+    web = _child_pid(process.pid, "daphne")
+    assert web is not None
+
+    os.kill(web, signal.SIGKILL)
+
+    wait_until(lambda: _child_pid(process.pid, "daphne") not in (None, web), timeout=60)
+    wait_until(lambda: _answers(f"{base}/agents/", key), timeout=60)
+    status, run = post(f"{base}/agents/holder/runs/", key, {"input": "hello"})
+    assert (status, run["status"], run["output"]) == (201, "completed", "done: hello")
+    assert "web-1 was killed by SIGKILL; restarting it in 1s" in log.read_text()
+    assert signal_stop(process, signal.SIGTERM) == 0
+
+
+def test_stopping_up_with_spans_still_buffered_prints_no_traceback(env, started, tmp_path):
+    env = {**env, "AGENTPLATFORM_TRACE_FLUSH_INTERVAL": "3600"}  # every process holds its spans until it exits
+    port, log = free_port(), tmp_path / "up.log"
+    process = launch([sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port)], env, log)
+    started.append(process)
+    wait_for_banner(process, log)
+    status, _ = post(f"http://127.0.0.1:{port}/api/v1/agents/demo/runs/", api_key(env), {"input": "Weather in Oslo?"})
+    assert status == 201
+
+    assert signal_stop(process, signal.SIGTERM) == 0
+    assert "Traceback" not in log.read_text()
+    assert "agentplatform stopped." in log.read_text()
