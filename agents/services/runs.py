@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from agentplatform import notify
+from agentplatform import dependencies, notify
 from agentplatform.conf import platform_settings
 from agents import selectors
 from agents.errors import (
@@ -62,6 +62,11 @@ def start_run(
 
     With an idempotency key, a request the caller already made answers its run again (an
     identical body) or 422 (a different one), and creates nothing.
+
+    While Redis or the broker does not answer, nothing is written (redis.RedisError: 503).
+    Should the broker fail after the check, the run stays stored and queued and is answered
+    with its id: the publish on commit fails within its timeout and is logged, and the reaper
+    hands the run to the broker again (RUN_REQUEUE_SECONDS).
     """
     fingerprint = _fingerprint(agent_name, input, session_id, metadata)
     if idempotency_key is not None:
@@ -96,7 +101,9 @@ def start_run(
 
 def _admit(api_key: ApiKey | None) -> None:
     """Refuse a new run, before anything is written, while too many wait for a worker: in
-    the deployment, or of this key (bounded counts: their cost does not grow with the line)."""
+    the deployment, or of this key (bounded counts: their cost does not grow with the line);
+    or while the broker, which must take it, does not answer."""
+    dependencies.require_redis()
     conf = platform_settings()
     # One statement over at most MAX_QUEUED_RUNS rows: exact below the deployment's limit,
     # which is the only case where the key's count matters.

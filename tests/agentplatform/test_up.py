@@ -17,6 +17,7 @@ import pytest
 from tests.embedded import (
     ROOT,
     api_key,
+    child_pid,
     embedded_env,
     get,
     launch,
@@ -188,14 +189,6 @@ agent = Holder(name="holder")
 '''
 
 
-def _child_pid(pid: int, word: str) -> int | None:
-    """The pid of the child of `pid` whose command line has `word` (None while there is none)."""
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        if f" {word} " in Path(f"/proc/{child}/cmdline").read_text().replace("\0", " "):
-            return int(child)
-    return None
-
-
 def _up_with_holder(env: dict[str, str], tmp_path: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
     (tmp_path / "holder.py").write_text(HOLDER)
     env = {
@@ -221,7 +214,7 @@ def test_a_killed_worker_is_restarted_and_the_run_it_held_is_failed_not_left_run
     assert status == 202
     wait_until(lambda: get(f"{base}/runs/{held['id']}/", key)["status"] == "running", timeout=60)
 
-    worker = _child_pid(process.pid, "worker")
+    worker = child_pid(process.pid, " worker ")
     assert worker is not None
 
     os.kill(worker, signal.SIGKILL)
@@ -249,12 +242,12 @@ def test_a_killed_web_process_is_restarted_and_the_api_answers_again(env, starte
     process, base = _up_with_holder(env, tmp_path, log)
     started.append(process)
     key = api_key(env)
-    web = _child_pid(process.pid, "daphne")
+    web = child_pid(process.pid, " daphne ")
     assert web is not None
 
     os.kill(web, signal.SIGKILL)
 
-    wait_until(lambda: _child_pid(process.pid, "daphne") not in (None, web), timeout=60)
+    wait_until(lambda: child_pid(process.pid, " daphne ") not in (None, web), timeout=60)
     wait_until(lambda: _answers(f"{base}/agents/", key), timeout=60)
     status, run = post(f"{base}/agents/holder/runs/", key, {"input": "hello"})
     assert (status, run["status"], run["output"]) == (201, "completed", "done: hello")
