@@ -28,6 +28,7 @@ class PlatformSettings:
     RUN_SYNC_THREADS: int = 32  # a worker's threads for sync tools and sync providers (as many for sync run())
     RUN_SLOT_WAIT: float = 5.0  # a task waits this long for a free slot, then goes back to the broker
     WORKER_DRAIN_SECONDS: float = 30.0  # a stopping worker lets its runs finish for this long
+    WEB_DRAIN_SECONDS: float = 10.0  # a stopping web process lets its requests finish for this long
     WEB_THREADS: int = 10  # a web process's threads for requests' sync work (keep <= the connection pool)
     MAX_WAITERS: int = 10_000  # requests one web process holds waiting for runs; past it, 202 at once
     MAX_QUEUED_RUNS: int = 10_000  # queued runs in the deployment; past it, new runs get 503

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from agentplatform import dependencies, notify
 from agentplatform.conf import platform_settings
+from agentplatform.draining import unless_draining
 from agents import selectors
 from agents.errors import (
     ApprovalPending,
@@ -250,12 +251,15 @@ def wait_for_run(run: Run, timeout: float) -> tuple[Run, list[Message]]:
 async def await_run(run: Run, timeout: float) -> bool:
     """Wait on the event loop (no thread, no connection) until a worker has finished the run;
     False at the timeout, when the process already holds MAX_WAITERS, or when Redis cannot be
-    reached: the caller then answers with the run as it is (it was stored)."""
+    reached, or when the web process stops: the caller then answers with the run as it is
+    (it was stored)."""
     waiters = notify.completions()
     if waiters.waiting >= platform_settings().MAX_WAITERS:
         return False
     try:
-        return await waiters.wait(str(run.pk), timeout)
+        # A web process that stops answers at once, with the run as it is.
+        _, done = await unless_draining(waiters.wait(str(run.pk), timeout))
+        return bool(done)
     except (RedisError, OSError, TimeoutError):
         logger.warning("waiting for run %s failed; answering with it as it is", run.pk, exc_info=True)
         return False

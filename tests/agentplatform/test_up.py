@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from tests.embedded import (
     ROOT,
     api_key,
+    call,
     child_pid,
     embedded_env,
     get,
@@ -197,6 +199,7 @@ def _up_with_holder(env: dict[str, str], tmp_path: Path, log: Path) -> tuple[sub
         "AGENTPLATFORM_AGENTS": "holder:agent",
         "AGENTPLATFORM_RUN_LEASE_SECONDS": "2",  # a lost run's lease lapses soon
         "AGENTPLATFORM_REAP_INTERVAL_SECONDS": "1",
+        "AGENTPLATFORM_WORKER_DRAIN_SECONDS": "1",  # stopping, the worker waits no longer for held runs
     }
     port = free_port()
     argv = [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port), "--workers", "1", "--run-workers", "1"]
@@ -242,12 +245,12 @@ def test_a_killed_web_process_is_restarted_and_the_api_answers_again(env, starte
     process, base = _up_with_holder(env, tmp_path, log)
     started.append(process)
     key = api_key(env)
-    web = child_pid(process.pid, " daphne ")
+    web = child_pid(process.pid, " agentplatform.web ")
     assert web is not None
 
     os.kill(web, signal.SIGKILL)
 
-    wait_until(lambda: child_pid(process.pid, " daphne ") not in (None, web), timeout=60)
+    wait_until(lambda: child_pid(process.pid, " agentplatform.web ") not in (None, web), timeout=60)
     wait_until(lambda: _answers(f"{base}/agents/", key), timeout=60)
     status, run = post(f"{base}/agents/holder/runs/", key, {"input": "hello"})
     assert (status, run["status"], run["output"]) == (201, "completed", "done: hello")
@@ -267,3 +270,34 @@ def test_stopping_up_with_spans_still_buffered_prints_no_traceback(env, started,
     assert signal_stop(process, signal.SIGTERM) == 0
     assert "Traceback" not in log.read_text()
     assert "agentplatform stopped." in log.read_text()
+
+
+def test_sigterm_on_a_web_process_finishes_its_streams_and_waiting_requests(env, started, tmp_path):
+    log = tmp_path / "up.log"
+    process, base = _up_with_holder(env, tmp_path, log)
+    started.append(process)
+    key = api_key(env)
+    _, held = post(f"{base}/agents/holder/runs/", key, {"input": "hold", "background": True})
+    headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+    request = urllib.request.Request(f"{base}/runs/{held['id']}/events/", headers=headers)
+    stream = urllib.request.urlopen(request, timeout=60)
+    while stream.readline() != b"event: run.started\n":  # the stream is open and following the run
+        pass
+    waiting: list[tuple[int, dict]] = []
+    body = {"input": "hold"}  # waits for its run to finish
+    waiter = threading.Thread(target=lambda: waiting.append(call("POST", f"{base}/agents/holder/runs/", key, body)))
+    waiter.start()
+    wait_until(lambda: len(get(f"{base}/sessions/", key)["results"]) == 2, timeout=60)  # the second run is stored
+    web = child_pid(process.pid, " agentplatform.web ")
+    assert web is not None
+
+    os.kill(web, signal.SIGTERM)
+
+    rest = stream.read().decode()  # the stream ends, with a reconnect hint
+    waiter.join(timeout=60)
+    assert rest.endswith("retry: 1000\n: the server is stopping; reconnect\n\n")
+    [(status, run)] = waiting
+    assert (status, run["status"] in ("queued", "running")) == (202, True)  # answered with the run, which goes on
+    wait_until(lambda: _answers(f"{base}/runs/{run['id']}/", key), timeout=60)  # the web process restarted
+    assert "web-1 exited with code 0; restarting it" in log.read_text()
+    assert signal_stop(process, signal.SIGTERM) == 0
