@@ -120,6 +120,16 @@ class PlatformSettings:
             ),
         },
     )
+    WEB_DRAIN_SECONDS: float = field(
+        default=10.0,
+        metadata={
+            "env": "AGENTPLATFORM_WEB_DRAIN_SECONDS",
+            "help": (
+                "a web process stopping (SIGTERM) lets its requests finish for this long: SSE streams end with a "
+                "reconnect hint, requests waiting for a run get 202"
+            ),
+        },
+    )
     WEB_QUEUE: int = field(
         default=100,
         metadata={

@@ -26,7 +26,8 @@ SIGNAL_TTL_SECONDS = 300  # a signal outlives a waiter that has not started wait
 @functools.cache
 def _client(url: str) -> redis.Redis:
     # Created on first use in each process (never at import, so never before a fork).
-    return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    timeout = settings.REDIS_TIMEOUT
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30)
 
 
 def _key(name: str) -> str:
@@ -93,8 +94,11 @@ async def _follow(
 @functools.cache
 def _async_client(url: str, loop: asyncio.AbstractEventLoop) -> aioredis.Redis:
     # One per event loop (its connections belong to that loop), made on first use there.
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=ASYNC_CONNECTIONS, timeout=5)
-    return aioredis.Redis(connection_pool=pool, socket_connect_timeout=5)
+    timeout = settings.REDIS_TIMEOUT
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=ASYNC_CONNECTIONS, timeout=timeout, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 class Flags:

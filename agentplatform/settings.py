@@ -140,11 +140,22 @@ SPECTACULAR_SETTINGS = {
 # Redis: Celery's broker and run-completion signals. `manage.py up` starts an embedded one.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# Seconds a Redis command (connecting included) may take: a Redis that stalls fails a request
+# with 503 `redis_unavailable` instead of holding it. Blocking reads and subscriptions wait longer.
+REDIS_TIMEOUT = env_float("AGENTPLATFORM_REDIS_TIMEOUT", 5.0, minimum=0.1)
+_REDIS_TIMEOUTS = {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT}
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": REDIS_URL, **_REDIS_TIMEOUTS}]},
+    }
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    **_REDIS_TIMEOUTS,  # a publish to a stalled broker fails (the reaper sends the run again) instead of hanging
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 CELERY_TASK_ACKS_LATE = True  # a task is acknowledged when done: a worker that dies leaves it queued
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -191,6 +202,7 @@ AGENTPLATFORM = {
     "RUN_SYNC_THREADS": env_int("AGENTPLATFORM_RUN_SYNC_THREADS", 32, minimum=1),
     "RUN_SLOT_WAIT": env_float("AGENTPLATFORM_RUN_SLOT_WAIT", 5.0, minimum=0.0),
     "WORKER_DRAIN_SECONDS": env_float("AGENTPLATFORM_WORKER_DRAIN_SECONDS", 30.0, minimum=0.0),
+    "WEB_DRAIN_SECONDS": env_float("AGENTPLATFORM_WEB_DRAIN_SECONDS", 10.0, minimum=0.0),
     "WEB_THREADS": env_int("AGENTPLATFORM_WEB_THREADS", 10, minimum=1),
     "WEB_QUEUE": env_int("AGENTPLATFORM_WEB_QUEUE", 100, minimum=0),
     "MAX_WAITERS": env_int("AGENTPLATFORM_MAX_WAITERS", 10_000, minimum=0),

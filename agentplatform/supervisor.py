@@ -1,9 +1,11 @@
 """Runs the embedded topology's processes in the foreground and stops them together.
 
 SIGINT (Ctrl-C) or SIGTERM stops every child, newest first: each gets SIGTERM, then
-SIGKILL after a grace period (the services others depend on, once those have exited). If
-a child dies on its own, the others are stopped too and the supervisor exits non-zero, so
-a broken process is never silently left half-running.
+SIGKILL after a grace period (the services others depend on, once those have exited). A
+child that dies on its own (the OOM killer, a crash) is restarted after a backoff (1 s,
+doubled at each crash in a row, up to 30 s); one that crashes MAX_CRASHES times within
+CRASH_WINDOW seconds is broken, not unlucky: then everything stops and the supervisor
+exits non-zero.
 
 It imports nothing but the standard library: `manage.py up` does its Django work (migrate,
 sync the agents, the banner's text), then replaces itself with `python -m
@@ -132,30 +134,59 @@ class ChildFailedError(Exception):
     pass
 
 
+RESTART_DELAY = 1.0  # seconds before restarting a child that died; doubled at each crash in a row
+MAX_RESTART_DELAY = 30.0
+CRASH_WINDOW = 60.0  # seconds
+MAX_CRASHES = 5  # crashes of one child within CRASH_WINDOW: it is broken, stop everything
+
+
+@dataclass
+class Child:
+    spec: ProcessSpec
+    process: subprocess.Popen[bytes]
+    crashes: list[float] = field(default_factory=list)  # when it died on its own (monotonic), recently
+    restart_at: float | None = None  # dead, restarted at this time
+
+
+def _exit_description(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
 class Supervisor:
-    def __init__(self, specs: list[ProcessSpec], *, grace_seconds: float = 10.0) -> None:
+    def __init__(
+        self, specs: list[ProcessSpec], *, grace_seconds: float = 10.0, restart_delay: float = RESTART_DELAY
+    ) -> None:
         self.specs = specs
         self.grace_seconds = grace_seconds
-        self.children: list[tuple[ProcessSpec, subprocess.Popen[bytes]]] = []
+        self.restart_delay = restart_delay
+        self.children: list[Child] = []
         self.stop_requested: int | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stop_requested = signum
 
     def start(self) -> None:
-        env = child_environment()
         for spec in self.specs:
-            process = subprocess.Popen(  # noqa: S603  # argv built from our own specs
-                spec.argv,
-                env={**env, **spec.env},
-                pass_fds=spec.pass_fds,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509  # it only calls prctl
-            )
-            logger.info("started %s (pid %s)", spec.name, process.pid)
-            self.children.append((spec, process))
+            child = Child(spec, self._spawn(spec))
+            self.children.append(child)
             if spec.ready is not None:
-                self._wait_ready(spec, process)
+                self._wait_ready(spec, child.process)
+
+    def _spawn(self, spec: ProcessSpec) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(  # noqa: S603  # argv built from our own specs
+            spec.argv,
+            env={**child_environment(), **spec.env},
+            pass_fds=spec.pass_fds,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509  # it only calls prctl
+        )
+        logger.info("started %s (pid %s)", spec.name, process.pid)
+        return process
 
     def _wait_ready(self, spec: ProcessSpec, process: subprocess.Popen[bytes]) -> None:
         assert spec.ready is not None
@@ -166,7 +197,8 @@ class Supervisor:
             time.sleep(0.05)
 
     def run(self, ready: Callable[[], bool], on_ready: Callable[[], None]) -> int:
-        """Start, announce once `ready()` holds, wait for a signal or a dead child; stop all."""
+        """Start, announce once `ready()` holds, restart children that die, until a signal
+        (0) or a child that keeps crashing (1); then stop all."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             try:
@@ -176,10 +208,7 @@ class Supervisor:
                 return 1
             announced = False
             while self.stop_requested is None:
-                dead = [(spec, p) for spec, p in self.children if p.poll() is not None]
-                if dead:
-                    spec, process = dead[0]
-                    logger.error("%s exited with code %s; stopping the rest", spec.name, process.returncode)
+                if not self._tend(time.monotonic()):
                     return 1
                 if not announced and ready():
                     on_ready()
@@ -191,35 +220,55 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _tend(self, now: float) -> bool:
+        """Restart the children whose backoff is over; schedule a restart for those that
+        died. False once a child has crashed too often."""
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.process, child.restart_at = self._spawn(child.spec), None
+            elif (code := child.process.poll()) is not None:
+                child.crashes = [*(t for t in child.crashes if now - t < CRASH_WINDOW), now]
+                if len(child.crashes) >= MAX_CRASHES:
+                    logger.error(
+                        "%s %s: %d crashes within %gs; giving up, stopping everything",
+                        child.spec.name, _exit_description(code), len(child.crashes), CRASH_WINDOW,
+                    )  # fmt: skip
+                    return False
+                delay = min(self.restart_delay * 2 ** (len(child.crashes) - 1), MAX_RESTART_DELAY)
+                logger.warning("%s %s; restarting it in %gs", child.spec.name, _exit_description(code), delay)
+                child.restart_at = now + delay
+        return True
+
     def stop(self) -> None:
         """Newest first. A service (Redis, the span sink) stops only once every process
         started after it has exited, so that their last writes (the spans a worker flushes
         as it exits) still reach it."""
-        group: list[tuple[ProcessSpec, subprocess.Popen[bytes]]] = []
-        for spec, process in reversed(self.children):
-            if spec.service:
+        group: list[Child] = []
+        for child in reversed(self.children):
+            if child.spec.service:
                 self._stop_together(group)
                 group = []
-            group.append((spec, process))
-            if spec.service:
+            group.append(child)
+            if child.spec.service:
                 self._stop_together(group)
                 group = []
         self._stop_together(group)
         self.children.clear()
 
-    def _stop_together(self, children: list[tuple[ProcessSpec, subprocess.Popen[bytes]]]) -> None:
-        for _, process in children:
-            if process.poll() is None:
-                process.terminate()
+    def _stop_together(self, children: list[Child]) -> None:
+        for child in children:
+            if child.process.poll() is None:
+                child.process.terminate()
         started = time.monotonic()
-        for spec, process in children:
-            grace = spec.grace if spec.grace is not None else self.grace_seconds
+        for child in children:
+            grace = child.spec.grace if child.spec.grace is not None else self.grace_seconds
             try:
-                process.wait(timeout=max(0.0, started + grace - time.monotonic()))
+                child.process.wait(timeout=max(0.0, started + grace - time.monotonic()))
             except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop within %ss; killing it", spec.name, grace)
-                process.kill()
-                process.wait()
+                logger.warning("%s did not stop within %ss; killing it", child.spec.name, grace)
+                child.process.kill()
+                child.process.wait()
 
 
 def exec_plan(plan: Plan) -> None:

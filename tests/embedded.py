@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 UP = [sys.executable, str(ROOT / "manage.py"), "up"]
@@ -85,3 +87,26 @@ def get(url: str, key: str) -> dict:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return dict(json.loads(response.read()))
+
+
+def call(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """Any status, with its JSON body (an error's too)."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def child_pid(pid: int, part: str) -> int | None:
+    """The pid of the child of `pid` whose command line has `part` (None while there is none)."""
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        if part in Path(f"/proc/{child}/cmdline").read_text().replace("\0", " "):
+            return int(child)
+    return None

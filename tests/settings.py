@@ -12,7 +12,10 @@ if "REDIS_URL" not in os.environ:  # one throwaway Redis per test run, shared wi
     atexit.register(stop, _redis)
 REDIS_URL = os.environ["REDIS_URL"]
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_TIMEOUT}]},  # noqa: F405
+    }
 }
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentplatform.errors import NotFound, PlatformError
+from agentplatform.errors import NotFound, Unavailable
 
 
 class TraceNotFound(NotFound):
@@ -10,12 +10,18 @@ class TraceNotFound(NotFound):
     default_message = "No such trace of yours."
 
 
-class StoreUnavailable(PlatformError):
+class StoreUnavailable(Unavailable):
     """The span store (ClickHouse, or the embedded store's sink process) did not answer."""
 
-    status = 503
     code = "trace_store_unavailable"
     default_message = "The trace store is not reachable right now."
+
+
+class RouteUnavailable(StoreUnavailable):
+    """Redis, which carries queries to the embedded store and spans to it, did not answer."""
+
+    code = "redis_unavailable"
+    default_message = "Redis (the route to the trace store) cannot be reached; try again shortly."
 
 
 class RouteFull(Exception):

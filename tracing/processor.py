@@ -136,16 +136,23 @@ class StoreSpanProcessor(SpanProcessor):
                 if not ok:
                     self._keep(payload, count)
                     break
-                writing = (self._writer().submit(self._write, payload, count), payload, count)
+                writing = (self._submit(payload, count), payload, count)
             if writing is not None:
                 ok = self._settled(*writing) and ok
             self._log_drops()
             return ok and not self._spans
 
-    def _writer(self) -> ThreadPoolExecutor:
+    def _submit(self, payload: bytes, count: int) -> Future[bool]:
+        """The write, on the writer thread; in this thread once the interpreter is exiting
+        (the provider's atexit shutdown flushes then, and no executor takes work any more)."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentplatform-span-writer")
-        return self._executor
+        try:
+            return self._executor.submit(self._write, payload, count)
+        except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+            written: Future[bool] = Future()
+            written.set_result(self._write(payload, count))
+            return written
 
     def _held(self) -> int:
         """Spans this process holds (buffered, being written, or waiting to be retried): the

@@ -28,7 +28,7 @@ import redis
 from django.conf import settings
 
 from tracing.conf import tracing_settings
-from tracing.errors import RouteFull, StoreUnavailable
+from tracing.errors import RouteFull, RouteUnavailable, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -61,31 +61,36 @@ def keys() -> Keys:
 
 
 class _Connection:
-    """One Redis client per process (a forked child makes its own)."""
+    """Redis clients per process (a forked child makes its own): one for commands, which
+    fail past REDIS_TIMEOUT, one for blocking reads, which wait longer than the longest (a
+    query's reply)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pid = 0
         self.client: redis.Redis | None = None
+        self.blocking: redis.Redis | None = None
         self.push: Any = None
 
-    def get(self) -> redis.Redis:
+    def get(self, *, blocking: bool = False) -> redis.Redis:
         with self.lock:
-            if self.client is None or self.pid != os.getpid():
+            if self.client is None or self.blocking is None or self.pid != os.getpid():
                 url = tracing_settings().REDIS_URL or settings.REDIS_URL
-                # Reads wait longer than the longest blocking read (a query's reply).
-                read_timeout = tracing_settings().QUERY_TIMEOUT + 5
-                self.client = redis.Redis.from_url(url, socket_timeout=read_timeout, socket_connect_timeout=2)
+                timeout = settings.REDIS_TIMEOUT
+                self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+                self.blocking = redis.Redis.from_url(
+                    url, socket_timeout=tracing_settings().QUERY_TIMEOUT + timeout, socket_connect_timeout=timeout
+                )
                 self.push = self.client.register_script(_PUSH)
                 self.pid = os.getpid()
-            return self.client
+            return self.blocking if blocking else self.client
 
 
 _connection = _Connection()
 
 
-def client() -> redis.Redis:
-    return _connection.get()
+def client(*, blocking: bool = False) -> redis.Redis:
+    return _connection.get(blocking=blocking)
 
 
 def push(payload: bytes, count: int) -> None:
@@ -144,11 +149,14 @@ def heartbeat() -> None:
 
 
 def sink_alive() -> bool:
-    """Whether a span sink is serving (it refreshes its heartbeat every few seconds)."""
+    """Whether a span sink is serving (it refreshes its heartbeat every few seconds);
+    RouteUnavailable when Redis does not answer."""
     try:
         return bool(client().exists(keys().sink))
-    except redis.RedisError:
-        return False
+    except redis.RedisError as exc:
+        raise RouteUnavailable(
+            f"Redis (the route to the trace store) did not answer: {exc}", details={"dependency": "redis"}
+        ) from exc
 
 
 def call(sql: str, parameters: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -159,9 +167,11 @@ def call(sql: str, parameters: dict[str, Any], timeout: float) -> dict[str, Any]
     request = {"id": request_id, "sql": sql, "parameters": parameters, "deadline": time.time() + timeout}
     try:
         client().rpush(keys().queries, json.dumps(request))
-        reply = client().blpop([keys().reply(request_id)], timeout=max(1, round(timeout)))
+        reply = client(blocking=True).blpop([keys().reply(request_id)], timeout=max(1, round(timeout)))
     except redis.RedisError as exc:
-        raise StoreUnavailable(f"The trace store's route (Redis) failed: {exc}") from exc
+        raise RouteUnavailable(
+            f"Redis (the route to the trace store) failed: {exc}", details={"dependency": "redis"}
+        ) from exc
     if reply is None:
         raise StoreUnavailable(f"The trace store did not answer within {timeout:g}s.")
     result: dict[str, Any] = json.loads(reply[1])
@@ -174,7 +184,7 @@ def next_queries(wait: float) -> list[dict[str, Any]]:
     """Requests waiting for the sink (waiting up to `wait` seconds for the first); expired ones are skipped."""
     k = keys()
     if wait > 0:
-        popped = cast(tuple[bytes, bytes] | None, client().blpop([k.queries], timeout=wait))
+        popped = cast(tuple[bytes, bytes] | None, client(blocking=True).blpop([k.queries], timeout=wait))
         raw = [popped[1]] if popped else []
     else:
         raw = cast(list[bytes], client().lpop(k.queries, 1) or [])

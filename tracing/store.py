@@ -175,3 +175,19 @@ def command(sql: str, parameters: dict[str, Any] | None = None) -> Any:
         return _state.get().command(sql, parameters=parameters)
     except _failures() as exc:
         raise StoreUnavailable(f"The trace store failed a statement: {exc}") from exc
+
+
+PING_TIMEOUT = 1.0  # seconds
+
+
+def check() -> str:
+    """Whether spans reach the store now: "off" (tracing disabled), "ok", or StoreUnavailable
+    (ClickHouse does not answer; or, embedded, Redis or the span sink does not)."""
+    if not tracing_settings().ENABLED:
+        return "off"
+    if _state.local():  # ClickHouse over HTTP, or the embedded store open in this process
+        if not _state.get().ping(timeout=PING_TIMEOUT):
+            raise StoreUnavailable("ClickHouse does not answer.")
+    elif not route.sink_alive():
+        raise StoreUnavailable("The span sink (the process that owns the embedded trace store) is not running.")
+    return "ok"

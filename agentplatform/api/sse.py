@@ -9,6 +9,8 @@ from typing import Any
 from django.http import StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer
 
+from agentplatform.draining import unless_draining
+
 # One event, as the OpenAPI schema describes a text/event-stream response (each event, in 3.0).
 EVENT_SCHEMA = {
     "type": "object",
@@ -30,6 +32,7 @@ ERROR_EVENT_SCHEMA = {
 
 HEARTBEAT = ": keep-alive\n\n"
 OPENED = ": stream opened\n\n"  # a first byte at once: the headers reach the client before the first event
+RECONNECT = "retry: 1000\n: the server is stopping; reconnect\n\n"  # reconnect in a second
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -48,8 +51,18 @@ class EventStreamRenderer(BaseRenderer):
 
 
 async def _opened(stream: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The stream, until it ends or the process stops: then a reconnect hint, and the end
+    (an EventSource reconnects, to another process, and resumes after its Last-Event-ID)."""
     yield OPENED
-    async for chunk in stream:
+    while True:
+        try:
+            more, chunk = await unless_draining(anext(stream))
+        except StopAsyncIteration:
+            return
+        if not more:
+            yield RECONNECT
+            return
+        assert chunk is not None
         yield chunk
 
 

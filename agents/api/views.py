@@ -6,7 +6,6 @@ import functools
 from typing import Any
 from uuid import UUID
 
-from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import status
@@ -15,6 +14,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from agentplatform import dependencies
 from agentplatform.api.base import CallerAPIView, Cursor, ErrorSerializer
 from agentplatform.api.sse import EVENT_SCHEMA, EventStreamRenderer, event_stream_response
 from agentplatform.conf import platform_settings
@@ -37,6 +37,7 @@ from agents.api.serializers import (
 )
 from agents.api.streams import follow_run
 from agents.models import ACTIVE_RUN_STATUSES, Message, Run
+from tracing import store
 
 
 class AgentListView(CallerAPIView):
@@ -329,12 +330,18 @@ class ReadyView(CallerAPIView):
     permission_classes = [AllowAny]
     authentication_classes = []
 
-    @extend_schema(responses={200: dict, 503: dict}, summary="The database is reachable")
+    @extend_schema(
+        responses={200: dict, 503: dict},
+        summary="The database, Redis, the broker and the span route answer",
+        description="Each dependency's status: `ok`, `off` (tracing disabled), or what failed (then 503).",
+    )
     def get(self, request: Request) -> Response:
-        try:
-            connection.ensure_connection()
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-        except Exception as exc:  # noqa: BLE001  # any database failure means "not ready"
-            return Response({"status": "unavailable", "database": type(exc).__name__}, status=503)
-        return Response({"status": "ready", "database": "ok"})
+        ready, statuses = dependencies.report(
+            {
+                "database": dependencies.database,
+                "redis": dependencies.redis_server,
+                "broker": dependencies.broker,
+                "span_route": store.check,
+            }
+        )
+        return Response({"status": "ready" if ready else "unavailable", **statuses}, status=200 if ready else 503)

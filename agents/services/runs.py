@@ -12,8 +12,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from agentplatform import notify, sql
+from agentplatform import dependencies, notify, sql
 from agentplatform.conf import platform_settings
+from agentplatform.draining import unless_draining
 from agents import selectors
 from agents.errors import (
     ApprovalPending,
@@ -62,6 +63,11 @@ def start_run(
 
     With an idempotency key, a request the caller already made answers its run again (an
     identical body) or 422 (a different one), and creates nothing.
+
+    While Redis or the broker does not answer, nothing is written (redis.RedisError: 503).
+    Should the broker fail after the check, the run stays stored and queued and is answered
+    with its id: the publish on commit fails within its timeout and is logged, and the reaper
+    hands the run to the broker again (RUN_REQUEUE_SECONDS).
     """
     fingerprint = _fingerprint(agent_name, input, session_id, metadata)
     if idempotency_key is not None:
@@ -96,7 +102,9 @@ def start_run(
 
 def _admit(api_key: ApiKey | None) -> None:
     """Refuse a new run, before anything is written, while too many wait for a worker: in
-    the deployment, or of this key (bounded counts: their cost does not grow with the line)."""
+    the deployment, or of this key (bounded counts: their cost does not grow with the line);
+    or while the broker, which must take it, does not answer."""
+    dependencies.require_redis()
     conf = platform_settings()
     # One statement over at most MAX_QUEUED_RUNS rows: exact below the deployment's limit,
     # which is the only case where the key's count matters.
@@ -245,12 +253,15 @@ def wait_for_run(run: Run, timeout: float) -> tuple[Run, list[Message]]:
 async def await_run(run: Run, timeout: float) -> bool:
     """Wait on the event loop (no thread, no connection) until a worker has finished the run;
     False at the timeout, when the process already holds MAX_WAITERS, or when Redis cannot be
-    reached: the caller then answers with the run as it is (it was stored)."""
+    reached, or when the web process stops: the caller then answers with the run as it is
+    (it was stored)."""
     waiters = notify.completions()
     if waiters.waiting >= platform_settings().MAX_WAITERS:
         return False
     try:
-        return await waiters.wait(str(run.pk), timeout)
+        # A web process that stops answers at once, with the run as it is.
+        _, done = await unless_draining(waiters.wait(str(run.pk), timeout))
+        return bool(done)
     except (RedisError, OSError, TimeoutError):
         logger.warning("waiting for run %s failed; answering with it as it is", run.pk, exc_info=True)
         return False

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +18,8 @@ import pytest
 from tests.embedded import (
     ROOT,
     api_key,
+    call,
+    child_pid,
     embedded_env,
     get,
     launch,
@@ -24,7 +28,7 @@ from tests.embedded import (
     signal_stop,
     wait_for_banner,
 )
-from tests.infra import free_port
+from tests.infra import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -168,4 +172,132 @@ def test_up_with_two_run_workers_runs_beat_in_one_of_them(env, started, tmp_path
     workers = [line for line in _children(process.pid) if " worker " in line]
     assert len(workers) == 2
     assert sum("--beat-thread" in line for line in workers) == 1  # one scheduler, whatever the workers
+    assert signal_stop(process, signal.SIGTERM) == 0
+
+
+HOLDER = '''
+import time
+from agentplatform import Agent
+
+class Holder(Agent):
+    """Holds its worker for as long as it lives when asked to "hold"; answers at once otherwise."""
+
+    def run(self, input, ctx):
+        if input == "hold":
+            time.sleep(600)
+        return f"done: {input}"
+
+agent = Holder(name="holder")
+'''
+
+
+def _up_with_holder(env: dict[str, str], tmp_path: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
+    (tmp_path / "holder.py").write_text(HOLDER)
+    env = {
+        **env,
+        "PYTHONPATH": f"{ROOT}:{tmp_path}",
+        "AGENTPLATFORM_AGENTS": "holder:agent",
+        "AGENTPLATFORM_RUN_LEASE_SECONDS": "2",  # a lost run's lease lapses soon
+        "AGENTPLATFORM_REAP_INTERVAL_SECONDS": "1",
+        "AGENTPLATFORM_WORKER_DRAIN_SECONDS": "1",  # stopping, the worker waits no longer for held runs
+    }
+    port = free_port()
+    argv = [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port), "--workers", "1", "--run-workers", "1"]
+    process = launch(argv, env, log)
+    wait_for_banner(process, log)
+    return process, f"http://127.0.0.1:{port}/api/v1"
+
+
+def test_a_killed_worker_is_restarted_and_the_run_it_held_is_failed_not_left_running(env, started, tmp_path):
+    log = tmp_path / "up.log"
+    process, base = _up_with_holder(env, tmp_path, log)
+    started.append(process)
+    key = api_key(env)
+    status, held = post(f"{base}/agents/holder/runs/", key, {"input": "hold", "background": True})
+    assert status == 202
+    wait_until(lambda: get(f"{base}/runs/{held['id']}/", key)["status"] == "running", timeout=60)
+
+    worker = child_pid(process.pid, " worker ")
+    assert worker is not None
+
+    os.kill(worker, signal.SIGKILL)
+
+    wait_until(lambda: get(f"{base}/runs/{held['id']}/", key)["status"] == "failed", timeout=120)
+    assert get(f"{base}/runs/{held['id']}/", key)["error"]["code"] == "worker_lost"
+    body = {"input": "again", "session_id": held["session_id"]}
+    status, run = post(f"{base}/agents/holder/runs/", key, body)  # the restarted worker takes it
+    assert (status, run["status"], run["output"]) == (201, "completed", "done: again")
+    assert "worker was killed by SIGKILL; restarting it in 1s" in log.read_text()
+    assert process.poll() is None
+    assert signal_stop(process, signal.SIGTERM) == 0
+
+
+def _answers(url: str, key: str) -> bool:
+    try:
+        get(url, key)
+    except OSError:  # refused, reset, or an HTTP error
+        return False
+    return True
+
+
+def test_a_killed_web_process_is_restarted_and_the_api_answers_again(env, started, tmp_path):
+    log = tmp_path / "up.log"
+    process, base = _up_with_holder(env, tmp_path, log)
+    started.append(process)
+    key = api_key(env)
+    web = child_pid(process.pid, " agentplatform.web ")
+    assert web is not None
+
+    os.kill(web, signal.SIGKILL)
+
+    wait_until(lambda: child_pid(process.pid, " agentplatform.web ") not in (None, web), timeout=60)
+    wait_until(lambda: _answers(f"{base}/agents/", key), timeout=60)
+    status, run = post(f"{base}/agents/holder/runs/", key, {"input": "hello"})
+    assert (status, run["status"], run["output"]) == (201, "completed", "done: hello")
+    assert "web-1 was killed by SIGKILL; restarting it in 1s" in log.read_text()
+    assert signal_stop(process, signal.SIGTERM) == 0
+
+
+def test_stopping_up_with_spans_still_buffered_prints_no_traceback(env, started, tmp_path):
+    env = {**env, "AGENTPLATFORM_TRACE_FLUSH_INTERVAL": "3600"}  # every process holds its spans until it exits
+    port, log = free_port(), tmp_path / "up.log"
+    process = launch([sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port)], env, log)
+    started.append(process)
+    wait_for_banner(process, log)
+    status, _ = post(f"http://127.0.0.1:{port}/api/v1/agents/demo/runs/", api_key(env), {"input": "Weather in Oslo?"})
+    assert status == 201
+
+    assert signal_stop(process, signal.SIGTERM) == 0
+    assert "Traceback" not in log.read_text()
+    assert "agentplatform stopped." in log.read_text()
+
+
+def test_sigterm_on_a_web_process_finishes_its_streams_and_waiting_requests(env, started, tmp_path):
+    log = tmp_path / "up.log"
+    process, base = _up_with_holder(env, tmp_path, log)
+    started.append(process)
+    key = api_key(env)
+    _, held = post(f"{base}/agents/holder/runs/", key, {"input": "hold", "background": True})
+    headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+    request = urllib.request.Request(f"{base}/runs/{held['id']}/events/", headers=headers)
+    stream = urllib.request.urlopen(request, timeout=60)
+    while stream.readline() != b"event: run.started\n":  # the stream is open and following the run
+        pass
+    waiting: list[tuple[int, dict]] = []
+    body = {"input": "hold"}  # waits for its run to finish
+    waiter = threading.Thread(target=lambda: waiting.append(call("POST", f"{base}/agents/holder/runs/", key, body)))
+    waiter.start()
+    wait_until(lambda: len(get(f"{base}/sessions/", key)["results"]) == 2, timeout=60)  # the second run is stored
+    web = child_pid(process.pid, " agentplatform.web ")
+    assert web is not None
+
+    os.kill(web, signal.SIGTERM)
+
+    rest = stream.read().decode()  # the stream ends, with a reconnect hint
+    waiter.join(timeout=60)
+    assert rest.endswith("retry: 1000\n: the server is stopping; reconnect\n\n")
+    [(status, run)] = waiting
+    assert (status, run["status"] in ("queued", "running")) == (202, True)  # answered with the run, which goes on
+    wait_until(lambda: _answers(f"{base}/runs/{run['id']}/", key), timeout=60)  # the web process restarted
+    assert "web-1 exited with code 0; restarting it" in log.read_text()
     assert signal_stop(process, signal.SIGTERM) == 0

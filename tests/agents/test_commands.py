@@ -35,6 +35,16 @@ def test_create_api_key_prints_only_the_key_on_stdout_and_creates_the_user():
 
 
 @pytest.mark.django_db
+def test_create_api_key_makes_a_key_that_manages_webhooks():
+    out, _ = _run("create_api_key", "--user", "wendy", "--scopes", "webhooks:manage")
+
+    status, body = Api(out.strip()).get("/api/v1/webhooks/")
+
+    assert ApiKey.objects.get(user__username="wendy").scopes == ["webhooks:manage"]
+    assert (status, body["results"]) == (200, [])
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -59,6 +59,14 @@ def test_a_key_limited_to_some_agents(make_api, llm):
 @pytest.mark.django_db(transaction=True)
 def test_health_is_public_and_the_rest_is_not(client):
     assert client.get("/api/v1/health/").json() == {"status": "ok"}
-    assert client.get("/api/v1/ready/").json() == {"status": "ready", "database": "ok"}
+    ready = client.get("/api/v1/ready/").json()
+    assert {**ready, "span_route": "ok"} == {  # "off" when no tracing test has turned it on
+        "status": "ready",
+        "database": "ok",
+        "redis": "ok",
+        "broker": "ok",
+        "span_route": "ok",
+    }
+    assert ready["span_route"] in ("ok", "off")
     for path in ["/api/v1/agents/", "/api/v1/sessions/", "/api/v1/agents/demo/"]:
         assert client.get(path).status_code == 401

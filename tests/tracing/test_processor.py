@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import Link, Status, StatusCode
 
 from tracing import rows
 from tracing.processor import StoreSpanProcessor
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Store:
@@ -138,3 +143,34 @@ def test_the_fast_row_reads_the_same_span_as_the_public_api():
     for span in spans:
         assert rows._fast_row(span, "svc") == rows.row(span, "svc")
     assert rows.encode(spans).count(b"happened") == 1
+
+
+EXITING = """
+import atexit
+from opentelemetry.sdk.trace import TracerProvider
+from tracing.processor import StoreSpanProcessor
+
+written = []
+processor = StoreSpanProcessor(lambda payload, count: written.append(count), max_buffer=100, batch=2, interval=60)
+provider = TracerProvider()  # shuts its processors down at exit, as in every process of ours
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("test")
+for n in range(3):
+    with tracer.start_as_current_span(f"span {n}"):
+        pass
+processor.flush()  # the writer thread exists, as in a process that has exported before
+for n in range(3):
+    with tracer.start_as_current_span(f"late {n}"):
+        pass
+atexit.register(lambda: print("written", sum(written)))  # runs after the provider's (last in, first out)
+"""
+
+
+def test_spans_still_buffered_when_the_process_exits_are_written_without_a_traceback():
+    result = subprocess.run(
+        [sys.executable, "-c", EXITING], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    )
+
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.strip() == "written 6"

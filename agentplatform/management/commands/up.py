@@ -65,12 +65,10 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
         fd = sock.fileno()
-        web = [
-            ProcessSpec(
-                f"web-{n}", python_command("-m", "daphne", "--fd", str(fd), "agentplatform.asgi:application"), (fd,)
-            )
-            for n in range(1, options["workers"] + 1)
-        ]
+        # SIGTERM lets a web process finish its requests and streams (WEB_DRAIN_SECONDS), see agentplatform.web.
+        grace = platform_settings().WEB_DRAIN_SECONDS + 5
+        argv = python_command("-m", "agentplatform.web", "--fd", str(fd), "agentplatform.asgi:application")
+        web = [ProcessSpec(f"web-{n}", argv, (fd,), grace=grace) for n in range(1, options["workers"] + 1)]
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104  # display only
         services = [
             *self._redis(),

@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from agents import services
 from agents.models import Agent
+from approvals.services import DECIDE_SCOPE
+from approvals.webhooks import MANAGE_SCOPE
 
-KNOWN_SCOPES = ("approvals:decide",)
+KNOWN_SCOPES = (DECIDE_SCOPE, MANAGE_SCOPE)
 
 
 def _csv(value: str) -> list[str]:
