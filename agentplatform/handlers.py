@@ -17,13 +17,18 @@ the response it resolves to.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import IO, Any
 
 import django
-from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.urls import set_script_prefix
 
 from agentplatform.api.errors import WebOverloaded, unavailable_response
 from agentplatform.conf import platform_settings
@@ -106,6 +111,48 @@ class PlatformASGIHandler(ASGIHandler):
             await self.handle(scope, receive, send)
         finally:
             admission.release()  # if the request never reached the chain (aborted, refused by Django)
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Django's `ASGIHandler.handle` (5.2), but the request's start and end are signalled
+        on the event loop, not through a hop each to asgiref's one shared thread (two per
+        request, all requests queued on one thread). Django's receivers (`reset_queries`,
+        `close_old_connections`) act on the calling thread's connections; the loop's thread
+        has none (the chain runs on the web pool, and each call there closes its own)."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None
+            body_file.close()
+            await self.send_response(error_response, send)
+            error_response.close()
+            return
+        response: HttpResponseBase | None = None
+
+        async def process_request() -> None:
+            nonlocal response
+            response = await self.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):  # the client left while it was sent
+                await self.send_response(response, send)
+
+        # Watch for the client leaving while the response is made (a wait is then given up).
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        processing = asyncio.create_task(process_request())
+        await asyncio.wait([listening, processing], return_when=asyncio.FIRST_COMPLETED)
+        for task in (listening, processing):
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(RequestAborted, asyncio.CancelledError):
+                await task
+        if response is None:
+            signals.request_finished.send(sender=self.__class__)
+        else:
+            response.close()  # sends request_finished
+        body_file.close()
 
     def create_request(
         self, scope: Mapping[str, Any], body_file: IO[bytes]

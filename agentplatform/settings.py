@@ -256,6 +256,11 @@ LOGGING = {
     "formatters": {"plain": {"format": LOG_FORMAT}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("AGENTPLATFORM_LOG_LEVEL", "INFO")},
-    # The HTTP clients under the provider SDKs log every request at INFO.
-    "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpx2", "httpcore", "openai", "anthropic")},
+    # The HTTP clients under the provider SDKs log every request at INFO, and Celery every task
+    # received and succeeded: two lines per run (what a run did is in its record and its trace;
+    # a task that fails is still logged, at ERROR).
+    "loggers": {
+        name: {"level": "WARNING"}
+        for name in ("httpx", "httpx2", "httpcore", "openai", "anthropic", "celery.worker.strategy", "celery.app.trace")
+    },
 }
