@@ -46,7 +46,9 @@ def _celery_worker(number: int, run_concurrency: int, *, beat: bool) -> ProcessS
         "--pool", "threads",
         "--concurrency", str(TASK_THREADS),
         "--loglevel", "INFO",
-        "--without-gossip", "--without-mingle",
+        # Nothing here listens to workers' events: no gossip, no start-up sync, no heartbeat
+        # event every two seconds.
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
     )  # fmt: skip
     if number > 1:
         argv += ["--hostname", f"worker{number}@%h"]  # Celery's node names must differ
