@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -81,10 +82,11 @@ async def _follow(
             client = aioredis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
             async with client, client.pubsub() as pubsub:
                 await pubsub.psubscribe(f"{prefix}*")
-                await on_subscribed(client)
                 async for message in pubsub.listen():
                     if message["type"] == "pmessage":
                         on_name(message["channel"].decode().removeprefix(prefix))
+                    elif message["type"] == "psubscribe":  # Redis confirms it: from here on, nothing is missed
+                        await on_subscribed(client)
         except (redis.RedisError, OSError):
             on_lost()
             logger.warning("the subscription to %s* was lost; subscribing again", prefix, exc_info=True)
@@ -157,30 +159,42 @@ def wait_done(name: str, timeout: float) -> bool:
 
 
 class Completions:
-    """Waiters for `signal_done` names on one event loop, served by one subscription."""
+    """Waiters for `signal_done` names on one event loop, served by one subscription.
+
+    The subscription hears every completion in the deployment; the names heard in the last
+    HEARD_FOR seconds are kept. A waiter whose name cannot have been signalled before the
+    subscription was in place (`since`: the run was created after it) needs no question to
+    Redis: it has been heard already, or will be.
+    """
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._waiting: dict[str, set[asyncio.Future[None]]] = {}
+        self._heard: dict[str, float] = {}  # name: when, oldest first
         self._subscribed = asyncio.Event()
+        self._subscribed_at = math.inf  # (monotonic) since when nothing published is missed
         self._listener: asyncio.Task[None] | None = None
 
     @property
     def waiting(self) -> int:
         return sum(len(futures) for futures in self._waiting.values())
 
-    async def wait(self, name: str, timeout: float) -> bool:
+    async def wait(self, name: str, timeout: float, *, since: float | None = None) -> bool:
         """True once `signal_done(name)` has been called, before or during the wait; False
-        at the timeout. Raises redis.RedisError when Redis cannot be reached."""
+        at the timeout. `since` (time.monotonic()) is when the caller knew `name` was not
+        signalled yet, if it does. Raises redis.RedisError when Redis cannot be reached."""
         if self._listener is None or self._listener.done():
             self._listener = asyncio.get_running_loop().create_task(self._listen())
         deadline = time.monotonic() + timeout
         async with asyncio.timeout(min(timeout, 5.0)):  # a Redis that does not answer is an error
             await self._subscribed.wait()
+        if name in self._heard:
+            return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(name, set()).add(future)
         try:
-            if await _async_client(self._url, asyncio.get_running_loop()).exists(_key(name)):
+            unheard = since is None or since < self._subscribed_at  # it may have come before the subscription
+            if unheard and await _async_client(self._url, asyncio.get_running_loop()).exists(_key(name)):
                 return True
             await asyncio.wait_for(future, max(0.0, deadline - time.monotonic()))
             return True
@@ -195,18 +209,31 @@ class Completions:
     async def _listen(self) -> None:
         """Subscribed to every completion; on a lost connection, subscribe again and look
         for the names that completed meanwhile."""
-        await _follow(self._url, _key(""), self._wake, self._recheck, on_lost=self._subscribed.clear)
+        await _follow(self._url, _key(""), self._wake, self._recheck, on_lost=self._lost)
 
     async def _recheck(self, client: aioredis.Redis) -> None:
+        self._subscribed_at = time.monotonic()
         self._subscribed.set()
         for name in list(self._waiting):
             if await client.exists(_key(name)):
                 self._wake(name)
 
+    def _lost(self) -> None:
+        self._subscribed.clear()
+        self._subscribed_at = math.inf
+
     def _wake(self, name: str) -> None:
+        now = time.monotonic()
+        self._heard.pop(name, None)
+        self._heard[name] = now
+        while (oldest := next(iter(self._heard.items()))) and oldest[1] < now - HEARD_FOR:
+            del self._heard[oldest[0]]
         for future in self._waiting.get(name, ()):
             if not future.done():
                 future.set_result(None)
+
+
+HEARD_FOR = 60.0  # seconds a completion heard is remembered for waiters that come after it
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from typing import Any
 from uuid import UUID
 
@@ -258,13 +259,19 @@ async def await_run(run: Run, timeout: float) -> bool:
     waiters = notify.completions()
     if waiters.waiting >= platform_settings().MAX_WAITERS:
         return False
+    # It cannot have finished before it was created (give or take the clocks' difference).
+    age = (timezone.now() - run.created_at).total_seconds()
+    created = time.monotonic() - age - CLOCK_MARGIN
     try:
         # A web process that stops answers at once, with the run as it is.
-        _, done = await unless_draining(waiters.wait(str(run.pk), timeout))
+        _, done = await unless_draining(waiters.wait(str(run.pk), timeout, since=created))
         return bool(done)
     except (RedisError, OSError, TimeoutError):
         logger.warning("waiting for run %s failed; answering with it as it is", run.pk, exc_info=True)
         return False
+
+
+CLOCK_MARGIN = 1.0  # seconds: the wall clock and the monotonic one may disagree by less
 
 
 def read_back(run: Run) -> tuple[Run, list[Message]]:
