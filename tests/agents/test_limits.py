@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 import redis
@@ -13,6 +14,7 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents.models import ApiKey, Run, Session
+from agents.services import limits
 from tests.conftest import Api
 from tests.factories import create_api_key, signed_in_admin
 from tests.infra import free_port
@@ -162,14 +164,16 @@ def test_the_admin_shows_a_keys_runs_in_flight_and_tokens_today(admin_client, ap
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_redis_requests_and_the_admin_go_on(admin_client, alice, settings):
-    _limit(settings, requests_per_minute=1)
+def test_without_redis_requests_runs_and_the_admin_go_on(admin_client, alice, settings):
+    _limit(settings, requests_per_minute=1, runs_per_minute=1, concurrent_runs=1, tokens_per_day=1)
     api_key, key = create_api_key(alice)
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
 
     statuses = [Api(key).get("/api/v1/sessions/")[0] for _ in range(3)]
 
     assert statuses == [200, 200, 200]
+    for _ in range(2):  # a run is admitted, not refused, when its limits cannot be counted
+        limits.admit_run(alice, ApiKey.objects.get(pk=api_key.pk), uuid.uuid4())
     page = admin_client.get(f"/admin/agents/apikey/{api_key.pk}/change/").content.decode()
     assert "unknown (Redis cannot be reached)" in page
 
