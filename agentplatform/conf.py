@@ -161,6 +161,37 @@ class PlatformSettings:
         default=1_000,
         metadata={"env": "AGENTPLATFORM_MAX_QUEUED_RUNS_PER_KEY", "help": "the same, for the runs of one API key"},
     )
+    RATE_LIMIT_REQUESTS_PER_MINUTE: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_RATE_LIMIT_REQUESTS_PER_MINUTE",
+            "help": (
+                "API requests per minute of one API key (or one signed-in user); past it, 429 `rate_limited`. "
+                "0: unlimited. A key's own limit, set in the admin, wins"
+            ),
+        },
+    )
+    RATE_LIMIT_RUNS_PER_MINUTE: int = field(
+        default=0,
+        metadata={"env": "AGENTPLATFORM_RATE_LIMIT_RUNS_PER_MINUTE", "help": "runs started per minute, the same way"},
+    )
+    RATE_LIMIT_CONCURRENT_RUNS: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_RATE_LIMIT_CONCURRENT_RUNS",
+            "help": "runs of one key not yet finished (queued, running or awaiting approval), the same way",
+        },
+    )
+    RATE_LIMIT_TOKENS_PER_DAY: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_RATE_LIMIT_TOKENS_PER_DAY",
+            "help": (
+                "model tokens (input and output) one key's runs may use per UTC day; once used, new runs get "
+                "429 `quota_exceeded`. 0: unlimited"
+            ),
+        },
+    )
     API_DOCS_PUBLIC: bool = field(
         default=False,
         metadata={"env": "AGENTPLATFORM_API_DOCS_PUBLIC", "help": "serve the schema and Swagger UI without auth"},

@@ -60,3 +60,21 @@ class Unavailable(PlatformError):
     code = "unavailable"
     default_message = "The service cannot take this request now; try again shortly."
     retry_after: int = 5
+
+
+class RateLimited(PlatformError):
+    """A caller over one of its limits: nothing was written. Answered 429 with `Retry-After`
+    and the `RateLimit-*` headers of the limit crossed (`headers`)."""
+
+    status = 429
+    code = "rate_limited"
+    default_message = "Too many requests; try again later."
+
+    def __init__(self, message: str | None = None, *, details: Any = None, headers: dict[str, str]) -> None:
+        super().__init__(message, details=details)
+        self.headers = headers
+
+
+class QuotaExceeded(RateLimited):
+    code = "quota_exceeded"
+    default_message = "This key has used its quota; try again when it resets."

@@ -118,6 +118,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["agentplatform.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "agentplatform.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "agentplatform.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["agents.throttling.RequestRateLimit"],  # see agents.services.limits
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -208,6 +209,10 @@ AGENTPLATFORM = {
     "MAX_WAITERS": env_int("AGENTPLATFORM_MAX_WAITERS", 10_000, minimum=0),
     "MAX_QUEUED_RUNS": env_int("AGENTPLATFORM_MAX_QUEUED_RUNS", 10_000, minimum=1),
     "MAX_QUEUED_RUNS_PER_KEY": env_int("AGENTPLATFORM_MAX_QUEUED_RUNS_PER_KEY", 1_000, minimum=1),
+    "RATE_LIMIT_REQUESTS_PER_MINUTE": env_int("AGENTPLATFORM_RATE_LIMIT_REQUESTS_PER_MINUTE", 0, minimum=0),
+    "RATE_LIMIT_RUNS_PER_MINUTE": env_int("AGENTPLATFORM_RATE_LIMIT_RUNS_PER_MINUTE", 0, minimum=0),
+    "RATE_LIMIT_CONCURRENT_RUNS": env_int("AGENTPLATFORM_RATE_LIMIT_CONCURRENT_RUNS", 0, minimum=0),
+    "RATE_LIMIT_TOKENS_PER_DAY": env_int("AGENTPLATFORM_RATE_LIMIT_TOKENS_PER_DAY", 0, minimum=0),
     "API_DOCS_PUBLIC": env_bool("AGENTPLATFORM_API_DOCS_PUBLIC", False),
     # Stream the model's answer as message.delta events, stored at most every DELTA_INTERVAL s.
     "STREAM_DELTAS": env_bool("AGENTPLATFORM_STREAM_DELTAS", True),

@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString
 from agentplatform.errors import PlatformError
 from agents import selectors, services
 from agents.models import Agent, ApiKey, Message, Run, RunEvent, Schedule, ScheduleFiring, Session, Tool
+from agents.services import limits
 from context.admin import ContextInjectionInline
 from tracing import links
 
@@ -146,6 +147,9 @@ class RunAdmin(admin.ModelAdmin):
         return False
 
 
+LIMIT_FIELDS = ["requests_per_minute", "runs_per_minute", "concurrent_runs", "tokens_per_day"]
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["prefix", "name", "user", "status", "created_at", "expires_at", "last_used_at"]
@@ -158,12 +162,40 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
         if obj is None:
             return ["user", "name", "agents", "scopes", "expires_at"]
-        return ["prefix", "user", "name", "agents", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+        return [
+            "prefix",
+            "user",
+            "name",
+            "agents",
+            "scopes",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            *LIMIT_FIELDS,
+            "current_use",
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
         if obj is None:
             return []
-        return ["prefix", "user", "created_at", "revoked_at", "last_used_at"]
+        return ["prefix", "user", "created_at", "revoked_at", "last_used_at", "current_use"]
+
+    @admin.display(description="current use")
+    def current_use(self, api_key: ApiKey) -> str:
+        use = limits.current_use(api_key)
+        if use is None:
+            return "unknown (Redis cannot be reached)"
+        caps = limits.limits_for(api_key)
+
+        def of(value: int, cap: int) -> str:
+            return f"{value} of {cap}" if cap else f"{value} (unlimited)"
+
+        return (
+            f"requests this minute: {of(use.requests_this_minute, caps.requests_per_minute)}; "
+            f"runs in flight: {of(use.runs_in_flight, caps.concurrent_runs)}; "
+            f"tokens today (UTC): {of(use.tokens_today, caps.tokens_per_day)}"
+        )
 
     @admin.display(description="status")
     def status(self, api_key: ApiKey) -> str:

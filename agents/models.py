@@ -299,6 +299,19 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The key's own limits: blank takes the deployment's setting, 0 is unlimited.
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Blank: AGENTPLATFORM_RATE_LIMIT_REQUESTS_PER_MINUTE. 0: unlimited."
+    )
+    runs_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Blank: AGENTPLATFORM_RATE_LIMIT_RUNS_PER_MINUTE. 0: unlimited."
+    )
+    concurrent_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Blank: AGENTPLATFORM_RATE_LIMIT_CONCURRENT_RUNS. 0: unlimited."
+    )
+    tokens_per_day = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Blank: AGENTPLATFORM_RATE_LIMIT_TOKENS_PER_DAY. 0: unlimited."
+    )
 
     class Meta:
         ordering = ["-created_at"]

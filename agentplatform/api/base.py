@@ -36,6 +36,14 @@ class CallerAPIView(APIView):
             if any("\x00" in value for value in [name, *values]):  # no database can compare it
                 raise InvalidInput("A query parameter contains a NUL character.", details={"param": name})
 
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # Every response to a limited caller says where it stands, as the rate-limit throttle
+        # (`DEFAULT_THROTTLE_CLASSES`) left it; a refusal names its own limit.
+        for name, value in getattr(request, "rate_limit_headers", {}).items():
+            if name not in response:
+                response[name] = value
+        return super().finalize_response(request, response, *args, **kwargs)
+
     def page(self, queryset: Any, serializer: type[serializers.BaseSerializer]) -> Response:
         assert self.pagination_class is not None, f"{type(self).__name__} has no pagination_class"
         paginator = self.pagination_class()

@@ -14,7 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from agentplatform.errors import PlatformError, Unavailable
+from agentplatform.errors import PlatformError, RateLimited, Unavailable
 
 _DRF_CODES: dict[type[drf.APIException], str] = {
     drf.ParseError: "malformed_json",
@@ -75,8 +75,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 def platform_response(exc: PlatformError) -> Response:
-    retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else {}
-    return Response(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=retry)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unavailable):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, RateLimited):
+        headers = exc.headers
+    return Response(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=headers)
 
 
 def _unavailable(exc: Exception) -> Unavailable | None:

@@ -75,7 +75,7 @@ class AgentRunsView(CallerAPIView):
             201: RunResultSerializer,
             202: RunResultSerializer,
             (200, "text/event-stream"): EVENT_SCHEMA,
-            **dict.fromkeys((400, 401, 404, 409, 413, 422), ErrorSerializer),
+            **dict.fromkeys((400, 401, 404, 409, 413, 422, 429), ErrorSerializer),
         },
         summary="Run the agent: wait for the finished run (201), or 202 in the background, or stream its events",
         description=(

@@ -6,6 +6,7 @@ the session's count, the webhook outbox, and the session's next queued run sent 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +21,7 @@ from agentplatform.sdk.models import ChatMessage, Usage
 from agents import events, selectors
 from agents.errors import InvalidTransition
 from agents.models import RUN_TRANSITIONS, Agent, Run, RunStatus, Session
+from agents.services import limits
 from agents.services.dispatch import send_run
 from agents.services.record import RunRecord
 from approvals import services as approval_services
@@ -173,6 +175,11 @@ def finish_run(run: Run, ending: Outcome, *, steps: int = 0, usage: Usage | None
         raise InvalidTransition(f"A {current} run cannot become {ending.status}.", details={"status": current})
     for name, value in fields.items():
         setattr(run, name, value)
+    tokens = run.input_tokens + run.output_tokens
+    ended = functools.partial(
+        limits.run_ended, owner_id=run.owner_id, api_key_id=run.api_key_id, run_id=run.pk, tokens=tokens
+    )
+    transaction.on_commit(ended, robust=True)
     return run
 
 

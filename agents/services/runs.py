@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -39,6 +39,7 @@ from agents.models import (
     Schedule,
     Session,
 )
+from agents.services import limits
 from agents.services.agents import runnable
 from agents.services.dispatch import dispatch_on_commit
 from agents.services.endings import finish, outcome
@@ -83,8 +84,11 @@ def start_run(
     agent = selectors.get_agent(agent_name, api_key)
     runnable(agent)
     _admit(api_key)
+    run_id = uuid4()
+    limits.admit_run(owner, api_key, run_id)
     try:
         return _create_run(
+            run_id=run_id,
             owner=owner,
             api_key=api_key,
             agent=agent,
@@ -96,9 +100,13 @@ def start_run(
             schedule=schedule,
         )
     except _IdempotencyRace:  # the same key, sent twice at once: the other request won
+        limits.release_run(owner, api_key, run_id)
         earlier = selectors.idempotent_run(owner, idempotency_key or "")
         assert earlier is not None
         return _replay(earlier, fingerprint)
+    except BaseException:  # refused (session busy, ...): the run was not written
+        limits.release_run(owner, api_key, run_id)
+        raise
 
 
 def _admit(api_key: ApiKey | None) -> None:
@@ -136,6 +144,7 @@ def _replay(earlier: tuple[Run, str], fingerprint: str) -> Run:
 
 def _create_run(
     *,
+    run_id: UUID,
     owner: Any,
     api_key: ApiKey | None,
     agent: Agent,
@@ -161,6 +170,7 @@ def _create_run(
                 )
             _make_way(session, if_busy)
         run = Run(
+            id=run_id,
             session=session,
             agent=agent,
             owner=owner,
