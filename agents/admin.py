@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from typing import Any
@@ -188,11 +189,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return "unknown (Redis cannot be reached)"
         caps = limits.limits_for(api_key)
 
+        if not (caps.concurrent_runs or caps.runs_per_minute or caps.tokens_per_day):
+            # Redis counts no runs for a key without run limits: its runs say.
+            use = dataclasses.replace(limits.use_from_database(api_key), requests_this_minute=use.requests_this_minute)
+
         def of(value: int, cap: int) -> str:
             return f"{value} of {cap}" if cap else f"{value} (unlimited)"
 
+        requests = "not counted (unlimited)"
+        if caps.requests_per_minute:
+            requests = of(use.requests_this_minute, caps.requests_per_minute)
         return (
-            f"requests this minute: {of(use.requests_this_minute, caps.requests_per_minute)}; "
+            f"requests this minute: {requests}; "
             f"runs in flight: {of(use.runs_in_flight, caps.concurrent_runs)}; "
             f"tokens today (UTC): {of(use.tokens_today, caps.tokens_per_day)}"
         )

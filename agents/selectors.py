@@ -134,20 +134,24 @@ def lock_session(owner: Any, session_id: UUID | str) -> Session:
 
 
 def claimed_run(run_id: UUID) -> tuple[Run, int]:
-    """A run with its agent, and its session's message count (where its messages start):
-    one join, on every run's path (SQL, see `agentplatform.sql`)."""
+    """A run with its agent and API key, and its session's message count (where its messages
+    start): one join, on every run's path (SQL, see `agentplatform.sql`)."""
     row = sql.rows(_claimed_run_sql(), [sql.value(Run, "id", run_id)])[0]
     run = sql.instance(Run, row)
-    run.agent = sql.instance(Agent, row, start=len(Run._meta.concrete_fields))
+    width = len(Run._meta.concrete_fields)
+    run.agent = sql.instance(Agent, row, start=width)
+    if run.api_key_id is not None:  # its limits say whether the run's end is counted
+        run.api_key = sql.instance(ApiKey, row, start=width + len(Agent._meta.concrete_fields))
     return run, int(row[-1])
 
 
 @functools.cache
 def _claimed_run_sql() -> str:
     return (
-        f"SELECT {sql.columns(Run, 'r')}, {sql.columns(Agent, 'a')}, s.message_count"  # noqa: S608  # our tables
+        f"SELECT {sql.columns(Run, 'r')}, {sql.columns(Agent, 'a')}, {sql.columns(ApiKey, 'k')}, s.message_count"  # noqa: S608
         f" FROM {sql.table(Run)} r JOIN {sql.table(Agent)} a ON a.id = r.agent_id"
-        f" JOIN {sql.table(Session)} s ON s.id = r.session_id WHERE r.id = %s"
+        f" JOIN {sql.table(Session)} s ON s.id = r.session_id"
+        f" LEFT JOIN {sql.table(ApiKey)} k ON k.id = r.api_key_id WHERE r.id = %s"
     )
 
 

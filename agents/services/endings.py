@@ -175,11 +175,12 @@ def finish_run(run: Run, ending: Outcome, *, steps: int = 0, usage: Usage | None
         raise InvalidTransition(f"A {current} run cannot become {ending.status}.", details={"status": current})
     for name, value in fields.items():
         setattr(run, name, value)
-    tokens = run.input_tokens + run.output_tokens
-    ended = functools.partial(
-        limits.run_ended, owner_id=run.owner_id, api_key_id=run.api_key_id, run_id=run.pk, tokens=tokens
-    )
-    transaction.on_commit(ended, robust=True)
+    if limits.counted(run):
+        tokens = run.input_tokens + run.output_tokens
+        ended = functools.partial(
+            limits.run_ended, owner_id=run.owner_id, api_key_id=run.api_key_id, run_id=run.pk, tokens=tokens
+        )
+        transaction.on_commit(ended, robust=True)
     return run
 
 

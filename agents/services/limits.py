@@ -34,6 +34,8 @@ from uuid import UUID
 
 import redis
 from django.conf import settings
+from django.db.models import F, Sum
+from django.utils import timezone
 
 from agentplatform.conf import platform_settings
 from agentplatform.errors import QuotaExceeded, RateLimited
@@ -124,14 +126,14 @@ def check_request(owner: Any, api_key: ApiKey | None) -> Quota | None:
     """Count a request against the caller's per-minute limit; RateLimited past it. Returns
     where the caller stands (None when unlimited, or when Redis cannot say)."""
     limit = limits_for(api_key).requests_per_minute
+    if not limit:  # nothing to enforce: no round trip to Redis on every request
+        return None
     try:
         allowed, count, reset = _script(_REQUEST_SCRIPT)(
             keys=[_key(owner, api_key, "requests")], args=[limit, WINDOW_SECONDS]
         )
     except _REDIS_ERRORS as exc:
         logger.warning("rate limits: Redis cannot be reached (%s); request allowed", exc)
-        return None
-    if not limit:
         return None
     quota = Quota(limit, limit - int(count), int(reset))
     if not allowed:
@@ -142,6 +144,8 @@ def check_request(owner: Any, api_key: ApiKey | None) -> Quota | None:
 def admit_run(owner: Any, api_key: ApiKey | None, run_id: UUID) -> None:
     """Admit a new run (before it is written) against the caller's runs per minute, concurrent
     runs and tokens per day; RateLimited (or QuotaExceeded for tokens) past one of them."""
+    if not _limits_runs(limits_for(api_key)):
+        return
     try:
         refusal = _try_admit(owner, api_key, run_id)
         if refusal is not None and refusal[0] == "concurrent_runs" and _forget_finished(owner, api_key):
@@ -192,7 +196,21 @@ def _forget_finished(owner: Any, api_key: ApiKey | None) -> bool:
 
 def release_run(owner: Any, api_key: ApiKey | None, run_id: UUID) -> None:
     """An admitted run that was not written after all no longer counts as in flight."""
+    if not _limits_runs(limits_for(api_key)):
+        return
     run_ended(owner_id=owner.pk, api_key_id=api_key.pk if api_key else None, run_id=run_id, tokens=0)
+
+
+def counted(run: Run) -> bool:
+    """Whether a run's end is recorded: its key or the deployment limits runs or tokens (a run
+    whose key is not at hand is assumed to be counted)."""
+    if run.api_key_id is not None and not Run._meta.get_field("api_key").is_cached(run):
+        return True
+    return _limits_runs(limits_for(run.api_key if run.api_key_id is not None else None))
+
+
+def _limits_runs(limits: Limits) -> bool:
+    return bool(limits.runs_per_minute or limits.concurrent_runs or limits.tokens_per_day)
 
 
 def run_ended(*, owner_id: Any, api_key_id: Any, run_id: Any, tokens: int) -> None:
@@ -215,6 +233,16 @@ class CurrentUse:
     requests_this_minute: int
     runs_in_flight: int
     tokens_today: int
+
+
+def use_from_database(api_key: ApiKey) -> CurrentUse:
+    """A key's runs in flight and tokens today as its runs record them (for a key whose runs
+    Redis does not count); requests are counted nowhere else."""
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    runs = Run.objects.filter(api_key=api_key)
+    in_flight = runs.filter(status__in=ACTIVE_RUN_STATUSES).count()
+    today = runs.filter(finished_at__gte=midnight).aggregate(tokens=Sum(F("input_tokens") + F("output_tokens")))
+    return CurrentUse(0, in_flight, int(today["tokens"] or 0))
 
 
 def current_use(api_key: ApiKey) -> CurrentUse | None:

@@ -164,6 +164,18 @@ def test_the_admin_shows_a_keys_runs_in_flight_and_tokens_today(admin_client, ap
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_admin_shows_an_unlimited_keys_runs_in_flight_and_tokens_today_from_its_runs(admin_client, api):
+    api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})  # no limit anywhere: Redis counts nothing
+    api.post("/api/v1/agents/mailer/runs/", {"input": "bob@example.com"})
+    api_key = ApiKey.objects.get()
+
+    page = admin_client.get(f"/admin/agents/apikey/{api_key.pk}/change/").content.decode()
+
+    assert "requests this minute: not counted (unlimited); runs in flight: 1 (unlimited)" in page
+    assert "tokens today (UTC): 4 (unlimited)" in page
+
+
+@pytest.mark.django_db(transaction=True)
 def test_without_redis_requests_runs_and_the_admin_go_on(admin_client, alice, settings):
     _limit(settings, requests_per_minute=1, runs_per_minute=1, concurrent_runs=1, tokens_per_day=1)
     api_key, key = create_api_key(alice)
