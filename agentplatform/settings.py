@@ -122,9 +122,8 @@ AXES_RESET_ON_SUCCESS = True  # a successful sign-in clears that user's and addr
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the cool-off runs from the last counted failure
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failed attempt is kept (Axes > Access failures)
-AXES_SENSITIVE_PARAMETERS = [
-    "otp_token"
-]  # masked (with the password) in the stored form data; names and addresses are logged
+AXES_SENSITIVE_PARAMETERS = ["otp_token"]  # masked, with the password, in the stored form data
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("AGENTPLATFORM_MAX_REQUEST_BYTES", 1_048_576, minimum=1024)
 
 REST_FRAMEWORK = {
