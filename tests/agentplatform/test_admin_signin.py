@@ -61,6 +61,20 @@ def test_the_login_form_asks_for_the_code_at_once_and_signs_in_in_one_step(root)
     assert (signed_in.status_code, signed_in["Location"]) == (302, "/admin/")
 
 
+def test_with_several_authenticators_the_code_of_any_confirmed_one_signs_in(root):
+    user, _ = root
+    spare = TOTPDevice.objects.create(user=user, name="spare phone", confirmed=True)
+    unconfirmed = TOTPDevice.objects.create(user=user, name="not set up yet", confirmed=False)
+
+    signed_in = _sign_in("root", PASSWORD, totp_code(spare))
+    refused = _sign_in("root", PASSWORD, totp_code(unconfirmed))
+
+    assert refused.status_code == 200
+    assert signed_in.status_code == 302
+    spare.refresh_from_db()
+    assert spare.last_used_at is not None
+
+
 def test_a_wrong_password_and_a_wrong_or_missing_code_get_the_same_page(root, settings):
     _, device = root
     settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "ADMIN_LOCKOUT_FAILURES": 100}
