@@ -262,6 +262,34 @@ class PlatformSettings:
         },
     )
 
+    ADMIN_LOCKOUT_FAILURES: int = field(
+        default=5,
+        metadata={
+            "env": "AGENTPLATFORM_ADMIN_LOCKOUT_FAILURES",
+            "help": (
+                "failed admin sign-ins (wrong password or code) after which the username, and separately the client "
+                "address, are locked out"
+            ),
+        },
+    )
+    ADMIN_LOCKOUT_COOLOFF: float = field(
+        default=900.0,
+        metadata={
+            "env": "AGENTPLATFORM_ADMIN_LOCKOUT_COOLOFF",
+            "help": "seconds a lockout lasts after the last failure; 0: until unlocked in the admin",
+        },
+    )
+    ADMIN_LOCKOUT_TRUSTED_PROXIES: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_ADMIN_LOCKOUT_TRUSTED_PROXIES",
+            "help": (
+                "proxies in front of the web processes whose `X-Forwarded-For` entries are trusted: the lockout's "
+                "client address is the entry the outermost one added (0: the connection's address)"
+            ),
+        },
+    )
+
 
 @functools.cache
 def platform_settings() -> PlatformSettings:

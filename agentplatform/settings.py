@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "axes",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -66,6 +67,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # a locked-out sign-in gets the lockout page (429)
 ]
 
 ROOT_URLCONF = "agentplatform.urls"
@@ -106,6 +108,22 @@ STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # embedded mode serves static files without collectstatic
 
 LOGIN_URL = "admin:login"
+
+# Admin sign-in throttling (django-axes; agentplatform/signin.py reports the failures Django does
+# not). Axes refuses a locked-out username or address before any password is checked. The limits
+# are the platform's settings (AGENTPLATFORM_ADMIN_LOCKOUT_*), read through agentplatform.signin.
+# API keys never go through authenticate(): axes does not count or throttle them.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = "agentplatform.signin.failure_limit"
+AXES_COOLOFF_TIME = "agentplatform.signin.cool_off"
+AXES_CLIENT_IP_CALLABLE = "agentplatform.signin.client_ip"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: a user from anywhere, an address for anyone
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in clears that user's and address's count
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the cool-off runs from the last counted failure
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failed attempt is kept (Axes > Access failures)
+AXES_SENSITIVE_PARAMETERS = ["otp_token"]  # masked, with the password, in the stored form data
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("AGENTPLATFORM_MAX_REQUEST_BYTES", 1_048_576, minimum=1024)
 
 REST_FRAMEWORK = {
@@ -227,6 +245,9 @@ AGENTPLATFORM = {
     "WEBHOOK_REQUEUE_SECONDS": env_float("AGENTPLATFORM_WEBHOOK_REQUEUE_SECONDS", 120.0, minimum=1.0),
     # Keys that encrypt webhook secrets at rest (the first encrypts, all decrypt); default: from SECRET_KEY.
     "WEBHOOK_SECRETS_KEY": env_list("AGENTPLATFORM_WEBHOOK_SECRETS_KEY", []),
+    "ADMIN_LOCKOUT_FAILURES": env_int("AGENTPLATFORM_ADMIN_LOCKOUT_FAILURES", 5, minimum=1),
+    "ADMIN_LOCKOUT_COOLOFF": env_float("AGENTPLATFORM_ADMIN_LOCKOUT_COOLOFF", 900.0),
+    "ADMIN_LOCKOUT_TRUSTED_PROXIES": env_int("AGENTPLATFORM_ADMIN_LOCKOUT_TRUSTED_PROXIES", 0),
 }
 
 # Context providers (the context app). Stored credentials are encrypted with ENCRYPTION_KEY.
@@ -261,11 +282,15 @@ LOGGING = {
     "formatters": {"plain": {"format": LOG_FORMAT}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("AGENTPLATFORM_LOG_LEVEL", "INFO")},
-    # The HTTP clients under the provider SDKs log every request at INFO, and Celery every task
-    # received and succeeded: two lines per run (what a run did is in its record and its trace;
-    # a task that fails is still logged, at ERROR).
+    # The HTTP clients under the provider SDKs log every request at INFO, Celery every task
+    # received and succeeded (two lines per run: what a run did is in its record and its trace;
+    # a task that fails is still logged, at ERROR), and axes.apps a banner on every start.
+    # (axes.handlers logs each sign-in failure, success and lockout with the username and address.)
     "loggers": {
         name: {"level": "WARNING"}
-        for name in ("httpx", "httpx2", "httpcore", "openai", "anthropic", "celery.worker.strategy", "celery.app.trace")
+        for name in (
+            *("httpx", "httpx2", "httpcore", "openai", "anthropic"),
+            *("celery.worker.strategy", "celery.app.trace", "axes.apps"),
+        )
     },
 }

@@ -8,8 +8,8 @@ such session of yours), after an `error` message saying why.
 
 Client → server: `{"type": "run", "input": ..., "if_busy"?, "metadata"?, "idempotency_key"?}`,
 `{"type": "cancel", "run_id"?}`, `{"type": "resume", "run_id": ..., "seq": ...}`,
-`{"type": "approve", "approval_id": ..., "arguments"?}`, `{"type": "reject", "approval_id": ...,
-"reason": ...}` (a key with the `approvals:decide` scope), `{"type": "ping"}`; any may carry
+`{"type": "approve", "approval_id": ..., "arguments"?, "comment"?}`, `{"type": "reject", "approval_id": ...,
+"reason": ..., "comment"?}` (a key with the `approvals:decide` scope), `{"type": "ping"}`; any may carry
 an `"id"`, echoed in the answer.
 Server → client: `session.ready`, `run.accepted`, `run.cancelling`, `resumed`, `approval.accepted`, `pong`,
 `error` ({code, message, details}), and the run events themselves (they carry `seq` and
@@ -196,24 +196,24 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
     async def _approve(self, content: dict[str, Any], request_id: Any) -> None:
         body = _valid(WsApproveSerializer, content)
         decided = await database_sync_to_async(self._decide)(
-            body["approval_id"], approval_services.approve, body.get("arguments")
+            body["approval_id"], approval_services.approve, body.get("arguments"), body["comment"]
         )
         await self.send_json({"type": "approval.accepted", "id": request_id, **decided})
 
     async def _reject(self, content: dict[str, Any], request_id: Any) -> None:
         body = _valid(WsRejectSerializer, content)
         decided = await database_sync_to_async(self._decide)(
-            body["approval_id"], approval_services.reject, body["reason"]
+            body["approval_id"], approval_services.reject, body["reason"], body["comment"]
         )
         await self.send_json({"type": "approval.accepted", "id": request_id, **decided})
 
-    def _decide(self, approval_id: Any, decide: Any, argument: Any) -> dict[str, Any]:
+    def _decide(self, approval_id: Any, decide: Any, argument: Any, comment: str) -> dict[str, Any]:
         """A decision on a request of this socket's session, through the same service as the API."""
         request = approval_selectors.get_request(self.api_key.user, approval_id)
         if request.session_id != self.session.pk:
             raise InvalidInput("That approval request belongs to another session.", details={"field": "approval_id"})
         decider = approval_services.Decider(self.api_key.user, Channel.WEBSOCKET, tuple(self.api_key.scopes))
-        decided = decide(request, decider, argument)
+        decided = decide(request, decider, argument, comment)
         return {"approval_id": str(decided.pk), "status": decided.status}
 
     HANDLERS = {

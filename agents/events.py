@@ -106,6 +106,7 @@ def approval_decided(request: ApprovalRequest) -> Event:
         "arguments": request.approved_arguments,
         "diff": request.diff,
         "reason": request.reason,
+        "comment": request.comment,
         "decided_by": request.decided_by.get_username() if request.decided_by else None,
         "channel": request.channel,
     }

@@ -31,7 +31,7 @@ from approvals import (
     webhook_admin,  # noqa: F401  # registers the webhook admin classes
 )
 from approvals.errors import InvalidArguments
-from approvals.models import INBOX_ORDER, ApprovalRequest, ApprovalStatus, Channel
+from approvals.models import COMMENT_MAX_CHARS, INBOX_ORDER, ApprovalRequest, ApprovalStatus, Channel
 
 CONVERSATION_LIMIT = 30
 PREVIEW_CHARS = 80
@@ -48,7 +48,7 @@ REQUEST_FIELDS = [
     "expires_at",
     "expiry_action",
 ]
-DECISION_FIELDS = ["decided_by", "decided_at", "channel", "executed_at"]
+DECISION_FIELDS = ["decided_by", "decided_at", "channel", "comment", "executed_at"]
 APPROVED_FIELDS = ["approved_arguments_shown", "changes"]
 
 
@@ -181,6 +181,8 @@ class ApprovalRequestAdmin(ReadOnly, admin.ModelAdmin):
             "url": reverse("admin:approvals_approvalrequest_decide", args=[approval.pk]),
             "arguments": draft.get("arguments") or json.dumps(approval.arguments, indent=2, ensure_ascii=False),
             "reason": draft.get("reason", ""),
+            "comment": draft.get("comment", ""),
+            "comment_max": COMMENT_MAX_CHARS,
         }
 
     def get_urls(self) -> list[URLPattern]:
@@ -206,6 +208,7 @@ class ApprovalRequestAdmin(ReadOnly, admin.ModelAdmin):
             request.session[DRAFT_KEY.format(approval.pk)] = {
                 "arguments": request.POST.get("arguments", ""),
                 "reason": request.POST.get("reason", ""),
+                "comment": request.POST.get("comment", ""),
             }
             self.message_user(request, f"Nothing was changed ({exc.status} {exc.code}): {exc.message}", messages.ERROR)
         else:
@@ -216,15 +219,16 @@ class ApprovalRequestAdmin(ReadOnly, admin.ModelAdmin):
 def _decide(request: HttpRequest, approval: ApprovalRequest) -> ApprovalRequest:
     decider = services.Decider(request.user, Channel.ADMIN, scopes=None)
     decision = request.POST.get("decision", "")
+    comment = request.POST.get("comment", "")
     if decision == "approve":
-        return services.approve(approval, decider)
+        return services.approve(approval, decider, comment=comment)
     if decision == "approve_edited":
-        return services.approve(approval, decider, _edited(request.POST.get("arguments", "")))
+        return services.approve(approval, decider, _edited(request.POST.get("arguments", "")), comment)
     if decision == "reject":
         reason = request.POST.get("reason", "").strip()
         if not reason:
             raise InvalidInput("Rejecting needs a reason (the model reads it).", details={"field": "reason"})
-        return services.reject(approval, decider, reason)
+        return services.reject(approval, decider, reason, comment)
     raise InvalidInput(f"Unknown decision {decision!r}.", details={"field": "decision"})
 
 

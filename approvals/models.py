@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+COMMENT_MAX_CHARS = 2000
+
 
 class ApprovalStatus(models.TextChoices):
     PENDING = "pending"
@@ -75,6 +77,9 @@ class ApprovalRequest(models.Model):
     approved_hash = models.CharField(max_length=64, blank=True)
     diff = models.JSONField(default=list, blank=True, help_text='Edits: [{"op", "path", "old", "new"}].')
     reason = models.TextField(blank=True, help_text="Why it was rejected (the model reads it).")
+    comment = models.TextField(
+        blank=True, max_length=COMMENT_MAX_CHARS, help_text="The reviewer's note on the decision (people read it)."
+    )
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="approval_decisions"
     )

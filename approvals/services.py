@@ -20,9 +20,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from agentplatform import jsonlimits
+from agentplatform.errors import InvalidInput
 from approvals import webhooks
 from approvals.errors import AlreadyDecided, ApprovalExpired, InvalidArguments, NotAllowedToDecide
-from approvals.models import ApprovalRequest, ApprovalStatus, Channel, ExpiryAction, WebhookEvent
+from approvals.models import COMMENT_MAX_CHARS, ApprovalRequest, ApprovalStatus, Channel, ExpiryAction, WebhookEvent
 from approvals.registry import run_hooks
 from tracing import spans
 
@@ -88,8 +89,9 @@ def may_decide(decider: Decider, request: ApprovalRequest) -> bool:
     return DECIDE_SCOPE in decider.scopes and (request.owner_id == user.pk or user.has_perm(DECIDE_PERMISSION))
 
 
-def approve(request: ApprovalRequest, decider: Decider, arguments: Any = None) -> ApprovalRequest:
-    """Approve, as proposed or with edited `arguments` (validated against the tool's schema)."""
+def approve(request: ApprovalRequest, decider: Decider, arguments: Any = None, comment: str = "") -> ApprovalRequest:
+    """Approve, as proposed or with edited `arguments` (validated against the tool's schema),
+    with the reviewer's `comment` (for people: the model does not read it)."""
     approved = request.arguments if arguments is None else arguments
     if arguments is not None:
         _validate(approved, request.parameters)
@@ -97,13 +99,25 @@ def approve(request: ApprovalRequest, decider: Decider, arguments: Any = None) -
         "approved_arguments": approved,
         "approved_hash": arguments_hash(approved),
         "diff": diff(request.arguments, approved),
+        "comment": _comment(comment),
     }
     return _decide(request, decider, ApprovalStatus.APPROVED, changes)
 
 
-def reject(request: ApprovalRequest, decider: Decider, reason: str) -> ApprovalRequest:
-    """Reject; the model reads `reason` as the tool's result and the run goes on."""
-    return _decide(request, decider, ApprovalStatus.REJECTED, {"reason": reason.strip()})
+def reject(request: ApprovalRequest, decider: Decider, reason: str, comment: str = "") -> ApprovalRequest:
+    """Reject; the model reads `reason` as the tool's result and the run goes on. The
+    `comment` is for people (the inbox, the API, webhooks), not the model."""
+    return _decide(request, decider, ApprovalStatus.REJECTED, {"reason": reason.strip(), "comment": _comment(comment)})
+
+
+def _comment(comment: str) -> str:
+    comment = comment.strip()
+    if len(comment) > COMMENT_MAX_CHARS:
+        raise InvalidInput(
+            f"comment: at most {COMMENT_MAX_CHARS} characters (this one has {len(comment)}).",
+            details={"field": "comment", "max_length": COMMENT_MAX_CHARS},
+        )
+    return comment
 
 
 def _decide(request: ApprovalRequest, decider: Decider, status: str, changes: dict[str, Any]) -> ApprovalRequest:

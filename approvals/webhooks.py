@@ -214,6 +214,7 @@ def approval_data(request: ApprovalRequest) -> dict[str, Any]:
         "approved_arguments": request.approved_arguments,
         "diff": request.diff,
         "reason": request.reason,
+        "comment": request.comment,
         "decided_by": request.decided_by.get_username() if request.decided_by else None,
         "decided_at": request.decided_at,
         "channel": request.channel,

@@ -50,10 +50,8 @@ def chromium_page(width: int = 1280, height: int = 1000) -> Iterator[Page]:
 
 
 def sign_in(page: Page, username: str, password: str, device: TOTPDevice) -> None:
-    """Fill and submit the admin's login form (password and TOTP code) the page shows."""
+    """Fill and submit the admin's login form: username, password and TOTP code, in one step."""
     page.fill("#id_username", username)
     page.fill("#id_password", password)
-    if page.locator("#id_otp_device").count():  # django-otp asks which device the code is from
-        page.select_option("#id_otp_device", device.persistent_id)
     page.fill("#id_otp_token", totp_code(device))
     page.click("input[type=submit]")

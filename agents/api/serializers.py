@@ -24,6 +24,7 @@ from agents.models import (
     SessionStrategy,
 )
 from approvals import selectors as approval_selectors
+from approvals.api.serializers import comment_field
 
 METADATA_MAX_BYTES = 16_384
 
@@ -202,11 +203,13 @@ class WsCancelSerializer(StrictSerializer):
 class WsApproveSerializer(StrictSerializer):
     approval_id = serializers.UUIDField()
     arguments = serializers.DictField(required=False, help_text="Edited arguments; omit to approve as proposed.")
+    comment = comment_field()
 
 
 class WsRejectSerializer(StrictSerializer):
     approval_id = serializers.UUIDField()
     reason = TextField(max_length=2000)
+    comment = comment_field()
 
 
 class WsResumeSerializer(StrictSerializer):

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agentplatform.api.base import ModelSerializer, StrictSerializer, TextField
-from approvals.models import ApprovalRequest, Channel
+from approvals.models import COMMENT_MAX_CHARS, ApprovalRequest, Channel
 
 
 class ApprovalSerializer(ModelSerializer):
@@ -38,6 +38,7 @@ class ApprovalSerializer(ModelSerializer):
             "approved_arguments",
             "diff",
             "reason",
+            "comment",
             "decided_by",
             "decided_at",
             "channel",
@@ -54,10 +55,21 @@ class ArgumentsField(serializers.JSONField):
     pass
 
 
+def comment_field() -> TextField:
+    return TextField(
+        required=False,
+        allow_blank=True,
+        max_length=COMMENT_MAX_CHARS,
+        default="",
+        help_text="The reviewer's note on the decision, kept and sent in webhooks (the model does not read it).",
+    )
+
+
 class ApproveSerializer(StrictSerializer):
     arguments = ArgumentsField(
         required=False, help_text="Edited arguments (validated against the tool's schema). Omit to approve as proposed."
     )
+    comment = comment_field()
 
     def validate_arguments(self, value: Any) -> Any:
         if not isinstance(value, dict):
@@ -67,3 +79,4 @@ class ApproveSerializer(StrictSerializer):
 
 class RejectSerializer(StrictSerializer):
     reason = TextField(max_length=2000, help_text="Why; the model reads it as the tool's result.")
+    comment = comment_field()

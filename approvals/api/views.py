@@ -54,21 +54,29 @@ class ApproveView(_DecisionView):
     @extend_schema(
         request=ApproveSerializer,
         responses=ApprovalSerializer,
-        summary="Approve a tool call, as proposed or with edited arguments; the run resumes",
+        summary="Approve a tool call, as proposed or with edited arguments, with a comment; the run resumes",
     )
     def post(self, request: Request, approval_id: str) -> Response:
         body = ApproveSerializer(data=request.data or {})
         body.is_valid(raise_exception=True)
         approval = selectors.get_request(self.owner, approval_id)
-        decided = services.approve(approval, self.decider(), body.validated_data.get("arguments"))
+        decided = services.approve(
+            approval, self.decider(), body.validated_data.get("arguments"), body.validated_data["comment"]
+        )
         return Response(ApprovalSerializer(decided).data)
 
 
 class RejectView(_DecisionView):
-    @extend_schema(request=RejectSerializer, responses=ApprovalSerializer, summary="Reject a tool call with a reason")
+    @extend_schema(
+        request=RejectSerializer,
+        responses=ApprovalSerializer,
+        summary="Reject a tool call with a reason (for the model) and a comment",
+    )
     def post(self, request: Request, approval_id: str) -> Response:
         body = RejectSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         approval = selectors.get_request(self.owner, approval_id)
-        decided = services.reject(approval, self.decider(), body.validated_data["reason"])
+        decided = services.reject(
+            approval, self.decider(), body.validated_data["reason"], body.validated_data["comment"]
+        )
         return Response(ApprovalSerializer(decided).data)

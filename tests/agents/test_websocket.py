@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from agents.models import Agent, ApiKey, RunEvent, Session
+from approvals.models import ApprovalRequest
 from tests import sample_agents
 from tests.factories import create_api_key
 from tests.fakes.llm_server import Call, Text, ToolCalls
@@ -220,7 +221,8 @@ def test_a_reviewer_on_the_socket_approves_with_edits_and_watches_the_run_finish
         requested = socket.until("approval.requested")[-1]["data"]
         socket.until("run.awaiting_approval")
         edited = {"to": "carol@example.com", "subject": "hi"}
-        socket.send({"type": "approve", "approval_id": requested["approval_id"], "arguments": edited, "id": "ok"})
+        approve = {"type": "approve", "approval_id": requested["approval_id"], "arguments": edited, "id": "ok"}
+        socket.send({**approve, "comment": "carol handles it"})
         accepted = socket.until("approval.accepted")[-1]
         rest = socket.until("run.completed")
         socket.send({"type": "approve", "approval_id": requested["approval_id"], "id": "again"})
@@ -229,5 +231,7 @@ def test_a_reviewer_on_the_socket_approves_with_edits_and_watches_the_run_finish
     assert (accepted["id"], accepted["status"]) == ("ok", "approved")
     decided = next(e for e in rest if e["type"] == "approval.decided")
     assert (decided["data"]["channel"], decided["data"]["arguments"]) == ("websocket", edited)
+    assert decided["data"]["comment"] == "carol handles it"
+    assert ApprovalRequest.objects.get(pk=requested["approval_id"]).comment == "carol handles it"
     assert [("send_email", edited)] == sample_agents.CALLS
     assert (again["id"], again["error"]["code"]) == ("again", "approval_already_decided")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from agentplatform.errors import InvalidInput
 from agentplatform.jsonlimits import JsonTooDeep
 from agents.models import Message, Run, RunEvent, Tool
 from approvals import services
-from approvals.models import ApprovalRequest, Channel
+from approvals.models import COMMENT_MAX_CHARS, ApprovalRequest, Channel
 from tests import sample_agents
 from tests.conftest import Api
 from tests.factories import create_api_key
@@ -184,6 +186,59 @@ def test_a_rejection_is_the_tools_result_and_the_run_goes_on(api, reviewer, llm)
     result = Message.objects.get(run_id=run["id"], tool_call_id=approval["call_id"])
     assert result.is_error
     assert "wrong recipient" in result.content
+
+
+def test_a_decision_keeps_the_reviewers_comment_which_the_model_does_not_read(api, reviewer, llm):
+    run, [approval] = _pause(api, llm)
+    llm.enqueue(Text("Sent."))
+
+    status, decided = reviewer.post(
+        f"/api/v1/approvals/{approval['id']}/approve", {"arguments": EMAIL, "comment": "  bob asked for it  "}
+    )
+
+    assert (status, decided["status"], decided["comment"]) == (200, "approved", "bob asked for it")
+    assert reviewer.get(f"/api/v1/approvals/{approval['id']}/")[1]["comment"] == "bob asked for it"
+    assert _finished(api, run["id"])["status"] == "completed"
+    assert "bob asked for it" not in json.dumps(llm.requests[-1].body)
+
+
+def test_a_rejection_keeps_its_comment_apart_from_the_reason(api, reviewer, llm):
+    run, [approval] = _pause(api, llm)
+    llm.enqueue(Text("Not sent."))
+
+    body = {"reason": "wrong recipient", "comment": "the model guessed the address"}
+    status, decided = reviewer.post(f"/api/v1/approvals/{approval['id']}/reject", body)
+
+    assert (status, decided["reason"], decided["comment"]) == (200, "wrong recipient", "the model guessed the address")
+    assert _finished(api, run["id"])["status"] == "completed"
+    result = Message.objects.get(run_id=run["id"], tool_call_id=approval["call_id"])
+    assert "guessed" not in result.content
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_comment_over_the_limit_is_refused_and_nothing_changes(api, reviewer, llm, decision):
+    _, [approval] = _pause(api, llm)
+    body = {"comment": "x" * (COMMENT_MAX_CHARS + 1), **({"reason": "no"} if decision == "reject" else {})}
+
+    status, error = reviewer.post(f"/api/v1/approvals/{approval['id']}/{decision}", body)
+
+    assert (status, error["error"]["code"]) == (400, "invalid_request")
+    assert "comment" in error["error"]["message"]
+    assert str(COMMENT_MAX_CHARS) in error["error"]["message"]
+    assert ApprovalRequest.objects.get(pk=approval["id"]).status == "pending"
+    status, _ = reviewer.post(f"/api/v1/approvals/{approval['id']}/{decision}", {**body, "comment": "x" * 2000})
+    assert status == 200  # exactly the limit is accepted
+
+
+def test_the_service_holds_a_comment_to_the_limit_whatever_the_channel(api, alice, llm):
+    _, [approval] = _pause(api, llm)
+    decider = services.Decider(alice, Channel.API, ("approvals:decide",))
+    request = ApprovalRequest.objects.get(pk=approval["id"])
+
+    with pytest.raises(InvalidInput, match="comment: at most"):
+        services.approve(request, decider, comment="x" * (COMMENT_MAX_CHARS + 1))
+
+    assert ApprovalRequest.objects.get(pk=approval["id"]).status == "pending"
 
 
 def test_parallel_calls_get_one_request_each_and_the_run_waits_for_both(api, reviewer, llm):

@@ -217,6 +217,22 @@ def test_rejecting_needs_a_reason_which_the_model_reads(decider, api, llm):
     assert "wrong recipient" in page
 
 
+def test_a_comment_goes_with_the_decision_and_is_shown_in_the_inbox(decider, api, llm):
+    approval = pause(api, llm)
+    llm.enqueue(Text("Sent."))
+
+    page = _decide(decider, approval, decision="approve", comment="x" * 2001)
+    assert "Nothing was changed (400 invalid_request): comment: at most 2000 characters" in page
+    assert ApprovalRequest.objects.get(pk=approval.pk).status == "pending"
+
+    page = _decide(decider, approval, decision="approve", comment="Bob <asked> for it")
+
+    assert "Approved send_email as proposed" in page
+    assert ApprovalRequest.objects.get(pk=approval.pk).comment == "Bob <asked> for it"
+    assert "Bob &lt;asked&gt; for it" in decider.get(_detail(approval)).content.decode()
+    assert finished(approval.run_id).status == "completed"
+
+
 def test_a_second_decision_is_refused_with_409(decider, api, llm):
     approval = pause(api, llm)
     llm.enqueue(Text("Sent."))

@@ -194,7 +194,7 @@ def test_a_paused_then_approved_run_sends_signed_approval_and_run_events(api, ma
     [approval] = page["results"]
     llm.enqueue(Text("Sent."))
 
-    assert manager.post(f"/api/v1/approvals/{approval['id']}/approve", {})[0] == 200
+    assert manager.post(f"/api/v1/approvals/{approval['id']}/approve", {"comment": "bob expects it"})[0] == 200
     wait_until(lambda: Run.objects.get(pk=run["id"]).status == "completed", 30)
 
     deliveries = _settled(endpoint["id"], count=3)
@@ -223,6 +223,7 @@ def test_a_paused_then_approved_run_sends_signed_approval_and_run_events(api, ma
         "alice",
         run["id"],
     )
+    assert (requested["data"]["comment"], decided["data"]["comment"]) == ("", "bob expects it")
     assert completed["data"]["run_id"] == run["id"]
     assert (completed["data"]["status"], completed["data"]["output"], completed["data"]["agent"]) == (
         "completed",
