@@ -1,24 +1,22 @@
 """The platform's own knobs (`settings.AGENTPLATFORM`), read through one typed object.
 
-Each field's metadata names its environment variable (`env`) and says what it means (`help`);
-the configuration reference in the docs is generated from them (`scripts/config_reference.py`).
+The defaults are here and nowhere else. Each field's metadata names its environment variable
+(`env`), the least value it takes (`minimum`) and what it means (`help`): `settings.py` passes
+only what the environment sets (`agentplatform.appsettings.from_environment`), and the
+configuration reference in the docs is generated from them (`scripts/config_reference.py`).
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
+from agentplatform.appsettings import AppSettings
 
 
 @dataclass(frozen=True)
 class PlatformSettings:
     AGENTS: list[str] = field(
-        default_factory=list,
+        default_factory=lambda: ["agentplatform.demo:agent"],
         metadata={
             "env": "AGENTPLATFORM_AGENTS",
             "help": (
@@ -30,22 +28,39 @@ class PlatformSettings:
     )
     MAX_INPUT_CHARS: int = field(
         default=32_000,
-        metadata={"env": "AGENTPLATFORM_MAX_INPUT_CHARS", "help": "longer run input gets 413 `input_too_large`"},
+        metadata={
+            "env": "AGENTPLATFORM_MAX_INPUT_CHARS",
+            "minimum": 1,
+            "help": "longer run input gets 413 `input_too_large`",
+        },
     )
     MAX_STEPS: int = field(
         default=10,
-        metadata={"env": "AGENTPLATFORM_MAX_STEPS", "help": "model calls per run before `max_steps_exceeded`"},
+        metadata={
+            "env": "AGENTPLATFORM_MAX_STEPS",
+            "minimum": 1,
+            "help": "model calls per run before `max_steps_exceeded`",
+        },
     )
     HISTORY_LIMIT: int = field(
         default=50,
-        metadata={"env": "AGENTPLATFORM_HISTORY_LIMIT", "help": "earlier session messages sent to the model"},
+        metadata={
+            "env": "AGENTPLATFORM_HISTORY_LIMIT",
+            "minimum": 1,
+            "help": "earlier session messages sent to the model",
+        },
     )
     TOOL_TIMEOUT: float = field(
         default=30.0,
-        metadata={"env": "AGENTPLATFORM_TOOL_TIMEOUT", "help": "seconds per tool call (a tool's own `timeout` wins)"},
+        metadata={
+            "env": "AGENTPLATFORM_TOOL_TIMEOUT",
+            "minimum": 0.001,
+            "help": "seconds per tool call (a tool's own `timeout` wins)",
+        },
     )
     MODEL_TIMEOUT: float = field(
-        default=60.0, metadata={"env": "AGENTPLATFORM_MODEL_TIMEOUT", "help": "seconds per provider request"}
+        default=60.0,
+        metadata={"env": "AGENTPLATFORM_MODEL_TIMEOUT", "minimum": 0.001, "help": "seconds per provider request"},
     )
     MODEL_MAX_RETRIES: int = field(
         default=2,
@@ -62,6 +77,7 @@ class PlatformSettings:
         default=60.0,
         metadata={
             "env": "AGENTPLATFORM_RUN_LEASE_SECONDS",
+            "minimum": 1.0,
             "help": "a run whose worker has not renewed its lease for this long is failed by the reaper",
         },
     )
@@ -69,6 +85,7 @@ class PlatformSettings:
         default=120.0,
         metadata={
             "env": "AGENTPLATFORM_RUN_REQUEUE_SECONDS",
+            "minimum": 1.0,
             "help": "a queued run that could start but nothing took for this long is sent to the broker again",
         },
     )
@@ -76,6 +93,7 @@ class PlatformSettings:
         default=256,
         metadata={
             "env": "AGENTPLATFORM_RUN_CONCURRENCY",
+            "minimum": 1,
             "help": (
                 "runs one worker process carries at once on its event loop (`up --run-concurrency`); a model "
                 "provider's HTTP pool is sized from it"
@@ -86,6 +104,7 @@ class PlatformSettings:
         default=8,
         metadata={
             "env": "AGENTPLATFORM_RUN_DB_THREADS",
+            "minimum": 1,
             "help": "a worker's threads for its runs' database steps (keep at or below `DATABASE_POOL_MAX_SIZE`)",
         },
     )
@@ -93,6 +112,7 @@ class PlatformSettings:
         default=32,
         metadata={
             "env": "AGENTPLATFORM_RUN_SYNC_THREADS",
+            "minimum": 1,
             "help": "a worker's threads for sync tools and sync providers, and as many for sync `run()` overrides",
         },
     )
@@ -114,6 +134,7 @@ class PlatformSettings:
         default=10,
         metadata={
             "env": "AGENTPLATFORM_WEB_THREADS",
+            "minimum": 1,
             "help": (
                 "a web process's threads for requests' sync work (keep at or below "
                 "`DATABASE_POOL_MAX_SIZE`); waiting requests hold none"
@@ -141,6 +162,7 @@ class PlatformSettings:
         default=10_000,
         metadata={
             "env": "AGENTPLATFORM_MAX_QUEUED_RUNS",
+            "minimum": 1,
             "help": (
                 "runs waiting for a worker in the deployment; past it, new runs get 503 `overloaded` with "
                 "`Retry-After`, and nothing is written"
@@ -149,7 +171,11 @@ class PlatformSettings:
     )
     MAX_QUEUED_RUNS_PER_KEY: int = field(
         default=1_000,
-        metadata={"env": "AGENTPLATFORM_MAX_QUEUED_RUNS_PER_KEY", "help": "the same, for the runs of one API key"},
+        metadata={
+            "env": "AGENTPLATFORM_MAX_QUEUED_RUNS_PER_KEY",
+            "minimum": 1,
+            "help": "the same, for the runs of one API key",
+        },
     )
     API_DOCS_PUBLIC: bool = field(
         default=False,
@@ -173,6 +199,7 @@ class PlatformSettings:
         default=86_400.0,
         metadata={
             "env": "AGENTPLATFORM_APPROVAL_TIMEOUT",
+            "minimum": 1.0,
             "help": "seconds before an approval request expires (agents and tools can set their own in the admin)",
         },
     )
@@ -187,12 +214,17 @@ class PlatformSettings:
         default=5.0,
         metadata={
             "env": "AGENTPLATFORM_WEBHOOK_TIMEOUT",
+            "minimum": 0.001,
             "help": "seconds per webhook attempt (connect, and each read)",
         },
     )
     WEBHOOK_MAX_ATTEMPTS: int = field(
         default=8,
-        metadata={"env": "AGENTPLATFORM_WEBHOOK_MAX_ATTEMPTS", "help": "attempts of a delivery before it is `failed`"},
+        metadata={
+            "env": "AGENTPLATFORM_WEBHOOK_MAX_ATTEMPTS",
+            "minimum": 1,
+            "help": "attempts of a delivery before it is `failed`",
+        },
     )
     WEBHOOK_RETRY_BASE: float = field(
         default=30.0,
@@ -209,6 +241,7 @@ class PlatformSettings:
         default=120.0,
         metadata={
             "env": "AGENTPLATFORM_WEBHOOK_REQUEUE_SECONDS",
+            "minimum": 1.0,
             "help": "how often beat sends again deliveries overdue by this long (lost task, dead worker)",
         },
     )
@@ -222,19 +255,4 @@ class PlatformSettings:
     )
 
 
-@functools.cache
-def platform_settings() -> PlatformSettings:
-    configured: dict[str, Any] = getattr(settings, "AGENTPLATFORM", {})
-    known = {f.name for f in fields(PlatformSettings)}
-    unknown = set(configured) - known
-    if unknown:
-        raise ImproperlyConfigured(f"unknown AGENTPLATFORM settings: {', '.join(sorted(unknown))}")
-    return PlatformSettings(**configured)
-
-
-def _reset(*, setting: str, **_: Any) -> None:
-    if setting == "AGENTPLATFORM":
-        platform_settings.cache_clear()
-
-
-setting_changed.connect(_reset)
+platform_settings = AppSettings(PlatformSettings, "AGENTPLATFORM")
