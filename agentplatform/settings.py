@@ -6,35 +6,41 @@ directory, a generated secret key kept there, and the built-in demo agent.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from agentplatform.appsettings import from_environment
 from agentplatform.conf import PlatformSettings
-from agentplatform.env import database_from_url, env_bool, env_float, env_int, env_list, env_str
+from agentplatform.env import (
+    database_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_pair,
+    env_str,
+    secret_key,
+)
 from context.conf import ContextSettings
 from tracing.conf import TracingSettings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("AGENTPLATFORM_DATA_DIR", str(Path.cwd() / ".agentplatform"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def _secret_key() -> str:
-    key = env_str("DJANGO_SECRET_KEY", "")
-    if key:
-        return key
-    path = DATA_DIR / "secret_key"  # embedded mode: generated once, kept with the data
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
+# Made where first needed (the secret key, the database, `up`, the trace store), not here.
+SECRET_KEY = secret_key(DATA_DIR)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# Behind a TLS-terminating proxy (docs/guides/deploying.md, "Production settings"). Off by
+# default: the embedded mode serves plain HTTP on this machine.
+SECURE_PROXY_SSL_HEADER = env_pair("DJANGO_SECURE_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]  # a load balancer's health check may speak plain HTTP
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", False)
 
 # Daphne serves the ASGI application (`up`, or `daphne agentplatform.asgi:application`), but is
 # not an installed app: as one, it would load Twisted into every process (the worker, every
@@ -105,9 +111,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
-WHITENOISE_USE_FINDERS = True  # embedded mode serves static files without collectstatic
+# Static files are served from the installed apps (no collectstatic needed); `collectstatic`
+# writes to DJANGO_STATIC_ROOT when set, and WhiteNoise then serves that directory first.
+STATIC_ROOT = env_str("DJANGO_STATIC_ROOT", "") or None
+WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "admin:login"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("AGENTPLATFORM_MAX_REQUEST_BYTES", 1_048_576, minimum=1024)
