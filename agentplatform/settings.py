@@ -27,6 +27,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("AGENTPLATFORM_DATA_DIR", str(Path.cwd() / ".agentplatform"))).resolve()
 # Made where first needed (the secret key, the database, `up`, the trace store), not here.
 SECRET_KEY = secret_key(DATA_DIR)
+# Earlier keys, to rotate DJANGO_SECRET_KEY: they still check sessions and signatures and
+# decrypt stored secrets until `manage.py reencrypt_secrets` re-encrypted them under the new key.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])

@@ -38,11 +38,14 @@ class ContextSettings:
             ),
         },
     )
-    ENCRYPTION_KEY: str = field(
-        default="",
+    ENCRYPTION_KEY: list[str] = field(
+        default_factory=list,
         metadata={
             "env": "AGENTPLATFORM_ENCRYPTION_KEY",
-            "help": "a Fernet key for credentials stored in the database",
+            "help": (
+                "comma-separated Fernet keys encrypting credentials stored in the database: the first "
+                "encrypts, all decrypt"
+            ),
             "default": "derived from `DJANGO_SECRET_KEY`",
         },
     )
@@ -55,4 +58,6 @@ class ContextSettings:
     )
 
 
-context_settings = AppSettings(ContextSettings, "AGENTPLATFORM_CONTEXT", reset_on=("SECRET_KEY",))
+context_settings = AppSettings(
+    ContextSettings, "AGENTPLATFORM_CONTEXT", reset_on=("SECRET_KEY", "SECRET_KEY_FALLBACKS")
+)
