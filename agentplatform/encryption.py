@@ -50,12 +50,13 @@ class KeyRing:
 
 def reencrypt(rows: Any, field: str, ring: KeyRing) -> int:
     """Re-encrypt `field` of every row of the queryset `rows` under the ring's first key; how
-    many were. A value no key reads is left as it is (it was unreadable before too)."""
+    many were. A value no key reads is left as it is (it was unreadable before too), and so is
+    one changed meanwhile (it was written under the first key)."""
     count = 0
     for pk, token in rows.exclude(**{field: ""}).values_list("pk", field).iterator():
         try:
             fresh = ring.rotate(token)
         except Unreadable:
             continue
-        count += rows.filter(pk=pk).update(**{field: fresh})
+        count += rows.filter(pk=pk, **{field: token}).update(**{field: fresh})
     return count
