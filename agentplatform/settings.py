@@ -151,6 +151,11 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# The apps' knobs: each dataclass holds the defaults and names the variables; only what the
+# environment sets is passed here (a settings module of your own may set any field).
+AGENTPLATFORM = from_environment(PlatformSettings)
+AGENTPLATFORM_CONTEXT = from_environment(ContextSettings)  # stored credentials: ENCRYPTION_KEY
+
 # Redis: Celery's broker and run-completion signals. `manage.py up` starts an embedded one.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
@@ -179,7 +184,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "requeue-webhooks": {
         "task": "approvals.requeue_webhooks",
-        "schedule": PlatformSettings(**from_environment(PlatformSettings)).WEBHOOK_REQUEUE_SECONDS,
+        "schedule": PlatformSettings(**AGENTPLATFORM).WEBHOOK_REQUEUE_SECONDS,
         "options": {"queue": "maintenance", "expires": 60},
     },
     "expire-approvals": {
@@ -189,12 +194,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# The apps' knobs: each dataclass holds the defaults and names the variables; only what the
-# environment sets is passed here (a settings module of your own may set any field).
-AGENTPLATFORM = from_environment(PlatformSettings)
-AGENTPLATFORM_CONTEXT = from_environment(ContextSettings)  # stored credentials: ENCRYPTION_KEY
-# OpenTelemetry spans stored in ClickHouse. Embedded: chDB in the data directory, opened by the
-# span sink that `up` starts; distributed: CLICKHOUSE_URL.
+# Tracing's knobs, likewise: OpenTelemetry spans stored in ClickHouse. Embedded: chDB in the
+# data directory, opened by the span sink that `up` starts; distributed: CLICKHOUSE_URL.
 TRACING = {**from_environment(TracingSettings), "REDIS_URL": REDIS_URL}
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"  # also the supervisor's, which runs without Django
