@@ -1,4 +1,7 @@
+from pathlib import Path
+
 from django.apps import AppConfig, apps
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 
@@ -24,3 +27,10 @@ class PlatformConfig(AppConfig):
     name = "agentplatform"
     label = "agentplatform"
     verbose_name = "Agent platform"
+
+    def ready(self) -> None:
+        # An SQLite database's directory (the data directory, by default) is made when Django
+        # starts, not when the settings are read: a deployment on PostgreSQL makes none.
+        for database in settings.DATABASES.values():
+            if database["ENGINE"].endswith("sqlite3") and str(database["NAME"]) != ":memory:":
+                Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)

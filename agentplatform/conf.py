@@ -1,24 +1,22 @@
 """The platform's own knobs (`settings.AGENTPLATFORM`), read through one typed object.
 
-Each field's metadata names its environment variable (`env`) and says what it means (`help`);
-the configuration reference in the docs is generated from them (`scripts/config_reference.py`).
+The defaults are here and nowhere else. Each field's metadata names its environment variable
+(`env`), the least value it takes (`minimum`) and what it means (`help`): `settings.py` passes
+only what the environment sets (`agentplatform.appsettings.from_environment`), and the
+configuration reference in the docs is generated from them (`scripts/config_reference.py`).
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
+from agentplatform.appsettings import AppSettings
 
 
 @dataclass(frozen=True)
 class PlatformSettings:
     AGENTS: list[str] = field(
-        default_factory=list,
+        default_factory=lambda: ["agentplatform.demo:agent"],
         metadata={
             "env": "AGENTPLATFORM_AGENTS",
             "help": (
@@ -30,22 +28,39 @@ class PlatformSettings:
     )
     MAX_INPUT_CHARS: int = field(
         default=32_000,
-        metadata={"env": "AGENTPLATFORM_MAX_INPUT_CHARS", "help": "longer run input gets 413 `input_too_large`"},
+        metadata={
+            "env": "AGENTPLATFORM_MAX_INPUT_CHARS",
+            "minimum": 1,
+            "help": "longer run input gets 413 `input_too_large`",
+        },
     )
     MAX_STEPS: int = field(
         default=10,
-        metadata={"env": "AGENTPLATFORM_MAX_STEPS", "help": "model calls per run before `max_steps_exceeded`"},
+        metadata={
+            "env": "AGENTPLATFORM_MAX_STEPS",
+            "minimum": 1,
+            "help": "model calls per run before `max_steps_exceeded`",
+        },
     )
     HISTORY_LIMIT: int = field(
         default=50,
-        metadata={"env": "AGENTPLATFORM_HISTORY_LIMIT", "help": "earlier session messages sent to the model"},
+        metadata={
+            "env": "AGENTPLATFORM_HISTORY_LIMIT",
+            "minimum": 1,
+            "help": "earlier session messages sent to the model",
+        },
     )
     TOOL_TIMEOUT: float = field(
         default=30.0,
-        metadata={"env": "AGENTPLATFORM_TOOL_TIMEOUT", "help": "seconds per tool call (a tool's own `timeout` wins)"},
+        metadata={
+            "env": "AGENTPLATFORM_TOOL_TIMEOUT",
+            "minimum": 0.001,
+            "help": "seconds per tool call (a tool's own `timeout` wins)",
+        },
     )
     MODEL_TIMEOUT: float = field(
-        default=60.0, metadata={"env": "AGENTPLATFORM_MODEL_TIMEOUT", "help": "seconds per provider request"}
+        default=60.0,
+        metadata={"env": "AGENTPLATFORM_MODEL_TIMEOUT", "minimum": 0.001, "help": "seconds per provider request"},
     )
     MODEL_MAX_RETRIES: int = field(
         default=2,
@@ -62,6 +77,7 @@ class PlatformSettings:
         default=60.0,
         metadata={
             "env": "AGENTPLATFORM_RUN_LEASE_SECONDS",
+            "minimum": 1.0,
             "help": "a run whose worker has not renewed its lease for this long is failed by the reaper",
         },
     )
@@ -69,6 +85,7 @@ class PlatformSettings:
         default=120.0,
         metadata={
             "env": "AGENTPLATFORM_RUN_REQUEUE_SECONDS",
+            "minimum": 1.0,
             "help": "a queued run that could start but nothing took for this long is sent to the broker again",
         },
     )
@@ -76,6 +93,7 @@ class PlatformSettings:
         default=256,
         metadata={
             "env": "AGENTPLATFORM_RUN_CONCURRENCY",
+            "minimum": 1,
             "help": (
                 "runs one worker process carries at once on its event loop (`up --run-concurrency`); a model "
                 "provider's HTTP pool is sized from it"
@@ -86,6 +104,7 @@ class PlatformSettings:
         default=8,
         metadata={
             "env": "AGENTPLATFORM_RUN_DB_THREADS",
+            "minimum": 1,
             "help": "a worker's threads for its runs' database steps (keep at or below `DATABASE_POOL_MAX_SIZE`)",
         },
     )
@@ -93,6 +112,7 @@ class PlatformSettings:
         default=32,
         metadata={
             "env": "AGENTPLATFORM_RUN_SYNC_THREADS",
+            "minimum": 1,
             "help": "a worker's threads for sync tools and sync providers, and as many for sync `run()` overrides",
         },
     )
@@ -114,6 +134,7 @@ class PlatformSettings:
         default=10,
         metadata={
             "env": "AGENTPLATFORM_WEB_THREADS",
+            "minimum": 1,
             "help": (
                 "a web process's threads for requests' sync work (keep at or below "
                 "`DATABASE_POOL_MAX_SIZE`); waiting requests hold none"
@@ -124,6 +145,7 @@ class PlatformSettings:
         default=10.0,
         metadata={
             "env": "AGENTPLATFORM_WEB_DRAIN_SECONDS",
+            "minimum": 0.0,
             "help": (
                 "a web process stopping (SIGTERM) lets its requests finish for this long: SSE streams end with a "
                 "reconnect hint, requests waiting for a run get 202"
@@ -151,6 +173,7 @@ class PlatformSettings:
         default=10_000,
         metadata={
             "env": "AGENTPLATFORM_MAX_QUEUED_RUNS",
+            "minimum": 1,
             "help": (
                 "runs waiting for a worker in the deployment; past it, new runs get 503 `overloaded` with "
                 "`Retry-After`, and nothing is written"
@@ -159,12 +182,17 @@ class PlatformSettings:
     )
     MAX_QUEUED_RUNS_PER_KEY: int = field(
         default=1_000,
-        metadata={"env": "AGENTPLATFORM_MAX_QUEUED_RUNS_PER_KEY", "help": "the same, for the runs of one API key"},
+        metadata={
+            "env": "AGENTPLATFORM_MAX_QUEUED_RUNS_PER_KEY",
+            "minimum": 1,
+            "help": "the same, for the runs of one API key",
+        },
     )
     RATE_LIMIT_REQUESTS_PER_MINUTE: int = field(
         default=0,
         metadata={
             "env": "AGENTPLATFORM_RATE_LIMIT_REQUESTS_PER_MINUTE",
+            "minimum": 0,
             "help": (
                 "API requests per minute of one API key (or one signed-in user); past it, 429 `rate_limited`. "
                 "0: unlimited. A key's own limit, set in the admin, wins"
@@ -173,12 +201,17 @@ class PlatformSettings:
     )
     RATE_LIMIT_RUNS_PER_MINUTE: int = field(
         default=0,
-        metadata={"env": "AGENTPLATFORM_RATE_LIMIT_RUNS_PER_MINUTE", "help": "runs started per minute, the same way"},
+        metadata={
+            "env": "AGENTPLATFORM_RATE_LIMIT_RUNS_PER_MINUTE",
+            "minimum": 0,
+            "help": "runs started per minute, the same way",
+        },
     )
     RATE_LIMIT_CONCURRENT_RUNS: int = field(
         default=0,
         metadata={
             "env": "AGENTPLATFORM_RATE_LIMIT_CONCURRENT_RUNS",
+            "minimum": 0,
             "help": "runs of one key not yet finished (queued, running or awaiting approval), the same way",
         },
     )
@@ -186,6 +219,7 @@ class PlatformSettings:
         default=0,
         metadata={
             "env": "AGENTPLATFORM_RATE_LIMIT_TOKENS_PER_DAY",
+            "minimum": 0,
             "help": (
                 "model tokens (input and output) one key's runs may use per UTC day; once used, new runs get "
                 "429 `quota_exceeded`. 0: unlimited"
@@ -214,6 +248,7 @@ class PlatformSettings:
         default=86_400.0,
         metadata={
             "env": "AGENTPLATFORM_APPROVAL_TIMEOUT",
+            "minimum": 1.0,
             "help": "seconds before an approval request expires (agents and tools can set their own in the admin)",
         },
     )
@@ -228,12 +263,17 @@ class PlatformSettings:
         default=5.0,
         metadata={
             "env": "AGENTPLATFORM_WEBHOOK_TIMEOUT",
+            "minimum": 0.001,
             "help": "seconds per webhook attempt (connect, and each read)",
         },
     )
     WEBHOOK_MAX_ATTEMPTS: int = field(
         default=8,
-        metadata={"env": "AGENTPLATFORM_WEBHOOK_MAX_ATTEMPTS", "help": "attempts of a delivery before it is `failed`"},
+        metadata={
+            "env": "AGENTPLATFORM_WEBHOOK_MAX_ATTEMPTS",
+            "minimum": 1,
+            "help": "attempts of a delivery before it is `failed`",
+        },
     )
     WEBHOOK_RETRY_BASE: float = field(
         default=30.0,
@@ -250,6 +290,7 @@ class PlatformSettings:
         default=120.0,
         metadata={
             "env": "AGENTPLATFORM_WEBHOOK_REQUEUE_SECONDS",
+            "minimum": 1.0,
             "help": "how often beat sends again deliveries overdue by this long (lost task, dead worker)",
         },
     )
@@ -266,6 +307,7 @@ class PlatformSettings:
         default=5,
         metadata={
             "env": "AGENTPLATFORM_ADMIN_LOCKOUT_FAILURES",
+            "minimum": 1,
             "help": (
                 "failed admin sign-ins (wrong password or code) after which the username, and separately the client "
                 "address, are locked out"
@@ -291,19 +333,4 @@ class PlatformSettings:
     )
 
 
-@functools.cache
-def platform_settings() -> PlatformSettings:
-    configured: dict[str, Any] = getattr(settings, "AGENTPLATFORM", {})
-    known = {f.name for f in fields(PlatformSettings)}
-    unknown = set(configured) - known
-    if unknown:
-        raise ImproperlyConfigured(f"unknown AGENTPLATFORM settings: {', '.join(sorted(unknown))}")
-    return PlatformSettings(**configured)
-
-
-def _reset(*, setting: str, **_: Any) -> None:
-    if setting == "AGENTPLATFORM":
-        platform_settings.cache_clear()
-
-
-setting_changed.connect(_reset)
+platform_settings = AppSettings(PlatformSettings, "AGENTPLATFORM")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -56,6 +57,59 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_pair(name: str) -> tuple[str, str] | None:
+    """Two comma-separated values (`HTTP_X_FORWARDED_PROTO,https`), or None when unset or empty."""
+    items = env_list(name, [])
+    if not items:
+        return None
+    if len(items) != 2:  # noqa: PLR2004  # a pair
+        raise ImproperlyConfigured(
+            f"{name} must be two comma-separated values (header,value), got {os.environ[name]!r}"
+        )
+    return items[0], items[1]
+
+
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
+
+
+def shared_service(url: str) -> str | None:
+    """The host of a service URL on another machine; None for the embedded defaults
+    (no URL, SQLite, a Unix socket, or this machine)."""
+    parts = urlsplit(url)
+    if parts.scheme in ("", "sqlite", "unix"):
+        return None
+    socket_dir = dict(parse_qsl(parts.query)).get("host", "")
+    if socket_dir.startswith("/"):
+        return None
+    host = (parts.hostname or "").lower()
+    return None if host in _LOCAL_HOSTS else host
+
+
+def secret_key(data_dir: Path) -> str:
+    """`DJANGO_SECRET_KEY`; with none, on one host, a key generated once into the data directory.
+
+    A deployment whose database or Redis lives on another machine may have several hosts, and
+    every one must sign sessions and derive encryption keys from the same secret: there the
+    variable is required."""
+    key = env_str("DJANGO_SECRET_KEY", "")
+    if key:
+        return key
+    for variable in ("DATABASE_URL", "REDIS_URL"):
+        host = shared_service(env_str(variable, ""))
+        if host:
+            raise ImproperlyConfigured(
+                f"DJANGO_SECRET_KEY must be set: {variable} points at a shared service ({host}), and every host "
+                "must sign sessions and encrypt stored secrets with the same key. Set it to the same long random "
+                "value on every host."
+            )
+    path = data_dir / "secret_key"  # embedded: generated once, kept with the data
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def database_from_url(url: str, *, sqlite_default: Path) -> dict[str, Any]:

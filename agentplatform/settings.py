@@ -6,31 +6,44 @@ directory, a generated secret key kept there, and the built-in demo agent.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
-from agentplatform.env import database_from_url, env_bool, env_float, env_int, env_list, env_str
+from agentplatform.appsettings import from_environment
+from agentplatform.conf import PlatformSettings
+from agentplatform.env import (
+    database_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_pair,
+    env_str,
+    secret_key,
+)
+from context.conf import ContextSettings
+from tracing.conf import TracingSettings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("AGENTPLATFORM_DATA_DIR", str(Path.cwd() / ".agentplatform"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def _secret_key() -> str:
-    key = env_str("DJANGO_SECRET_KEY", "")
-    if key:
-        return key
-    path = DATA_DIR / "secret_key"  # embedded mode: generated once, kept with the data
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
+# Made where first needed (the secret key, the database, `up`, the trace store), not here.
+SECRET_KEY = secret_key(DATA_DIR)
+# Earlier keys, to rotate DJANGO_SECRET_KEY: they still check sessions and signatures and
+# decrypt stored secrets until `manage.py reencrypt_secrets` re-encrypted them under the new key.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# Behind a TLS-terminating proxy (docs/guides/deploying.md, "Production settings"). Off by
+# default: the embedded mode serves plain HTTP on this machine.
+SECURE_PROXY_SSL_HEADER = env_pair("DJANGO_SECURE_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]  # a load balancer's health check may speak plain HTTP
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", False)
 
 # Daphne serves the ASGI application (`up`, or `daphne agentplatform.asgi:application`), but is
 # not an installed app: as one, it would load Twisted into every process (the worker, every
@@ -103,9 +116,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
-WHITENOISE_USE_FINDERS = True  # embedded mode serves static files without collectstatic
+# Static files are served from the installed apps (no collectstatic needed); `collectstatic`
+# writes to DJANGO_STATIC_ROOT when set, and WhiteNoise then serves that directory first.
+STATIC_ROOT = env_str("DJANGO_STATIC_ROOT", "") or None
+WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "admin:login"
 
@@ -156,6 +170,11 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# The apps' knobs: each dataclass holds the defaults and names the variables; only what the
+# environment sets is passed here (a settings module of your own may set any field).
+AGENTPLATFORM = from_environment(PlatformSettings)
+AGENTPLATFORM_CONTEXT = from_environment(ContextSettings)  # stored credentials: ENCRYPTION_KEY
+
 # Redis: Celery's broker and run-completion signals. `manage.py up` starts an embedded one.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
@@ -195,7 +214,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "requeue-webhooks": {
         "task": "approvals.requeue_webhooks",
-        "schedule": env_float("AGENTPLATFORM_WEBHOOK_REQUEUE_SECONDS", 120.0, minimum=1.0),
+        "schedule": PlatformSettings(**AGENTPLATFORM).WEBHOOK_REQUEUE_SECONDS,
         "options": {"queue": "maintenance", "expires": 60},
     },
     "expire-approvals": {
@@ -205,75 +224,9 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-AGENTPLATFORM = {
-    "AGENTS": env_list("AGENTPLATFORM_AGENTS", ["agentplatform.demo:agent"]),
-    "MAX_INPUT_CHARS": env_int("AGENTPLATFORM_MAX_INPUT_CHARS", 32_000, minimum=1),
-    "MAX_STEPS": env_int("AGENTPLATFORM_MAX_STEPS", 10, minimum=1),
-    "HISTORY_LIMIT": env_int("AGENTPLATFORM_HISTORY_LIMIT", 50, minimum=1),
-    "TOOL_TIMEOUT": env_float("AGENTPLATFORM_TOOL_TIMEOUT", 30.0, minimum=0.001),
-    "MODEL_TIMEOUT": env_float("AGENTPLATFORM_MODEL_TIMEOUT", 60.0, minimum=0.001),
-    "MODEL_MAX_RETRIES": env_int("AGENTPLATFORM_MODEL_MAX_RETRIES", 2),
-    "RUN_WAIT_SECONDS": env_float("AGENTPLATFORM_RUN_WAIT_SECONDS", 60.0),
-    "RUN_LEASE_SECONDS": env_float("AGENTPLATFORM_RUN_LEASE_SECONDS", 60.0, minimum=1.0),
-    "RUN_REQUEUE_SECONDS": env_float("AGENTPLATFORM_RUN_REQUEUE_SECONDS", 120.0, minimum=1.0),
-    "RUN_CONCURRENCY": env_int("AGENTPLATFORM_RUN_CONCURRENCY", 256, minimum=1),
-    "RUN_DB_THREADS": env_int("AGENTPLATFORM_RUN_DB_THREADS", 8, minimum=1),
-    "RUN_SYNC_THREADS": env_int("AGENTPLATFORM_RUN_SYNC_THREADS", 32, minimum=1),
-    "RUN_SLOT_WAIT": env_float("AGENTPLATFORM_RUN_SLOT_WAIT", 5.0, minimum=0.0),
-    "WORKER_DRAIN_SECONDS": env_float("AGENTPLATFORM_WORKER_DRAIN_SECONDS", 30.0, minimum=0.0),
-    "WEB_DRAIN_SECONDS": env_float("AGENTPLATFORM_WEB_DRAIN_SECONDS", 10.0, minimum=0.0),
-    "WEB_THREADS": env_int("AGENTPLATFORM_WEB_THREADS", 10, minimum=1),
-    "WEB_QUEUE": env_int("AGENTPLATFORM_WEB_QUEUE", 100, minimum=0),
-    "MAX_WAITERS": env_int("AGENTPLATFORM_MAX_WAITERS", 10_000, minimum=0),
-    "MAX_QUEUED_RUNS": env_int("AGENTPLATFORM_MAX_QUEUED_RUNS", 10_000, minimum=1),
-    "MAX_QUEUED_RUNS_PER_KEY": env_int("AGENTPLATFORM_MAX_QUEUED_RUNS_PER_KEY", 1_000, minimum=1),
-    "RATE_LIMIT_REQUESTS_PER_MINUTE": env_int("AGENTPLATFORM_RATE_LIMIT_REQUESTS_PER_MINUTE", 0, minimum=0),
-    "RATE_LIMIT_RUNS_PER_MINUTE": env_int("AGENTPLATFORM_RATE_LIMIT_RUNS_PER_MINUTE", 0, minimum=0),
-    "RATE_LIMIT_CONCURRENT_RUNS": env_int("AGENTPLATFORM_RATE_LIMIT_CONCURRENT_RUNS", 0, minimum=0),
-    "RATE_LIMIT_TOKENS_PER_DAY": env_int("AGENTPLATFORM_RATE_LIMIT_TOKENS_PER_DAY", 0, minimum=0),
-    "API_DOCS_PUBLIC": env_bool("AGENTPLATFORM_API_DOCS_PUBLIC", False),
-    # Stream the model's answer as message.delta events, stored at most every DELTA_INTERVAL s.
-    "STREAM_DELTAS": env_bool("AGENTPLATFORM_STREAM_DELTAS", True),
-    "DELTA_INTERVAL": env_float("AGENTPLATFORM_DELTA_INTERVAL", 0.1),
-    "APPROVAL_TIMEOUT": env_float("AGENTPLATFORM_APPROVAL_TIMEOUT", 86_400.0, minimum=1.0),
-    # Webhooks: refuse private, loopback and link-local addresses unless allowed (SSRF).
-    "WEBHOOKS_ALLOW_PRIVATE": env_bool("AGENTPLATFORM_WEBHOOKS_ALLOW_PRIVATE", False),
-    "WEBHOOK_TIMEOUT": env_float("AGENTPLATFORM_WEBHOOK_TIMEOUT", 5.0, minimum=0.001),
-    "WEBHOOK_MAX_ATTEMPTS": env_int("AGENTPLATFORM_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1),
-    "WEBHOOK_RETRY_BASE": env_float("AGENTPLATFORM_WEBHOOK_RETRY_BASE", 30.0),
-    "WEBHOOK_RETRY_MAX": env_float("AGENTPLATFORM_WEBHOOK_RETRY_MAX", 3_600.0),
-    "WEBHOOK_REQUEUE_SECONDS": env_float("AGENTPLATFORM_WEBHOOK_REQUEUE_SECONDS", 120.0, minimum=1.0),
-    # Keys that encrypt webhook secrets at rest (the first encrypts, all decrypt); default: from SECRET_KEY.
-    "WEBHOOK_SECRETS_KEY": env_list("AGENTPLATFORM_WEBHOOK_SECRETS_KEY", []),
-    "ADMIN_LOCKOUT_FAILURES": env_int("AGENTPLATFORM_ADMIN_LOCKOUT_FAILURES", 5, minimum=1),
-    "ADMIN_LOCKOUT_COOLOFF": env_float("AGENTPLATFORM_ADMIN_LOCKOUT_COOLOFF", 900.0),
-    "ADMIN_LOCKOUT_TRUSTED_PROXIES": env_int("AGENTPLATFORM_ADMIN_LOCKOUT_TRUSTED_PROXIES", 0),
-}
-
-# Context providers (the context app). Stored credentials are encrypted with ENCRYPTION_KEY.
-AGENTPLATFORM_CONTEXT = {
-    "PROVIDERS": env_list("AGENTPLATFORM_CONTEXT_PROVIDERS", []),
-    "FILE_ROOTS": env_list("AGENTPLATFORM_CONTEXT_FILE_ROOTS", []),
-    "MCP_COMMANDS": env_list("AGENTPLATFORM_CONTEXT_MCP_COMMANDS", []),
-    "ENCRYPTION_KEY": env_str("AGENTPLATFORM_ENCRYPTION_KEY", ""),
-    "CACHE": env_bool("AGENTPLATFORM_CONTEXT_CACHE", True),
-}
-
-# Tracing (tracing/conf.py): OpenTelemetry spans stored in ClickHouse. Embedded: chDB in the data
-# directory, opened by the span sink that `up` starts; distributed: CLICKHOUSE_URL.
-TRACING = {
-    "ENABLED": env_bool("AGENTPLATFORM_TRACING", True),
-    "SERVICE_NAME": env_str("OTEL_SERVICE_NAME", "agentplatform"),
-    "CLICKHOUSE_URL": env_str("CLICKHOUSE_URL", ""),
-    "CHDB_PATH": env_str("AGENTPLATFORM_CHDB_PATH", str(DATA_DIR / "clickhouse")),
-    "REDIS_URL": REDIS_URL,
-    "RETENTION_DAYS": env_int("AGENTPLATFORM_TRACE_RETENTION_DAYS", 30, minimum=1),
-    "BUFFER_SPANS": env_int("AGENTPLATFORM_TRACE_BUFFER_SPANS", 20_000, minimum=1),
-    "ROUTE_MAX_SPANS": env_int("AGENTPLATFORM_TRACE_ROUTE_MAX_SPANS", 1_000_000, minimum=1),
-    "FLUSH_INTERVAL": env_float("AGENTPLATFORM_TRACE_FLUSH_INTERVAL", 1.0, minimum=0.01),
-    "SINK_INTERVAL": env_float("AGENTPLATFORM_TRACE_SINK_INTERVAL", 5.0, minimum=0.01),
-    "SINK_IDLE_SECONDS": env_float("AGENTPLATFORM_TRACE_SINK_IDLE_SECONDS", 60.0),
-}
+# Tracing's knobs, likewise: OpenTelemetry spans stored in ClickHouse. Embedded: chDB in the
+# data directory, opened by the span sink that `up` starts; distributed: CLICKHOUSE_URL.
+TRACING = {**from_environment(TracingSettings), "REDIS_URL": REDIS_URL}
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"  # also the supervisor's, which runs without Django
 LOGGING = {

@@ -3,6 +3,8 @@
 A secret must be readable to compute an HMAC, so it cannot be hashed: it is encrypted at
 rest (Fernet: AES-128-CBC with an HMAC-SHA256 tag) with a key that lives outside the
 database (`AGENTPLATFORM_WEBHOOK_SECRETS_KEY`, or one derived from `DJANGO_SECRET_KEY`).
+Keys derived from `DJANGO_SECRET_KEY` and its fallbacks always decrypt too, so that secrets
+stored before a key was set stay readable until re-encrypted (`agentplatform.encryption`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import hashlib
 import hmac
 import secrets
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 from agentplatform.conf import platform_settings
+from agentplatform.encryption import KeyRing, Unreadable
 from approvals.errors import WebhookSecretUnreadable
 
 SECRET_PREFIX = "whsec_"  # noqa: S105  # a marker, not a secret
@@ -30,20 +32,20 @@ def generate_secret() -> str:
 
 
 def encrypt(secret: str) -> str:
-    return _fernet().encrypt(secret.encode()).decode()
+    return keyring().encrypt(secret)
 
 
 def decrypt(token: str) -> str:
     try:
-        return _fernet().decrypt(token.encode()).decode()
-    except InvalidToken:
+        return keyring().decrypt(token)
+    except Unreadable:
         raise WebhookSecretUnreadable() from None
 
 
-def _fernet() -> MultiFernet:
+def keyring() -> KeyRing:
     """The first key encrypts; every key decrypts (put a new key first to rotate)."""
-    keys = platform_settings().WEBHOOK_SECRETS_KEY or [settings.SECRET_KEY]
-    return MultiFernet([Fernet(_derived(key)) for key in keys])
+    keys = [*platform_settings().WEBHOOK_SECRETS_KEY, settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    return KeyRing.of(_derived(key) for key in keys)
 
 
 def _derived(key: str) -> bytes:

@@ -1,18 +1,16 @@
 """The context app's knobs (`settings.AGENTPLATFORM_CONTEXT`), read through one typed object.
 
-Each field's metadata names its environment variable (`env`) and says what it means (`help`);
-the configuration reference in the docs is generated from them (`scripts/config_reference.py`).
+The defaults are here and nowhere else. Each field's metadata names its environment variable
+(`env`), the least value it takes (`minimum`) and what it means (`help`): `settings.py` passes
+only what the environment sets (`agentplatform.appsettings.from_environment`), and the
+configuration reference in the docs is generated from them (`scripts/config_reference.py`).
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
+from agentplatform.appsettings import AppSettings
 
 
 @dataclass(frozen=True)
@@ -40,11 +38,14 @@ class ContextSettings:
             ),
         },
     )
-    ENCRYPTION_KEY: str = field(
-        default="",
+    ENCRYPTION_KEY: list[str] = field(
+        default_factory=list,
         metadata={
             "env": "AGENTPLATFORM_ENCRYPTION_KEY",
-            "help": "a Fernet key for credentials stored in the database",
+            "help": (
+                "comma-separated Fernet keys encrypting credentials stored in the database: the first "
+                "encrypts, all decrypt"
+            ),
             "default": "derived from `DJANGO_SECRET_KEY`",
         },
     )
@@ -57,18 +58,6 @@ class ContextSettings:
     )
 
 
-@functools.cache
-def context_settings() -> ContextSettings:
-    configured: dict[str, Any] = getattr(settings, "AGENTPLATFORM_CONTEXT", {})
-    unknown = set(configured) - {f.name for f in fields(ContextSettings)}
-    if unknown:
-        raise ImproperlyConfigured(f"unknown AGENTPLATFORM_CONTEXT settings: {', '.join(sorted(unknown))}")
-    return ContextSettings(**configured)
-
-
-def _reset(*, setting: str, **_: Any) -> None:
-    if setting in ("AGENTPLATFORM_CONTEXT", "SECRET_KEY"):
-        context_settings.cache_clear()
-
-
-setting_changed.connect(_reset)
+context_settings = AppSettings(
+    ContextSettings, "AGENTPLATFORM_CONTEXT", reset_on=("SECRET_KEY", "SECRET_KEY_FALLBACKS")
+)

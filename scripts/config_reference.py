@@ -1,10 +1,11 @@
 """Write the settings tables of docs/reference/configuration.md from the settings dataclasses.
 
 Each field of `PlatformSettings`, `ContextSettings` and `TracingSettings` carries its
-environment variable (`metadata["env"]`), its meaning (`metadata["help"]`) and, when the
-effective default is computed elsewhere, how to describe it (`metadata["default"]`). The
-tables between the page's markers are generated from them; the rest of the page is written
-by hand. `tests/test_docs.py` fails when the page and the dataclasses disagree.
+environment variable (`metadata["env"]`), its meaning (`metadata["help"]`), the least value
+it takes (`metadata["minimum"]`) and, when the effective default is computed elsewhere, how
+to describe it (`metadata["default"]`). The tables between the page's markers are generated
+from them; the rest of the page is written by hand. `tests/test_docs.py` fails when the
+page and the dataclasses disagree.
 
     python scripts/config_reference.py          # rewrite the tables
     python scripts/config_reference.py --check  # exit 1 if the page is stale
@@ -54,6 +55,8 @@ def render() -> str:
             env = field.metadata.get("env")
             variable = f"`{env}`" if env else "(settings only)"
             help_text = field.metadata["help"]
+            if "minimum" in field.metadata:
+                help_text += f" (at least {_number(field.metadata['minimum'])})"
             lines.append(f'| {variable} | `{setting}["{field.name}"]` | {_default(field)} | {help_text} |')
     return "\n".join([*lines, "", END])
 
@@ -67,9 +70,11 @@ def _default(field: dataclasses.Field[Any]) -> str:
         return "(none)"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
-    if isinstance(value, float) and value.is_integer():
-        return f"`{int(value)}`"
-    return f"`{value}`"
+    return f"`{_number(value) if isinstance(value, float) else value}`"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def updated(page: str) -> str:

@@ -1,18 +1,16 @@
 """The tracing app's knobs (`settings.TRACING`), read through one typed object.
 
-Each field's metadata names its environment variable (`env`) and says what it means (`help`);
-the configuration reference in the docs is generated from them (`scripts/config_reference.py`).
+The defaults are here and nowhere else. Each field's metadata names its environment variable
+(`env`), the least value it takes (`minimum`) and what it means (`help`): `settings.py` passes
+only what the environment sets (`agentplatform.appsettings.from_environment`), and the
+configuration reference in the docs is generated from them (`scripts/config_reference.py`).
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
+from agentplatform.appsettings import AppSettings
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,7 @@ class TracingSettings:
         default=1_000_000,
         metadata={
             "env": "AGENTPLATFORM_TRACE_ROUTE_MAX_SPANS",
+            "minimum": 1,
             "help": "spans waiting in Redis for the span sink before senders keep theirs",
         },
     )
@@ -68,6 +67,7 @@ class TracingSettings:
         default=20_000,
         metadata={
             "env": "AGENTPLATFORM_TRACE_BUFFER_SPANS",
+            "minimum": 1,
             "help": "spans a process keeps while the store (or the route) is unreachable; more are dropped and counted",
         },
     )
@@ -76,12 +76,17 @@ class TracingSettings:
     )
     FLUSH_INTERVAL: float = field(
         default=1.0,
-        metadata={"env": "AGENTPLATFORM_TRACE_FLUSH_INTERVAL", "help": "seconds between exports of a partial batch"},
+        metadata={
+            "env": "AGENTPLATFORM_TRACE_FLUSH_INTERVAL",
+            "minimum": 0.01,
+            "help": "seconds between exports of a partial batch",
+        },
     )
     SINK_INTERVAL: float = field(
         default=5.0,
         metadata={
             "env": "AGENTPLATFORM_TRACE_SINK_INTERVAL",
+            "minimum": 0.01,
             "help": "seconds between the span sink's inserts (sooner under load): how fresh the embedded viewer is",
         },
     )
@@ -100,6 +105,7 @@ class TracingSettings:
         default=30,
         metadata={
             "env": "AGENTPLATFORM_TRACE_RETENTION_DAYS",
+            "minimum": 1,
             "help": "spans and traces older than this are dropped (applied by `migrate_clickhouse`)",
         },
     )
@@ -114,19 +120,4 @@ class TracingSettings:
     )
 
 
-@functools.cache
-def tracing_settings() -> TracingSettings:
-    configured: dict[str, Any] = getattr(settings, "TRACING", {})
-    known = {f.name for f in fields(TracingSettings)}
-    unknown = set(configured) - known
-    if unknown:
-        raise ImproperlyConfigured(f"unknown TRACING settings: {', '.join(sorted(unknown))}")
-    return TracingSettings(**configured)
-
-
-def _reset(*, setting: str, **_: Any) -> None:
-    if setting == "TRACING":
-        tracing_settings.cache_clear()
-
-
-setting_changed.connect(_reset)
+tracing_settings = AppSettings(TracingSettings, "TRACING")

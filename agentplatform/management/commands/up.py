@@ -139,6 +139,7 @@ def _lock(data_dir: Path) -> int:
     """One `up` per data directory (its database, Redis files and trace store): a lock that the
     supervisor holds as long as it runs (the span sink opens the trace store only when it has
     work, so the store's own lock does not tell)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(data_dir / "up.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
