@@ -1,0 +1,208 @@
+"""The LangGraph Agent Server API, end to end: the real `langgraph-sdk` client against a real
+Daphne process, the in-process worker and the fake model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from langgraph_sdk import get_sync_client
+from langgraph_sdk.client import SyncLangGraphClient
+from langgraph_sdk.errors import AuthenticationError, ConflictError, NotFoundError
+from langgraph_sdk.schema import Command
+
+from agents.langgraph.translate import assistant_id
+from agents.models import Run, RunStatus, Session
+from tests import sample_agents
+from tests.factories import agent_row
+from tests.fakes.llm_server import Call, Text, ToolCalls
+from tests.infra import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _url(daphne) -> str:
+    return daphne.url.replace("ws://", "http://") + "/langgraph"
+
+
+@pytest.fixture
+def connect(daphne) -> Iterator[Callable[[str], SyncLangGraphClient]]:
+    """LangGraph SDK clients for API keys, on the Daphne process; closed after the test."""
+    clients: list[SyncLangGraphClient] = []
+
+    def connect(key: str) -> SyncLangGraphClient:
+        clients.append(get_sync_client(url=_url(daphne), api_key=key))
+        return clients[-1]
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+def _says(text: str) -> dict:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def test_assistants_are_the_agents_the_key_may_use(daphne, connect, api, make_api):
+    client = connect(api.key)
+
+    found = client.assistants.search(limit=100)
+
+    names = {a["graph_id"] for a in found}
+    assert {"oai", "claude", "calc", "mailer"} <= names
+    oai = next(a for a in found if a["graph_id"] == "oai")
+    assert oai["assistant_id"] == assistant_id("oai")
+    assert client.assistants.get(oai["assistant_id"]) == oai
+    assert client.assistants.get("oai") == oai  # the graph name works where an id is taken
+    assert client.assistants.search(graph_id="calc")[0]["graph_id"] == "calc"
+    # a key restricted to one agent sees that one only
+    limited = connect(make_api("carol", agents=[agent_row("calc")]).key)
+    assert [a["graph_id"] for a in limited.assistants.search()] == ["calc"]
+    with pytest.raises(NotFoundError):
+        limited.assistants.get(oai["assistant_id"])
+
+
+def test_a_thread_keeps_the_conversation_across_waited_runs(daphne, connect, api, llm):
+    llm.enqueue(
+        ToolCalls([Call("get_weather", {"city": "Paris"})]),
+        Text("It is sunny in Paris."),
+        Text("You asked about Paris."),
+    )
+    client = connect(api.key)
+    thread = client.threads.create()
+    tid = thread["thread_id"]
+
+    first = client.runs.wait(tid, "oai", input=_says("Weather in Paris?"))
+    second = client.runs.wait(tid, assistant_id("oai"), input=_says("What did I ask?"))
+
+    kinds = [m["type"] for m in second["messages"]]
+    assert kinds == ["human", "ai", "tool", "ai", "human", "ai"]
+    assert first["messages"] == second["messages"][:4]
+    call = first["messages"][1]["tool_calls"][0]
+    assert (call["name"], call["args"], call["type"]) == ("get_weather", {"city": "Paris"}, "tool_call")
+    assert first["messages"][2]["tool_call_id"] == call["id"]
+    assert first["messages"][2]["content"] == "sunny in Paris, 21 celsius"
+    assert second["messages"][-1]["content"] == "You asked about Paris."
+    assert len({m["id"] for m in second["messages"]}) == 6
+    # the model was given the thread's conversation on the second run
+    assert "Weather in Paris?" in str(llm.requests[-1].body["messages"])
+    # the thread is the session: its state and status say so
+    state = client.threads.get_state(tid)
+    assert state["values"] == second
+    assert state["next"] == []
+    assert state["tasks"] == []
+    got = client.threads.get(tid)
+    assert got["status"] == "idle"
+    assert got["metadata"]["graph_id"] == "oai"
+    assert got["values"] == second
+    history = client.threads.get_history(tid)
+    assert [len(s["values"]["messages"]) for s in history] == [6, 4]  # after each run, newest first
+    assert Session.objects.get(pk=tid).agent.name == "oai"
+
+
+def test_a_stateless_wait_runs_on_a_new_thread(daphne, connect, api, llm):
+    llm.enqueue(Text("Hi."))
+    client = connect(api.key)
+
+    values = client.runs.wait(None, "oai", input={"messages": [{"type": "human", "content": "Hello"}]})
+
+    assert [(m["type"], m["content"]) for m in values["messages"]] == [("human", "Hello"), ("ai", "Hi.")]
+    run = Run.objects.get()
+    assert run.status == RunStatus.COMPLETED
+    assert run.session.owner.username == "alice"
+
+
+def test_a_background_run_is_created_joined_got_and_listed(daphne, connect, api, llm):
+    llm.enqueue(Text("Done."))
+    client = connect(api.key)
+    tid = client.threads.create(metadata={"topic": "reports"})["thread_id"]
+
+    run = client.runs.create(tid, "oai", input=_says("Write the report"), metadata={"ticket": "T-1"})
+    values = client.runs.join(tid, run["run_id"])
+
+    assert run["thread_id"] == tid
+    assert run["assistant_id"] == assistant_id("oai")
+    assert run["status"] in ("pending", "running", "success")
+    assert values["messages"][-1]["content"] == "Done."
+    got = client.runs.get(tid, run["run_id"])
+    assert got["status"] == "success"
+    assert got["metadata"] == {"ticket": "T-1"}
+    assert [r["run_id"] for r in client.runs.list(tid)] == [run["run_id"]]
+    assert client.runs.list(tid, status="error") == []
+    # threads are found by their metadata and status
+    assert [t["thread_id"] for t in client.threads.search(metadata={"topic": "reports"})] == [tid]
+    assert [t["thread_id"] for t in client.threads.search(status="idle")] == [tid]
+    assert client.threads.search(status="busy") == []
+
+
+def test_a_busy_thread_rejects_a_run_and_a_cancelled_run_is_interrupted(daphne, connect, api, llm):
+    sample_agents.GATE.clear()
+    llm.enqueue(ToolCalls([Call("wait_at_gate", {})]))  # a second model call would be a failure to cancel
+    client = connect(api.key)
+    tid = client.threads.create()["thread_id"]
+    run = client.runs.create(tid, "oai", input=_says("Wait at the gate"))
+    wait_until(lambda: ("wait_at_gate", {}) in sample_agents.CALLS)
+
+    with pytest.raises(ConflictError):
+        client.runs.create(tid, "oai", input=_says("And now?"), multitask_strategy="reject")
+    assert client.threads.get(tid)["status"] == "busy"
+    cancelling = client.runs.cancel(tid, run["run_id"])
+    sample_agents.GATE.set()
+    client.runs.join(tid, run["run_id"])
+
+    assert cancelling["status"] == "running"
+    assert client.runs.get(tid, run["run_id"])["status"] == "interrupted"
+    assert len(llm.requests) == 1
+    assert Run.objects.count() == 1  # the rejected run was never written
+
+
+def test_another_owners_thread_is_not_found(daphne, connect, api, make_api, llm):
+    llm.enqueue(Text("Secret."))
+    alice = connect(api.key)
+    tid = alice.threads.create()["thread_id"]
+    rid = alice.runs.create(tid, "oai", input=_says("My secret"))["run_id"]
+    alice.runs.join(tid, rid)
+    bob = connect(make_api("bob").key)
+
+    for call in (
+        lambda: bob.threads.get(tid),
+        lambda: bob.threads.get_state(tid),
+        lambda: bob.threads.delete(tid),
+        lambda: bob.runs.get(tid, rid),
+        lambda: bob.runs.list(tid),
+        lambda: bob.runs.wait(tid, "oai", input=_says("Tell me")),
+    ):
+        with pytest.raises(httpx.HTTPStatusError) as refused:  # runs.wait raises httpx's error itself
+            call()
+        assert refused.value.response.status_code == 404
+    assert bob.threads.search() == []
+    assert Run.objects.count() == 1
+    assert Session.objects.count() == 1
+    alice.threads.delete(tid)
+    with pytest.raises(NotFoundError):
+        alice.threads.get(tid)
+
+
+def test_bad_requests_answer_in_langgraphs_error_shape(daphne, connect, api):
+    client = connect(api.key)
+    tid = client.threads.create()["thread_id"]
+
+    for bad, status in (
+        ({"input": {"text": "no messages"}}, 422),
+        ({"command": Command(resume={"approved": True})}, 422),
+        ({"input": _says("hi"), "multitask_strategy": "sometimes"}, 422),
+        ({"input": _says("hi"), "assistant_id": "no-such-agent"}, 404),
+    ):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            client.runs.wait(tid, **{"assistant_id": "oai", **bad})
+        assert refused.value.response.status_code == status
+    with pytest.raises(AuthenticationError):
+        connect("ap_not-a-key").assistants.search()
+    response = httpx.get(f"{_url(daphne)}/threads/not-a-uuid", headers={"x-api-key": api.key})
+    assert response.status_code == 404
+    assert response.json()["detail"]
+    response = httpx.post(f"{_url(daphne)}/threads/{tid}/runs/wait", json={"input": {}}, headers={"x-api-key": api.key})
+    assert response.status_code == 422
+    assert set(response.json()) == {"detail", "code"}
+    assert Run.objects.count() == 0
