@@ -10,7 +10,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from agents import selectors
 from agents.errors import AgentNotFound, SessionNotFound
 from agents.langgraph import translate
-from agents.models import Agent, ApiKey, Run, Session
+from agents.models import Agent, ApiKey, Message, Run, Session
 
 
 def resolve_agent(assistant: str, api_key: ApiKey | None) -> Agent:
@@ -61,3 +61,7 @@ def history(session: Session, limit: int) -> list[dict[str, Any]]:
         if last is not None:
             states.append(translate.state(session, messages[: last + 1], str(run_id)))
     return states
+
+
+def thread_messages(session_id: UUID) -> list[Message]:
+    return list(Message.objects.filter(session_id=session_id).order_by("position"))

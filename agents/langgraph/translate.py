@@ -97,13 +97,18 @@ def run(row: Run, multitask_strategy: str = "reject") -> dict[str, Any]:
     }
 
 
+def message_id(session_id: uuid.UUID, position: int) -> str:
+    """A message's id, known before it is written (a streamed answer has it from its first chunk)."""
+    return str(uuid.uuid5(session_id, str(position)))
+
+
 def message(row: Message) -> dict[str, Any]:
     """A message as LangChain serializes it (`BaseMessage.model_dump()`)."""
     kind = ROLES[row.role]
     out: dict[str, Any] = {
         "type": kind,
         "content": row.content,
-        "id": str(row.pk),
+        "id": message_id(row.session_id, row.position),
         "name": None,
         "additional_kwargs": {},
         "response_metadata": {},

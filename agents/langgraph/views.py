@@ -7,7 +7,7 @@ import functools
 from typing import Any
 from uuid import UUID
 
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.renderers import JSONRenderer
@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from agentplatform.api import errors
 from agentplatform.api.base import CallerAPIView
+from agentplatform.api.sse import EventStreamRenderer, event_stream_response
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
 from agentplatform.handlers import Deferred, deferrable
@@ -24,7 +25,7 @@ from agents import selectors, services
 from agents.auth import ApiKeyAuthentication, ApiKeyHeaderAuthentication
 from agents.errors import RunNotFound
 from agents.langgraph import selectors as lg_selectors
-from agents.langgraph import translate
+from agents.langgraph import streams, translate
 from agents.models import ACTIVE_RUN_STATUSES, Run, RunStatus, Session
 
 
@@ -195,8 +196,8 @@ class RunCreate(serializers.Serializer):
 class RunsView(LangGraphView):
     """Starting a run, on a thread or (no thread) on a new one."""
 
-    def start(self, thread_id: UUID | None) -> tuple[Run, str]:
-        body = self.body(RunCreate)
+    def start(self, thread_id: UUID | None, body: dict[str, Any] | None = None) -> tuple[Run, str]:
+        body = body if body is not None else self.body(RunCreate)
         agent = lg_selectors.resolve_agent(body["assistant_id"], self.api_key)
         text = translate.human_input(body.get("input"))
         if thread_id is not None:
@@ -218,6 +219,27 @@ class RunCreateView(RunsView):
     def post(self, request: Request, thread_id: UUID | None = None) -> Response:
         run, strategy = self.start(thread_id)
         return Response(translate.run(run, strategy), headers=_locations(run))
+
+
+class RunStreamView(RunsView):
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    def post(self, request: Request, thread_id: UUID | None = None) -> StreamingHttpResponse:
+        body = self.body(RunCreate)
+        modes = _stream_modes(body.get("stream_mode"))
+        run, _ = self.start(thread_id, body)
+        response = event_stream_response(streams.stream_run(run, modes))
+        for name, value in _locations(run).items():
+            response[name] = value
+        return response
+
+
+def _stream_modes(raw: Any) -> list[str]:
+    modes = [raw] if isinstance(raw, str) else (raw or ["values"])
+    if not isinstance(modes, list) or not all(mode in streams.MODES for mode in modes):
+        supported = ", ".join(streams.MODES)
+        raise InvalidInput(f"stream_mode: supported modes are {supported}.", details={"field": "stream_mode"})
+    return modes
 
 
 class RunWaitView(RunsView):

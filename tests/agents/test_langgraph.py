@@ -3,17 +3,22 @@ Daphne process, the in-process worker and the fake model."""
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import SyncLangGraphClient
-from langgraph_sdk.errors import AuthenticationError, ConflictError, NotFoundError
+from langgraph_sdk.errors import AuthenticationError, ConflictError, NotFoundError, UnprocessableEntityError
 from langgraph_sdk.schema import Command
 
+from agents import events
+from agents.langgraph.selectors import thread_messages
+from agents.langgraph.streams import Parts
 from agents.langgraph.translate import assistant_id
-from agents.models import Run, RunStatus, Session
+from agents.models import Run, RunEvent, RunStatus, Session
 from tests import sample_agents
 from tests.factories import agent_row
 from tests.fakes.llm_server import Call, Text, ToolCalls
@@ -206,3 +211,92 @@ def test_bad_requests_answer_in_langgraphs_error_shape(daphne, connect, api):
     assert response.status_code == 422
     assert set(response.json()) == {"detail", "code"}
     assert Run.objects.count() == 0
+
+
+@pytest.fixture
+def every_chunk(settings):
+    """The worker stores each chunk of the answer as it comes (not joined with the next)."""
+    settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "DELTA_INTERVAL": 0.0}
+
+
+def test_a_streamed_run_sends_the_threads_values_after_each_step(daphne, connect, api, llm):
+    llm.enqueue(ToolCalls([Call("add", {"a": 20, "b": 22})]), Text("The sum is 42."))
+    client = connect(api.key)
+    tid = client.threads.create()["thread_id"]
+
+    parts = list(client.runs.stream(tid, "oai", input=_says("20 + 22?"), stream_mode="values"))
+
+    assert parts[0].event == "metadata"
+    run_id = parts[0].data["run_id"]
+    assert Run.objects.get(pk=run_id).session_id.hex == tid.replace("-", "")
+    values = [p.data for p in parts[1:]]
+    assert {p.event for p in parts[1:]} == {"values"}
+    kinds = [[m["type"] for m in v["messages"]] for v in values]
+    assert kinds[0] == ["human"]
+    assert kinds[-1] == ["human", "ai", "tool", "ai"]
+    assert kinds == sorted(kinds, key=len)  # each step adds to the thread
+    assert values[-1] == client.threads.get_state(tid)["values"]
+
+
+def test_a_streamed_answer_comes_in_partial_messages_then_complete_ones(daphne, connect, api, llm, every_chunk):
+    llm.enqueue(ToolCalls([Call("add", {"a": 1, "b": 2})]), Text("The sum is 3, as computed."))
+    client = connect(api.key)
+
+    parts = list(client.runs.stream(None, "oai", input=_says("1 + 2?"), stream_mode=["messages", "values"]))
+
+    events = [p.event for p in parts]
+    assert events[0] == "metadata"
+    complete = [p.data[0] for p in parts if p.event == "messages/complete"]
+    assert [m["type"] for m in complete] == ["ai", "tool", "ai"]
+    assert complete[0]["tool_calls"][0]["args"] == {"a": 1, "b": 2}
+    answer = complete[-1]
+    partial = [p.data[0] for p in parts if p.event == "messages/partial"]
+    assert partial, events
+    assert {m["id"] for m in partial} == {answer["id"]}  # the answer has its id from its first chunk
+    assert partial[-1]["content"] == answer["content"] == "The sum is 3, as computed."
+    assert all(len(a["content"]) < len(b["content"]) for a, b in itertools.pairwise(partial))
+    first_partial = events.index("messages/partial")
+    assert events[first_partial - 1] == "messages/metadata"
+    assert events[-1] == "values"
+    assert parts[-1].data["messages"][-1] == answer
+
+
+def test_a_stream_in_tuple_mode_sends_each_chunk_with_its_metadata(daphne, connect, api, llm, every_chunk):
+    llm.enqueue(Text("one two three"))
+    client = connect(api.key)
+
+    parts = list(client.runs.stream(None, "oai", input=_says("Count"), stream_mode="messages-tuple"))
+
+    chunks = [p.data for p in parts if p.event == "messages"]
+    assert chunks
+    assert "".join(chunk["content"] for chunk, _ in chunks) == "one two three"
+    assert {chunk["type"] for chunk, _ in chunks} == {"AIMessageChunk"}
+    assert {meta["graph_id"] for _, meta in chunks} == {"oai"}
+
+
+def test_an_unsupported_stream_mode_is_refused_before_anything_is_written(daphne, connect, api):
+    client = connect(api.key)
+    tid = client.threads.create()["thread_id"]
+
+    with pytest.raises(UnprocessableEntityError):
+        list(client.runs.stream(tid, "oai", input=_says("hi"), stream_mode="debug"))
+    assert Run.objects.count() == 0
+
+
+def test_a_replayed_stream_shows_the_thread_as_it_was_at_each_event(api, llm):
+    # Given a run that has finished before its stream reads a single event
+    llm.enqueue(ToolCalls([Call("add", {"a": 20, "b": 22})]), Text("The sum is 42."))
+    status, body = api.post("/api/v1/agents/oai/runs/", {"input": "20 + 22?"})
+    assert status == 201, body
+    run = Run.objects.select_related("agent").get(pk=body["id"])
+    messages = thread_messages(run.session_id)
+
+    # When its stored events are translated, each against the thread as it is now
+    parts = Parts(run, ["values"])
+    stored = RunEvent.objects.filter(run=run).order_by("seq")
+    sent = [part for row in stored for part in parts.step(messages, events.payload(row))]
+
+    # Then each values part is the thread as it was at that event
+    values = [json.loads(part.split("data: ", 1)[1]) for part in sent]
+    kinds = [[m["type"] for m in v["messages"]] for v in values]
+    assert kinds == [["human"], ["human", "ai"], ["human", "ai", "tool"], ["human", "ai", "tool", "ai"]]
