@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTransform
 
 from agents import selectors
 from agents.errors import AgentNotFound, SessionNotFound
@@ -41,6 +42,14 @@ def get_thread(owner: Any, thread_id: UUID | str) -> Session:
 def newest_run_id(session: Session) -> str | None:
     found = Run.objects.filter(session=session).order_by("-created_at").values_list("pk", flat=True).first()
     return str(found) if found is not None else None
+
+
+def with_metadata(found: QuerySet[Any], metadata: dict[str, Any]) -> QuerySet[Any]:
+    """`found` narrowed to the threads whose metadata has each key with its value (the key as it
+    is: `a__b` is a key, not a lookup)."""
+    for n, (key, value) in enumerate(metadata.items()):
+        found = found.alias(**{f"_meta_{n}": KeyTransform(key, "metadata")}).filter(**{f"_meta_{n}": value})
+    return found
 
 
 def with_thread_status(found: QuerySet[Any], wanted: str) -> QuerySet[Any]:

@@ -130,8 +130,7 @@ class ThreadSearchView(LangGraphView):
     def post(self, request: Request) -> Response:
         body = self.body(ThreadSearch)
         found = lg_selectors.threads(self.owner)
-        for key, value in (body.get("metadata") or {}).items():
-            found = found.filter(**{f"metadata__{key}": value})
+        found = lg_selectors.with_metadata(found, body.get("metadata") or {})
         if "ids" in body:
             found = found.filter(pk__in=body["ids"])
         if "status" in body:

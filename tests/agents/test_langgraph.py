@@ -202,6 +202,7 @@ def test_bad_requests_answer_in_langgraphs_error_shape(daphne, connect, api):
         with pytest.raises(httpx.HTTPStatusError) as refused:
             client.runs.wait(tid, **{"assistant_id": "oai", **bad})
         assert refused.value.response.status_code == status
+    assert client.threads.search(metadata={"a__contains": "x"}) == []  # a key, not a lookup
     with pytest.raises(AuthenticationError):
         connect("ap_not-a-key").assistants.search()
     response = httpx.get(f"{_url(daphne)}/threads/not-a-uuid", headers={"x-api-key": api.key})
