@@ -9,7 +9,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
 
 from agents import selectors
-from agents.errors import AgentNotFound, SessionNotFound
+from agents.errors import AgentNotFound, RunNotFound, SessionNotFound
 from agents.langgraph import translate
 from agents.models import Agent, ApiKey, Message, Run, Session
 
@@ -37,6 +37,13 @@ def get_thread(owner: Any, thread_id: UUID | str) -> Session:
         return threads(owner).get(pk=thread_id)
     except (Session.DoesNotExist, ValueError):
         raise SessionNotFound(f"Thread {thread_id} not found.") from None
+
+
+def thread_run(owner: Any, thread_id: UUID, run_id: UUID) -> Run:
+    run = selectors.owned_runs(owner).filter(pk=run_id, session_id=thread_id).first()
+    if run is None:
+        raise RunNotFound(f"Run {run_id} not found.")
+    return run
 
 
 def newest_run_id(session: Session) -> str | None:

@@ -23,7 +23,6 @@ from agentplatform.handlers import Deferred, deferrable
 from agentplatform.pools import web_pool
 from agents import selectors, services
 from agents.auth import ApiKeyAuthentication, ApiKeyHeaderAuthentication
-from agents.errors import RunNotFound
 from agents.langgraph import selectors as lg_selectors
 from agents.langgraph import streams, translate
 from agents.models import ACTIVE_RUN_STATUSES, Run, RunStatus, Session
@@ -102,7 +101,7 @@ class ThreadSearch(Page):
 
 
 def _thread(session: Session, *, with_values: bool = False) -> dict[str, Any]:
-    values = translate.values(selectors.session_messages(session).order_by("position")) if with_values else None
+    values = translate.values(lg_selectors.thread_messages(session.pk)) if with_values else None
     return translate.thread(session, translate.thread_status(getattr(session, "last_run_status", None)), values)
 
 
@@ -153,7 +152,7 @@ class ThreadDetailView(LangGraphView):
 class ThreadStateView(LangGraphView):
     def get(self, request: Request, thread_id: UUID) -> Response:
         session = lg_selectors.get_thread(self.owner, thread_id)
-        messages = list(selectors.session_messages(session).order_by("position"))
+        messages = lg_selectors.thread_messages(session.pk)
         return Response(translate.state(session, messages, lg_selectors.newest_run_id(session)))
 
 
@@ -271,7 +270,7 @@ def _values_response(run: Run) -> HttpResponse:
         error = fresh.error or {}
         body: dict[str, Any] = {"__error__": {"error": error.get("code", "error"), "message": error.get("message", "")}}
     else:
-        body = translate.values(selectors.session_messages(fresh.session).order_by("position"))
+        body = translate.values(lg_selectors.thread_messages(fresh.session_id))
     return JsonResponse(body, headers=_locations(fresh))
 
 
@@ -294,21 +293,14 @@ class RunCollectionView(RunCreateView):
         return dict(page.validated_data)
 
 
-def _thread_run(owner: Any, thread_id: UUID, run_id: UUID) -> Run:
-    run = selectors.owned_runs(owner).filter(pk=run_id, session_id=thread_id).first()
-    if run is None:
-        raise RunNotFound(f"Run {run_id} not found.")
-    return run
-
-
 class RunDetailView(LangGraphView):
     def get(self, request: Request, thread_id: UUID, run_id: UUID) -> Response:
-        return Response(translate.run(_thread_run(self.owner, thread_id, run_id)))
+        return Response(translate.run(lg_selectors.thread_run(self.owner, thread_id, run_id)))
 
 
 class RunCancelView(LangGraphView):
     def post(self, request: Request, thread_id: UUID, run_id: UUID) -> Response:
-        run = services.cancel_run(self.owner, _thread_run(self.owner, thread_id, run_id).pk)
+        run = services.cancel_run(self.owner, lg_selectors.thread_run(self.owner, thread_id, run_id).pk)
         if request.query_params.get("wait") in ("1", "true") and run.status in ACTIVE_RUN_STATUSES:
             run, _ = services.wait_for_run(run, platform_settings().RUN_WAIT_SECONDS)
         return Response(translate.run(run), status=status.HTTP_202_ACCEPTED)
@@ -316,4 +308,4 @@ class RunCancelView(LangGraphView):
 
 class RunJoinView(LangGraphView):
     def get(self, request: Request, thread_id: UUID, run_id: UUID) -> HttpResponse:
-        return _when_finished(request, _thread_run(self.owner, thread_id, run_id))
+        return _when_finished(request, lg_selectors.thread_run(self.owner, thread_id, run_id))

@@ -301,3 +301,30 @@ def test_a_replayed_stream_shows_the_thread_as_it_was_at_each_event(api, llm):
     values = [json.loads(part.split("data: ", 1)[1]) for part in sent]
     kinds = [[m["type"] for m in v["messages"]] for v in values]
     assert kinds == [["human"], ["human", "ai"], ["human", "ai", "tool"], ["human", "ai", "tool", "ai"]]
+
+
+def test_searching_threads_takes_the_same_queries_for_one_thread_or_many(api, alice, django_assert_num_queries):
+    # Given one thread, then five, each with a run
+    def search() -> list:
+        status, found = api.post("/langgraph/threads/search", {"limit": 50})
+        assert status == 200, found
+        return found
+
+    _threads_with_runs(alice, 1)
+    search()  # the key's first use records it
+    with django_assert_num_queries(2):  # the key with its user, then the threads with their status
+        assert len(search()) == 1
+    _threads_with_runs(alice, 4)
+
+    # When they are searched, Then the queries do not grow with the threads
+    with django_assert_num_queries(2):
+        found = search()
+    assert len(found) == 5
+    assert {t["status"] for t in found} == {"idle"}
+
+
+def _threads_with_runs(owner, count: int) -> None:
+    agent = agent_row("oai")
+    for _ in range(count):
+        session = Session.objects.create(owner=owner, agent=agent)
+        Run.objects.create(session=session, agent=agent, owner=owner, status=RunStatus.COMPLETED, input="hi")
