@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
 
 from agents import selectors
@@ -77,6 +77,12 @@ def history(session: Session, limit: int) -> list[dict[str, Any]]:
         if last is not None:
             states.append(translate.state(session, messages[: last + 1], str(run_id)))
     return states
+
+
+def with_messages(found: QuerySet[Any]) -> QuerySet[Any]:
+    """Each thread with its messages in order (`ordered_messages`), in one more query."""
+    ordered = Message.objects.order_by("position")
+    return found.prefetch_related(Prefetch("messages", queryset=ordered, to_attr="ordered_messages"))
 
 
 def thread_messages(session_id: UUID) -> list[Message]:

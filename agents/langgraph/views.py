@@ -25,7 +25,7 @@ from agents import selectors, services
 from agents.auth import ApiKeyAuthentication, ApiKeyHeaderAuthentication
 from agents.langgraph import selectors as lg_selectors
 from agents.langgraph import streams, translate
-from agents.models import ACTIVE_RUN_STATUSES, Run, RunStatus, Session
+from agents.models import ACTIVE_RUN_STATUSES, Message, Run, RunStatus, Session
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -100,8 +100,8 @@ class ThreadSearch(Page):
     sort_order = serializers.ChoiceField(["asc", "desc"], default="desc")
 
 
-def _thread(session: Session, *, with_values: bool = False) -> dict[str, Any]:
-    values = translate.values(lg_selectors.thread_messages(session.pk)) if with_values else None
+def _thread(session: Session, messages: list[Message] | None = None) -> dict[str, Any]:
+    values = translate.values(messages if messages is not None else lg_selectors.thread_messages(session.pk))
     return translate.thread(session, translate.thread_status(getattr(session, "last_run_status", None)), values)
 
 
@@ -118,7 +118,7 @@ class ThreadListView(LangGraphView):
         else:  # named by the first run on the thread (`assign_agent`); until then, the first agent
             agent = selectors.visible_agents(self.api_key).order_by("name").first() or _no_assistant()
         session = services.create_session(owner=self.owner, agent=agent, metadata=metadata)
-        return Response(_thread(session))
+        return Response(_thread(session, []))
 
 
 def _no_assistant() -> Any:
@@ -136,13 +136,13 @@ class ThreadSearchView(LangGraphView):
             found = lg_selectors.with_thread_status(found, body["status"])
         order = {"thread_id": "pk"}.get(body["sort_by"], body["sort_by"])
         found = found.order_by(order if body["sort_order"] == "asc" else f"-{order}")
-        page = found[body["offset"] : body["offset"] + body["limit"]]
-        return Response([_thread(session) for session in page])
+        page = lg_selectors.with_messages(found[body["offset"] : body["offset"] + body["limit"]])
+        return Response([_thread(session, session.ordered_messages) for session in page])
 
 
 class ThreadDetailView(LangGraphView):
     def get(self, request: Request, thread_id: UUID) -> Response:
-        return Response(_thread(lg_selectors.get_thread(self.owner, thread_id), with_values=True))
+        return Response(_thread(lg_selectors.get_thread(self.owner, thread_id)))
 
     def delete(self, request: Request, thread_id: UUID) -> Response:
         services.delete_session(lg_selectors.get_thread(self.owner, thread_id))

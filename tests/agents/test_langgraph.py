@@ -136,7 +136,9 @@ def test_a_background_run_is_created_joined_got_and_listed(daphne, connect, api,
     assert [r["run_id"] for r in client.runs.list(tid)] == [run["run_id"]]
     assert client.runs.list(tid, status="error") == []
     # threads are found by their metadata and status
-    assert [t["thread_id"] for t in client.threads.search(metadata={"topic": "reports"})] == [tid]
+    found = client.threads.search(metadata={"topic": "reports"})
+    assert [t["thread_id"] for t in found] == [tid]
+    assert found[0]["values"] == values  # with their values, as threads.get has them
     assert [t["thread_id"] for t in client.threads.search(status="idle")] == [tid]
     assert client.threads.search(status="busy") == []
 
@@ -312,12 +314,12 @@ def test_searching_threads_takes_the_same_queries_for_one_thread_or_many(api, al
 
     _threads_with_runs(alice, 1)
     search()  # the key's first use records it
-    with django_assert_num_queries(2):  # the key with its user, then the threads with their status
+    with django_assert_num_queries(3):  # the key with its user, the threads with their status, their messages
         assert len(search()) == 1
     _threads_with_runs(alice, 4)
 
     # When they are searched, Then the queries do not grow with the threads
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         found = search()
     assert len(found) == 5
     assert {t["status"] for t in found} == {"idle"}
