@@ -12,6 +12,7 @@ from agents import selectors
 from agents.errors import AgentNotFound, RunNotFound, SessionNotFound
 from agents.langgraph import translate
 from agents.models import Agent, ApiKey, Message, Run, Session
+from approvals.models import ApprovalRequest, ApprovalStatus
 
 
 def resolve_agent(assistant: str, api_key: ApiKey | None) -> Agent:
@@ -75,7 +76,7 @@ def history(session: Session, limit: int) -> list[dict[str, Any]]:
     for run_id in runs:
         last = max((i for i, m in enumerate(messages) if m.run_id == run_id), default=None)
         if last is not None:
-            states.append(translate.state(session, messages[: last + 1], str(run_id)))
+            states.append(translate.state(session, messages[: last + 1], str(run_id), []))
     return states
 
 
@@ -87,3 +88,9 @@ def with_messages(found: QuerySet[Any]) -> QuerySet[Any]:
 
 def thread_messages(session_id: UUID) -> list[Message]:
     return list(Message.objects.filter(session_id=session_id).order_by("position"))
+
+
+def pending_approvals(session_id: UUID) -> list[ApprovalRequest]:
+    """The tool calls the thread's run waits on (a LangGraph interrupt each)."""
+    rows = ApprovalRequest.objects.filter(session_id=session_id, status=ApprovalStatus.PENDING)
+    return list(rows.order_by("requested_at", "id"))

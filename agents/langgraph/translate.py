@@ -9,6 +9,7 @@ from typing import Any
 
 from agentplatform.errors import InvalidInput
 from agents.models import Agent, IfBusy, Message, Run, RunStatus, Session
+from approvals.models import ApprovalRequest
 
 # assistant_id = uuid5(ASSISTANTS, agent name): stable across processes and restarts.
 ASSISTANTS = uuid.UUID("6d1f0c3e-9a51-4a43-8f0c-1f3b6c2a4e10")
@@ -129,15 +130,32 @@ def values(messages: Iterable[Message]) -> dict[str, Any]:
     return {"messages": [message(row) for row in messages]}
 
 
-def state(session: Session, messages: list[Message], checkpoint_id: str | None) -> dict[str, Any]:
-    """A thread's state: its values now. No checkpoints are kept apart from the messages; the
-    newest run stands for the checkpoint."""
+def interrupt(request: ApprovalRequest) -> dict[str, Any]:
+    """A tool call waiting for approval, as a LangGraph interrupt."""
+    value = {
+        "approval_id": str(request.pk),
+        "call_id": request.call_id,
+        "tool": request.tool_name,
+        "arguments": request.arguments,
+        "expires_at": _time(request.expires_at),
+    }
+    return {"value": value, "id": str(request.pk)}
+
+
+def state(
+    session: Session, messages: list[Message], checkpoint_id: str | None, pending: list[ApprovalRequest]
+) -> dict[str, Any]:
+    """A thread's state: its values now, and the tool calls waiting for approval as interrupts
+    of a `tools` task. No checkpoints are kept apart from the messages; the newest run stands
+    for the checkpoint."""
     checkpoint = {"thread_id": str(session.pk), "checkpoint_ns": "", "checkpoint_id": checkpoint_id}
+    interrupts = [interrupt(request) for request in pending]
+    task = {"id": checkpoint_id, "name": "tools", "path": ["tools"], "error": None, "interrupts": interrupts}
     return {
         "values": values(messages),
-        "next": [],
-        "tasks": [],
-        "interrupts": [],
+        "next": ["tools"] if interrupts else [],
+        "tasks": [{**task, "checkpoint": None, "state": None, "result": None}] if interrupts else [],
+        "interrupts": interrupts,
         "checkpoint": checkpoint,
         "parent_checkpoint": None,
         "metadata": {"graph_id": session.agent.name, "assistant_id": assistant_id(session.agent.name)},

@@ -153,7 +153,8 @@ class ThreadStateView(LangGraphView):
     def get(self, request: Request, thread_id: UUID) -> Response:
         session = lg_selectors.get_thread(self.owner, thread_id)
         messages = lg_selectors.thread_messages(session.pk)
-        return Response(translate.state(session, messages, lg_selectors.newest_run_id(session)))
+        pending = lg_selectors.pending_approvals(session.pk)
+        return Response(translate.state(session, messages, lg_selectors.newest_run_id(session), pending))
 
 
 class History(serializers.Serializer):
@@ -271,6 +272,8 @@ def _values_response(run: Run) -> HttpResponse:
         body: dict[str, Any] = {"__error__": {"error": error.get("code", "error"), "message": error.get("message", "")}}
     else:
         body = translate.values(lg_selectors.thread_messages(fresh.session_id))
+        if fresh.status == RunStatus.AWAITING_APPROVAL:
+            body["__interrupt__"] = [translate.interrupt(r) for r in lg_selectors.pending_approvals(fresh.session_id)]
     return JsonResponse(body, headers=_locations(fresh))
 
 

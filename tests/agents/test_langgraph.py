@@ -19,6 +19,7 @@ from agents.langgraph.selectors import thread_messages
 from agents.langgraph.streams import Parts
 from agents.langgraph.translate import assistant_id
 from agents.models import Run, RunEvent, RunStatus, Session
+from approvals.models import ApprovalRequest
 from tests import sample_agents
 from tests.factories import agent_row
 from tests.fakes.llm_server import Call, Text, ToolCalls
@@ -330,3 +331,24 @@ def _threads_with_runs(owner, count: int) -> None:
     for _ in range(count):
         session = Session.objects.create(owner=owner, agent=agent)
         Run.objects.create(session=session, agent=agent, owner=owner, status=RunStatus.COMPLETED, input="hi")
+
+
+def test_a_call_waiting_for_approval_is_an_interrupt(daphne, connect, api, llm):
+    llm.enqueue(ToolCalls([Call("send_email", {"to": "ann@example.com", "subject": "Hi"})]))
+    client = connect(api.key)
+    tid = client.threads.create()["thread_id"]
+
+    values = client.runs.wait(tid, "oai", input=_says("Email Ann"))
+
+    (interrupt,) = values["__interrupt__"]
+    approval = ApprovalRequest.objects.get()
+    assert interrupt["id"] == str(approval.pk)
+    assert interrupt["value"]["tool"] == "send_email"
+    assert interrupt["value"]["arguments"] == {"to": "ann@example.com", "subject": "Hi"}
+    assert values["messages"][-1]["tool_calls"][0]["id"] == interrupt["value"]["call_id"]
+    assert client.threads.get(tid)["status"] == "interrupted"
+    state = client.threads.get_state(tid)
+    assert state["next"] == ["tools"]
+    assert state["interrupts"] == [interrupt]
+    assert state["tasks"][0]["interrupts"] == [interrupt]
+    assert "__interrupt__" not in state["values"]
