@@ -94,3 +94,9 @@ def pending_approvals(session_id: UUID) -> list[ApprovalRequest]:
     """The tool calls the thread's run waits on (a LangGraph interrupt each)."""
     rows = ApprovalRequest.objects.filter(session_id=session_id, status=ApprovalStatus.PENDING)
     return list(rows.order_by("requested_at", "id"))
+
+
+def last_event(thread_id: UUID) -> int:
+    """The sequence number of the last event of the thread's newest run."""
+    run_id = Run.objects.filter(session_id=thread_id).order_by("-created_at").values_list("pk", flat=True).first()
+    return selectors.last_seq(run_id) if run_id is not None else 0

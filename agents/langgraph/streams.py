@@ -26,10 +26,12 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def stream_run(run: Run, modes: list[str]) -> AsyncIterator[str]:
-    parts = Parts(run, modes)
+async def stream_run(run: Run, modes: list[str], after: int = 0) -> AsyncIterator[str]:
+    """The run's stream from its start, or (a resumed run) from its events after `after`."""
+    count = len(await web_pool().run(lg_selectors.thread_messages, run.session_id)) if after else None
+    parts = Parts(run, modes, count)
     yield sse("metadata", {"run_id": str(run.pk), "attempt": 1})
-    async for event in run_events(run.pk, run.session_id, 0):
+    async for event in run_events(run.pk, run.session_id, after):
         if event is None:
             yield HEARTBEAT
             continue
@@ -49,9 +51,9 @@ async def stream_run(run: Run, modes: list[str]) -> AsyncIterator[str]:
 class Parts:
     """What one run's stream has sent so far, and the parts each new step adds."""
 
-    def __init__(self, run: Run, modes: list[str]) -> None:
+    def __init__(self, run: Run, modes: list[str], count: int | None = None) -> None:
         self.run, self.modes = run, set(modes)
-        self.count: int | None = None  # the thread's messages the stream has accounted for
+        self.count = count  # the thread's messages the stream has accounted for (None: from the start)
         self.streamed: dict[str, str] = {}  # message id -> text streamed so far
         self.metadata = {
             "run_id": str(run.pk),

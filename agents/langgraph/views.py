@@ -3,10 +3,13 @@ selector, answer in LangGraph's shape (see `translate`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from typing import Any
 from uuid import UUID
 
+from asgiref.sync import async_to_sync
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -22,9 +25,10 @@ from agentplatform.errors import InvalidInput
 from agentplatform.handlers import Deferred, deferrable
 from agentplatform.pools import web_pool
 from agents import selectors, services
+from agents.api.streams import run_events
 from agents.auth import ApiKeyAuthentication, ApiKeyHeaderAuthentication
+from agents.langgraph import interrupts, streams, translate
 from agents.langgraph import selectors as lg_selectors
-from agents.langgraph import streams, translate
 from agents.models import ACTIVE_RUN_STATUSES, Message, Run, RunStatus, Session
 
 
@@ -183,7 +187,7 @@ class RunCreate(serializers.Serializer):
     interrupt_before = serializers.JSONField(required=False)
     interrupt_after = serializers.JSONField(required=False)
 
-    UNSUPPORTED = ("command", "checkpoint", "checkpoint_id", "interrupt_before", "interrupt_after")
+    UNSUPPORTED = ("checkpoint", "checkpoint_id", "interrupt_before", "interrupt_after")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         unsupported = [name for name in self.UNSUPPORTED if attrs.get(name)]
@@ -195,8 +199,18 @@ class RunCreate(serializers.Serializer):
 class RunsView(LangGraphView):
     """Starting a run, on a thread or (no thread) on a new one."""
 
-    def start(self, thread_id: UUID | None, body: dict[str, Any] | None = None) -> tuple[Run, str]:
+    def start(self, thread_id: UUID | None, body: dict[str, Any] | None = None) -> tuple[Run, str, int]:
+        """The run started, its multitask strategy, and the event it is followed after: 0 for
+        a new run; for a `Command(resume=...)`, the paused run's last event before the decisions."""
         body = body if body is not None else self.body(RunCreate)
+        if body.get("command") is not None:
+            if thread_id is None or body.get("input") is not None:
+                message = "command: resume on a thread, without input."
+                raise InvalidInput(message, details={"field": "command"})
+            lg_selectors.get_thread(self.owner, thread_id)
+            after = lg_selectors.last_event(thread_id)
+            run = interrupts.resume(self.owner, self.api_key, thread_id, body["command"])
+            return run, body["multitask_strategy"], after
         agent = lg_selectors.resolve_agent(body["assistant_id"], self.api_key)
         text = translate.human_input(body.get("input"))
         if thread_id is not None:
@@ -211,12 +225,12 @@ class RunsView(LangGraphView):
             metadata=body["metadata"],
             if_busy=translate.IF_BUSY[body["multitask_strategy"]],
         )
-        return run, body["multitask_strategy"]
+        return run, body["multitask_strategy"], 0
 
 
 class RunCreateView(RunsView):
     def post(self, request: Request, thread_id: UUID | None = None) -> Response:
-        run, strategy = self.start(thread_id)
+        run, strategy, _ = self.start(thread_id)
         return Response(translate.run(run, strategy), headers=_locations(run))
 
 
@@ -226,8 +240,8 @@ class RunStreamView(RunsView):
     def post(self, request: Request, thread_id: UUID | None = None) -> StreamingHttpResponse:
         body = self.body(RunCreate)
         modes = _stream_modes(body.get("stream_mode"))
-        run, _ = self.start(thread_id, body)
-        response = event_stream_response(streams.stream_run(run, modes))
+        run, _, after = self.start(thread_id, body)
+        response = event_stream_response(streams.stream_run(run, modes, after))
         for name, value in _locations(run).items():
             response[name] = value
         return response
@@ -243,21 +257,34 @@ def _stream_modes(raw: Any) -> list[str]:
 
 class RunWaitView(RunsView):
     def post(self, request: Request, thread_id: UUID | None = None) -> HttpResponse:
-        run, _ = self.start(thread_id)
-        return _when_finished(request, run)
+        run, _, after = self.start(thread_id)
+        return _when_finished(request, run, after)
 
 
 def _locations(run: Run) -> dict[str, str]:
     return {"Content-Location": f"/threads/{run.session_id}/runs/{run.pk}"}
 
 
-def _when_finished(request: Request, run: Run) -> HttpResponse:
-    """The thread's values once the run has finished (or, past the wait limit, as they are)."""
+def _when_finished(request: Request, run: Run, after: int = 0) -> HttpResponse:
+    """The thread's values once the run has finished or paused (or, past the wait limit, as
+    they are). A resumed run is waited for through its events after `after`."""
     timeout = platform_settings().RUN_WAIT_SECONDS
+    if after:
+        wait = functools.partial(_resumed_values, run, after, timeout)
+        return Deferred(wait) if deferrable(request) else async_to_sync(wait)()
     if deferrable(request):  # the wait is on the event loop, holding no thread
         return Deferred(functools.partial(_awaited_values, run, timeout))
     services.wait_for_run(run, timeout)
     return _values_response(run)
+
+
+async def _resumed_values(run: Run, after: int, timeout: float) -> HttpResponse:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            async for event in run_events(run.pk, run.session_id, after):
+                if event is not None and event["type"] in streams.ENDS:
+                    break
+    return await web_pool().run(_values_response, run)
 
 
 async def _awaited_values(run: Run, timeout: float) -> HttpResponse:

@@ -198,7 +198,8 @@ def test_bad_requests_answer_in_langgraphs_error_shape(daphne, connect, api):
 
     for bad, status in (
         ({"input": {"text": "no messages"}}, 422),
-        ({"command": Command(resume={"approved": True})}, 422),
+        ({"command": Command(resume={"approved": True})}, 409),  # nothing to resume
+        ({"command": Command(goto="tools")}, 422),
         ({"input": _says("hi"), "multitask_strategy": "sometimes"}, 422),
         ({"input": _says("hi"), "assistant_id": "no-such-agent"}, 404),
     ):
@@ -352,3 +353,49 @@ def test_a_call_waiting_for_approval_is_an_interrupt(daphne, connect, api, llm):
     assert state["interrupts"] == [interrupt]
     assert state["tasks"][0]["interrupts"] == [interrupt]
     assert "__interrupt__" not in state["values"]
+
+
+def test_a_command_resumes_the_interrupt_through_the_approvals_service(daphne, connect, api, make_api, llm):
+    # Given a run paused on a CONFIRM call, on the thread of a key that may decide
+    llm.enqueue(ToolCalls([Call("send_email", {"to": "ann@example.com", "subject": "Hi"})]), Text("Sent."))
+    reviewer = make_api("rita", scopes=["approvals:decide"])
+    client = connect(reviewer.key)
+    tid = client.threads.create()["thread_id"]
+    (interrupt,) = client.runs.wait(tid, "oai", input=_says("Email Ann"))["__interrupt__"]
+
+    # When a key without the right tries, then the reviewer approves with edited arguments
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        connect(api.key).runs.wait(tid, "oai", command=Command(resume={"approved": True}))
+    assert refused.value.response.status_code == 404  # not even visible to another owner
+    edited = {"to": "ann@example.com", "subject": "Hello"}
+    values = client.runs.wait(
+        tid, "oai", command=Command(resume={interrupt["id"]: {"approved": True, "arguments": edited}})
+    )
+
+    # Then the tool ran with exactly the approved arguments and the run finished
+    assert "__interrupt__" not in values
+    assert [m["type"] for m in values["messages"]] == ["human", "ai", "tool", "ai"]
+    assert values["messages"][-1]["content"] == "Sent."
+    assert [("send_email", edited)] == sample_agents.CALLS
+    approval = ApprovalRequest.objects.get()
+    assert approval.status == "approved"
+    assert approval.decided_by is not None
+    assert approval.decided_by.username == "rita"
+    assert client.threads.get(tid)["status"] == "idle"
+    assert Run.objects.count() == 1  # a resume continues the paused run
+
+
+def test_resuming_needs_the_right_to_decide(daphne, connect, api, llm):
+    llm.enqueue(ToolCalls([Call("send_email", {"to": "ann@example.com", "subject": "Hi"})]))
+    client = connect(api.key)  # a key without the approvals:decide scope
+    tid = client.threads.create()["thread_id"]
+    client.runs.wait(tid, "oai", input=_says("Email Ann"))
+
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        client.runs.wait(tid, "oai", command=Command(resume={"approved": False, "reason": "no"}))
+
+    assert refused.value.response.status_code == 403
+    assert ApprovalRequest.objects.get().status == "pending"
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        client.runs.wait(tid, "oai", command=Command(resume="yes"))
+    assert refused.value.response.status_code == 422
