@@ -1,4 +1,4 @@
-"""`Authorization: Bearer <api key>` for DRF."""
+"""API keys for DRF: `Authorization: Bearer <api key>`, or `X-Api-Key: <api key>` (LangGraph's SDK)."""
 
 from __future__ import annotations
 
@@ -50,3 +50,22 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+class ApiKeyHeaderAuthentication(authentication.BaseAuthentication):
+    """The key in `X-Api-Key`, as LangGraph's SDK sends it; checked exactly like a bearer key."""
+
+    header = "X-Api-Key"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        key = request.headers.get(self.header, "").strip()
+        if not key:
+            return None
+        try:
+            api_key = authenticate_key(key)
+        except ApiKeyRejected as exc:
+            raise exceptions.AuthenticationFailed(exc.message, code=exc.code) from None
+        return api_key.user, api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.header

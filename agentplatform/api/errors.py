@@ -124,6 +124,8 @@ class BrokerUnavailable(Unavailable):
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/langgraph/"):  # LangGraph's shape (agents.langgraph)
+        return JsonResponse({"detail": "Not Found", "code": "not_found"}, status=404)
     if request.path.startswith("/api/"):
         # No route matched: an unknown path, or an id in it that is not one (ids are UUIDs).
         return JsonResponse(error_body("not_found", "No such endpoint, or no object with this id."), status=404)

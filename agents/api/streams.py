@@ -81,6 +81,13 @@ stored_session = _closing(_stored_session)
 
 async def follow_run(run_id: UUID, session_id: UUID, after: int) -> AsyncIterator[str]:
     """A run's events with seq > `after` as SSE, in order and once each, ending with its final event."""
+    async for event in run_events(run_id, session_id, after):
+        yield HEARTBEAT if event is None else events.as_sse(event)
+
+
+async def run_events(run_id: UUID, session_id: UUID, after: int) -> AsyncIterator[EventPayload | None]:
+    """A run's events with seq > `after`, in order and once each, ending with its final event;
+    None while the run is quiet, once per HEARTBEAT_SECONDS (a stream's keep-alive)."""
     layer = get_channel_layer()
     channel = await layer.new_channel()
     group = events.session_group(session_id)
@@ -93,13 +100,13 @@ async def follow_run(run_id: UUID, session_id: UUID, after: int) -> AsyncIterato
                 stored, ended = await stored_run(run_id, cursor.last[run])
                 found, _ = cursor.take(stored)
                 for event in found:
-                    yield events.as_sse(event)
+                    yield event
                 if found:
                     continue  # the next page
                 if ended:
                     break
                 if idle:
-                    yield HEARTBEAT
+                    yield None
             try:
                 message = await asyncio.wait_for(layer.receive(channel), HEARTBEAT_SECONDS)
             except TimeoutError:
@@ -108,6 +115,6 @@ async def follow_run(run_id: UUID, session_id: UUID, after: int) -> AsyncIterato
             found, replay = cursor.take(e for e in message.get("events", []) if e["run_id"] == run)
             idle = False
             for event in found:
-                yield events.as_sse(event)
+                yield event
     finally:
         await layer.group_discard(group, channel)

@@ -14,10 +14,11 @@ from agents.services.schedules import (
     save_schedule,
     update_schedule,
 )
-from agents.services.sessions import create_session, delete_session, update_session
+from agents.services.sessions import assign_agent, create_session, delete_session, update_session
 
 __all__ = [
     "RunRecord",
+    "assign_agent",
     "await_run",
     "cancel_run",
     "cancel_session_run",

@@ -1,4 +1,4 @@
-"""Sessions: create, rename, delete."""
+"""Sessions: create, rename, delete, and name the agent of a session not yet run."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
+from agents import selectors
 from agents.errors import (
     SessionBusy,
 )
@@ -40,3 +41,14 @@ def delete_session(session: Session) -> None:
         if active is not None:
             raise SessionBusy("This session has an active run; wait for it to finish.", details={"run_id": str(active)})
         locked.delete()
+
+
+def assign_agent(owner: Any, session_id: Any, agent: Agent) -> None:
+    """Give a session that has had no run yet the agent of its first one (a LangGraph thread is
+    created before the assistant that runs on it is named). A session with runs keeps its agent."""
+    with transaction.atomic():
+        session = selectors.lock_session(owner, session_id)
+        if session.agent_id == agent.pk or Run.objects.filter(session=session).exists():
+            return
+        session.agent = agent
+        session.save(update_fields=["agent", "updated_at"])
