@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from agentplatform import sql
+from agentplatform.users import User
 from agents.errors import AgentNotFound, RunNotFound, ScheduleNotFound, SessionNotFound
 from agents.models import (
     ACTIVE_RUN_STATUSES,
@@ -114,18 +115,18 @@ def approval_policies(agent: Agent) -> dict[str, tuple[timedelta | None, str]]:
     }
 
 
-def owned_sessions(owner: Any) -> QuerySet[Session]:
+def owned_sessions(owner: User) -> QuerySet[Session]:
     return Session.objects.filter(owner=owner).select_related("agent")
 
 
-def get_session(owner: Any, session_id: UUID | str) -> Session:
+def get_session(owner: User, session_id: UUID | str) -> Session:
     try:
         return owned_sessions(owner).get(pk=session_id)
     except (Session.DoesNotExist, ValueError):
         raise SessionNotFound(f"No session {session_id}.") from None
 
 
-def lock_session(owner: Any, session_id: UUID | str) -> Session:
+def lock_session(owner: User, session_id: UUID | str) -> Session:
     """The caller's session, locked for the rest of the transaction."""
     try:
         return Session.objects.select_for_update().get(pk=session_id, owner=owner)
@@ -180,24 +181,24 @@ def last_seq(run_id: UUID) -> int:
     return seq or 0
 
 
-def lock_run(owner: Any, run_id: UUID | str) -> Run:
+def lock_run(owner: User, run_id: UUID | str) -> Run:
     try:
         return Run.objects.select_for_update(of=("self",)).select_related("agent").get(pk=run_id, owner=owner)
     except (Run.DoesNotExist, ValueError):
         raise RunNotFound(f"No run {run_id}.") from None
 
 
-def idempotent_run(owner: Any, key: str) -> tuple[Run, str] | None:
+def idempotent_run(owner: User, key: str) -> tuple[Run, str] | None:
     """The run an earlier request with this key created, and that request's fingerprint."""
     row = IdempotencyKey.objects.select_related("run__agent").filter(owner=owner, key=key).first()
     return (row.run, row.request_hash) if row is not None else None
 
 
-def owned_runs(owner: Any) -> QuerySet[Run]:
+def owned_runs(owner: User) -> QuerySet[Run]:
     return Run.objects.filter(owner=owner).select_related("agent")
 
 
-def get_run(owner: Any, run_id: UUID | str) -> Run:
+def get_run(owner: User, run_id: UUID | str) -> Run:
     try:
         return owned_runs(owner).get(pk=run_id)
     except (Run.DoesNotExist, ValueError):
@@ -263,20 +264,20 @@ def session_snapshot(session_id: UUID) -> dict[str, int]:
     return {str(run): last_seq(run) for run in runs.values_list("pk", flat=True)}
 
 
-def owned_schedules(owner: Any) -> QuerySet[Schedule]:
+def owned_schedules(owner: User) -> QuerySet[Schedule]:
     return Schedule.objects.filter(owner=owner).select_related(
         "agent", "last_firing", "periodic_task__interval", "periodic_task__crontab"
     )
 
 
-def get_schedule(owner: Any, schedule_id: UUID | str) -> Schedule:
+def get_schedule(owner: User, schedule_id: UUID | str) -> Schedule:
     try:
         return owned_schedules(owner).get(pk=schedule_id)
     except (Schedule.DoesNotExist, ValueError):
         raise ScheduleNotFound(f"No schedule {schedule_id}.") from None
 
 
-def lock_schedule(owner: Any, schedule_id: UUID | str) -> Schedule:
+def lock_schedule(owner: User, schedule_id: UUID | str) -> Schedule:
     """The caller's schedule, locked for the rest of the transaction."""
     try:
         return Schedule.objects.select_for_update().get(pk=schedule_id, owner=owner)

@@ -25,6 +25,7 @@ from django.utils.text import Truncator
 
 from agentplatform.admin_site import ReadOnly
 from agentplatform.errors import InvalidInput, PlatformError
+from agentplatform.users import signed_in
 from approvals import (
     selectors,
     services,
@@ -174,7 +175,7 @@ class ApprovalRequestAdmin(ReadOnly, admin.ModelAdmin):
     def _decision_context(self, request: HttpRequest, approval: ApprovalRequest) -> dict[str, Any]:
         draft = request.session.pop(DRAFT_KEY.format(approval.pk), None) or {}
         overdue = approval.expires_at <= timezone.now()
-        decider = services.Decider(request.user, Channel.ADMIN, scopes=None)
+        decider = services.Decider(signed_in(request), Channel.ADMIN, scopes=None)
         return {
             "overdue": overdue,
             "may_decide": not overdue and services.may_decide(decider, approval),
@@ -217,7 +218,7 @@ class ApprovalRequestAdmin(ReadOnly, admin.ModelAdmin):
 
 
 def _decide(request: HttpRequest, approval: ApprovalRequest) -> ApprovalRequest:
-    decider = services.Decider(request.user, Channel.ADMIN, scopes=None)
+    decider = services.Decider(signed_in(request), Channel.ADMIN, scopes=None)
     decision = request.POST.get("decision", "")
     comment = request.POST.get("comment", "")
     if decision == "approve":

@@ -7,15 +7,16 @@ from uuid import UUID
 
 from django.db.models import Model, QuerySet
 
+from agentplatform.users import User
 from approvals.errors import ApprovalNotFound
 from approvals.models import ApprovalRequest, ApprovalStatus
 
 
-def owned_requests(owner: Any) -> QuerySet[ApprovalRequest]:
+def owned_requests(owner: User) -> QuerySet[ApprovalRequest]:
     return ApprovalRequest.objects.filter(owner=owner).select_related("agent", "decided_by")
 
 
-def get_request(owner: Any, request_id: UUID | str) -> ApprovalRequest:
+def get_request(owner: User, request_id: UUID | str) -> ApprovalRequest:
     try:
         return owned_requests(owner).get(pk=request_id)
     except (ApprovalRequest.DoesNotExist, ValueError):

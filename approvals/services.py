@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from agentplatform import jsonlimits
 from agentplatform.errors import InvalidInput
+from agentplatform.users import User
 from approvals import webhooks
 from approvals.errors import AlreadyDecided, ApprovalExpired, InvalidArguments, NotAllowedToDecide
 from approvals.models import COMMENT_MAX_CHARS, ApprovalRequest, ApprovalStatus, Channel, ExpiryAction, WebhookEvent
@@ -74,7 +75,7 @@ def open_requests(*, run: Any, calls: Iterable[ProposedCall]) -> list[ApprovalRe
 class Decider:
     """Who decides, and through which channel. `scopes` are the API key's (None: not a key)."""
 
-    user: Any
+    user: User
     channel: str
     scopes: tuple[str, ...] | None = None
 

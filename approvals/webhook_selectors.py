@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
+from agentplatform.users import User
 from approvals.errors import WebhookDeliveryNotFound, WebhookNotFound
 from approvals.models import WebhookDelivery, WebhookEndpoint
 
 
-def owned_endpoints(owner: Any) -> QuerySet[WebhookEndpoint]:
+def owned_endpoints(owner: User) -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.filter(owner=owner)
 
 
-def get_endpoint(owner: Any, endpoint_id: UUID | str) -> WebhookEndpoint:
+def get_endpoint(owner: User, endpoint_id: UUID | str) -> WebhookEndpoint:
     try:
         return owned_endpoints(owner).get(pk=endpoint_id)
     except (WebhookEndpoint.DoesNotExist, ValidationError, ValueError):
@@ -27,7 +27,7 @@ def endpoint_deliveries(endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.filter(endpoint=endpoint).prefetch_related("attempts")
 
 
-def get_delivery(owner: Any, delivery_id: UUID | str) -> WebhookDelivery:
+def get_delivery(owner: User, delivery_id: UUID | str) -> WebhookDelivery:
     rows = WebhookDelivery.objects.filter(endpoint__owner=owner).select_related("endpoint")
     try:
         return rows.prefetch_related("attempts").get(pk=delivery_id)

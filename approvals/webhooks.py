@@ -30,6 +30,7 @@ from agentplatform import sql
 from agentplatform.celery import TaskName, app
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
+from agentplatform.users import User
 from approvals import webhook_signing, webhook_transport
 from approvals.errors import (
     InvalidWebhookUrl,
@@ -55,7 +56,7 @@ CLOCK_SLACK = timedelta(seconds=2)  # a retry's task may run this early (clocks 
 ERROR_CHARS = 500
 
 
-def may_manage(user: Any, scopes: tuple[str, ...] | None) -> bool:
+def may_manage(user: User, scopes: tuple[str, ...] | None) -> bool:
     """An API key with the `webhooks:manage` scope, or a person signed in as staff and verified
     by a second factor (django-otp); either manages the endpoints its user owns."""
     if not user.is_active:
@@ -66,7 +67,7 @@ def may_manage(user: Any, scopes: tuple[str, ...] | None) -> bool:
     return MANAGE_SCOPE in scopes
 
 
-def check_may_manage(user: Any, scopes: tuple[str, ...] | None) -> None:
+def check_may_manage(user: User, scopes: tuple[str, ...] | None) -> None:
     if not may_manage(user, scopes):
         raise NotAllowedToManageWebhooks()
 
@@ -84,7 +85,7 @@ def check_event_types(event_types: Any) -> None:
         raise InvalidInput(f"event_types must be a non-empty list of: {expected}.", details={"field": "event_types"})
 
 
-def check_all_owners(owner: Any, all_owners: bool) -> None:
+def check_all_owners(owner: User, all_owners: bool) -> None:
     """Every owner's events may go only to an endpoint of a staff user (who could read them anyway)."""
     if all_owners and not owner.is_staff:
         raise InvalidInput(
@@ -94,7 +95,7 @@ def check_all_owners(owner: Any, all_owners: bool) -> None:
 
 def create_endpoint(
     *,
-    owner: Any,
+    owner: User,
     url: str,
     event_types: list[str],
     description: str = "",

@@ -10,6 +10,7 @@ from uuid import UUID
 from django.db import transaction
 
 from agentplatform.errors import Conflict, InvalidInput
+from agentplatform.users import User
 from agents.langgraph import selectors as lg_selectors
 from agents.models import ApiKey, Run
 from approvals import services as approvals
@@ -21,7 +22,7 @@ class NothingToResume(Conflict):
     default_message = "The thread has no interrupt to resume."
 
 
-def resume(owner: Any, api_key: ApiKey | None, thread_id: UUID, command: Any) -> Run:
+def resume(owner: User, api_key: ApiKey | None, thread_id: UUID, command: Any) -> Run:
     """Decide the thread's pending calls as `command["resume"]` says; the run they belong to.
 
     The resume value is one decision for every pending call, or a map from interrupt id to

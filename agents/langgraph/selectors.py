@@ -8,6 +8,7 @@ from uuid import UUID
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
 
+from agentplatform.users import User
 from agents import selectors
 from agents.errors import AgentNotFound, RunNotFound, SessionNotFound
 from agents.langgraph import translate
@@ -27,20 +28,20 @@ def resolve_agent(assistant: str, api_key: ApiKey | None) -> Agent:
     raise AgentNotFound(f"Assistant {assistant} not found.")
 
 
-def threads(owner: Any) -> QuerySet[Session]:
+def threads(owner: User) -> QuerySet[Session]:
     """The caller's sessions, each with its newest run's status (`last_run_status`)."""
     newest = Run.objects.filter(session=OuterRef("pk")).order_by("-created_at").values("status")[:1]
     return selectors.owned_sessions(owner).annotate(last_run_status=Subquery(newest))
 
 
-def get_thread(owner: Any, thread_id: UUID | str) -> Session:
+def get_thread(owner: User, thread_id: UUID | str) -> Session:
     try:
         return threads(owner).get(pk=thread_id)
     except (Session.DoesNotExist, ValueError):
         raise SessionNotFound(f"Thread {thread_id} not found.") from None
 
 
-def thread_run(owner: Any, thread_id: UUID, run_id: UUID) -> Run:
+def thread_run(owner: User, thread_id: UUID, run_id: UUID) -> Run:
     run = selectors.owned_runs(owner).filter(pk=run_id, session_id=thread_id).first()
     if run is None:
         raise RunNotFound(f"Run {run_id} not found.")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from agentplatform.users import User
 from agents.errors import ApiKeyRejected
 from agents.keys import generate_key
 from agents.models import (
@@ -19,7 +19,7 @@ from agents.models import (
 
 def create_api_key(
     *,
-    user: Any,
+    user: User,
     name: str = "",
     agents: Iterable[Agent] = (),
     scopes: Iterable[str] = (),
@@ -39,7 +39,7 @@ def revoke_api_keys(keys: Iterable[ApiKey]) -> int:
     return ApiKey.objects.filter(pk__in=[k.pk for k in keys], revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
-def ensure_usable(user: Any, api_key: ApiKey | None) -> None:
+def ensure_usable(user: User, api_key: ApiKey | None) -> None:
     """The user is active and the key (if any) neither revoked nor expired, or ApiKeyRejected."""
     if api_key is not None and api_key.revoked_at is not None:
         raise _rejected("api_key_revoked", f"The API key {api_key.prefix}… has been revoked.")

@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from agentplatform.conf import platform_settings
 from agentplatform.errors import QuotaExceeded, RateLimited
+from agentplatform.users import User
 from agents.models import ACTIVE_RUN_STATUSES, ApiKey, Run
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class Quota:
         }
 
 
-def check_request(owner: Any, api_key: ApiKey | None) -> Quota | None:
+def check_request(owner: User, api_key: ApiKey | None) -> Quota | None:
     """Count a request against the caller's per-minute limit; RateLimited past it. Returns
     where the caller stands (None when unlimited, or when Redis cannot say)."""
     limit = limits_for(api_key).requests_per_minute
@@ -141,7 +142,7 @@ def check_request(owner: Any, api_key: ApiKey | None) -> Quota | None:
     return quota
 
 
-def admit_run(owner: Any, api_key: ApiKey | None, run_id: UUID) -> None:
+def admit_run(owner: User, api_key: ApiKey | None, run_id: UUID) -> None:
     """Admit a new run (before it is written) against the caller's runs per minute, concurrent
     runs and tokens per day; RateLimited (or QuotaExceeded for tokens) past one of them."""
     if not _limits_runs(limits_for(api_key)):
@@ -160,7 +161,7 @@ def admit_run(owner: Any, api_key: ApiKey | None, run_id: UUID) -> None:
         raise _refused(name, quota)
 
 
-def _try_admit(owner: Any, api_key: ApiKey | None, run_id: UUID) -> tuple[str, int, int] | None:
+def _try_admit(owner: User, api_key: ApiKey | None, run_id: UUID) -> tuple[str, int, int] | None:
     limits = limits_for(api_key)
     keys = [_key(owner, api_key, "runs"), _key(owner, api_key, "in_flight"), _tokens_key(owner, api_key)]
     args = [
@@ -176,7 +177,7 @@ def _try_admit(owner: Any, api_key: ApiKey | None, run_id: UUID) -> tuple[str, i
     return None if name == b"ok" else (name.decode(), int(count), int(reset))
 
 
-def _forget_finished(owner: Any, api_key: ApiKey | None) -> bool:
+def _forget_finished(owner: User, api_key: ApiKey | None) -> bool:
     """Drop from the caller's in-flight set the runs the database says are over, or that were
     never written; True if any was dropped."""
     key = _key(owner, api_key, "in_flight")
@@ -194,7 +195,7 @@ def _forget_finished(owner: Any, api_key: ApiKey | None) -> bool:
     return bool(stale) and bool(client.zrem(key, *stale))
 
 
-def release_run(owner: Any, api_key: ApiKey | None, run_id: UUID) -> None:
+def release_run(owner: User, api_key: ApiKey | None, run_id: UUID) -> None:
     """An admitted run that was not written after all no longer counts as in flight."""
     if not _limits_runs(limits_for(api_key)):
         return
@@ -281,11 +282,11 @@ def _subject(owner_id: Any, api_key_id: Any) -> str:
     return f"agentplatform:limits:key:{api_key_id}" if api_key_id else f"agentplatform:limits:user:{owner_id}"
 
 
-def _key(owner: Any, api_key: ApiKey | None, counter: str) -> str:
+def _key(owner: User, api_key: ApiKey | None, counter: str) -> str:
     return f"{_subject(owner.pk, api_key.pk if api_key else None)}:{counter}"
 
 
-def _tokens_key(owner: Any, api_key: ApiKey | None) -> str:
+def _tokens_key(owner: User, api_key: ApiKey | None) -> str:
     return _key(owner, api_key, f"tokens:{_today()}")
 
 

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from agentplatform import dependencies, notify, sql
 from agentplatform.conf import platform_settings
 from agentplatform.draining import unless_draining
+from agentplatform.users import User
 from agents import selectors
 from agents.errors import (
     ApprovalPending,
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 def start_run(
     *,
-    owner: Any,
+    owner: User,
     api_key: ApiKey | None,
     agent_name: str,
     input: str,  # noqa: A002  # the API's name for it
@@ -145,7 +146,7 @@ def _replay(earlier: tuple[Run, str], fingerprint: str) -> Run:
 def _create_run(
     *,
     run_id: UUID,
-    owner: Any,
+    owner: User,
     api_key: ApiKey | None,
     agent: Agent,
     text: str,
@@ -211,7 +212,7 @@ def _make_way(session: Session, if_busy: IfBusy) -> None:
         _cancel(run)
 
 
-def _remember(owner: Any, run: Run, key: str, fingerprint: str) -> None:
+def _remember(owner: User, run: Run, key: str, fingerprint: str) -> None:
     try:
         with transaction.atomic():
             IdempotencyKey.objects.create(owner=owner, key=key, request_hash=fingerprint, run=run)
@@ -219,7 +220,7 @@ def _remember(owner: Any, run: Run, key: str, fingerprint: str) -> None:
         raise _IdempotencyRace from None  # rolls back this run: the other one stands
 
 
-def cancel_run(owner: Any, run_id: UUID | str) -> Run:
+def cancel_run(owner: User, run_id: UUID | str) -> Run:
     """Cancel a run: a queued one at once; a running one at its next step, on whichever worker."""
     with transaction.atomic():
         run = selectors.lock_run(owner, run_id)
@@ -228,7 +229,7 @@ def cancel_run(owner: Any, run_id: UUID | str) -> Run:
         return _cancel(run)
 
 
-def cancel_session_run(owner: Any, session_id: UUID, run_id: UUID | None) -> Run:
+def cancel_session_run(owner: User, session_id: UUID, run_id: UUID | None) -> Run:
     """Cancel a session's run: the one named, or its active one."""
     if run_id is None:
         active = selectors.owned_runs(owner).filter(session_id=session_id, status__in=ACTIVE_RUN_STATUSES)

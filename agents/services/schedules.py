@@ -18,6 +18,7 @@ from django_celery_beat.validators import crontab_validator
 from agentplatform.celery import TaskName
 from agentplatform.conf import platform_settings
 from agentplatform.errors import PlatformError
+from agentplatform.users import User
 from agents import selectors
 from agents.errors import (
     InputTooLarge,
@@ -62,14 +63,14 @@ EDITABLE_FIELDS = [
 
 
 def create_schedule(
-    *, owner: Any, api_key: ApiKey | None, agent: Agent, session_id: UUID | None = None, **fields: Any
+    *, owner: User, api_key: ApiKey | None, agent: Agent, session_id: UUID | None = None, **fields: Any
 ) -> Schedule:
     schedule = Schedule(owner=owner, api_key=api_key, agent=agent, **fields)
     schedule.session = _owned_session(owner, session_id)
     return save_schedule(schedule)
 
 
-def update_schedule(owner: Any, schedule_id: UUID | str, changes: dict[str, Any]) -> Schedule:
+def update_schedule(owner: User, schedule_id: UUID | str, changes: dict[str, Any]) -> Schedule:
     """Apply the fields given (`session_id`: a session of the owner's, or None) and save."""
     changes = dict(changes)
     with transaction.atomic():
@@ -166,7 +167,7 @@ def _check_session(schedule: Schedule) -> None:
         raise InvalidSchedule("session_id", f"Session {session.pk} belongs to another agent.")
 
 
-def _owned_session(owner: Any, session_id: UUID | None) -> Session | None:
+def _owned_session(owner: User, session_id: UUID | None) -> Session | None:
     if session_id is None:
         return None
     session = Session.objects.filter(pk=session_id, owner=owner).first()

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
+from agentplatform.users import User
 from agents import selectors
 from agents.errors import (
     SessionBusy,
@@ -18,7 +19,7 @@ from agents.models import (
 )
 
 
-def create_session(*, owner: Any, agent: Agent, title: str = "", metadata: dict[str, Any] | None = None) -> Session:
+def create_session(*, owner: User, agent: Agent, title: str = "", metadata: dict[str, Any] | None = None) -> Session:
     return Session.objects.create(owner=owner, agent=agent, title=title, metadata=metadata or {})
 
 
@@ -43,7 +44,7 @@ def delete_session(session: Session) -> None:
         locked.delete()
 
 
-def assign_agent(owner: Any, session_id: Any, agent: Agent) -> None:
+def assign_agent(owner: User, session_id: Any, agent: Agent) -> None:
     """Give a session that has had no run yet the agent of its first one (a LangGraph thread is
     created before the assistant that runs on it is named). A session with runs keeps its agent."""
     with transaction.atomic():
