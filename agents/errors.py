@@ -1,5 +1,7 @@
 """The agents app's typed errors (mapped to HTTP by agentplatform.api.errors)."""
 
+from enum import StrEnum
+
 from agentplatform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PlatformError, Unavailable
 
 
@@ -88,3 +90,15 @@ class InvalidSchedule(InvalidInput):
 class Overloaded(Unavailable):
     code = "overloaded"
     default_message = "Too many runs are waiting for a worker; try again shortly."
+
+
+class RunFailure(StrEnum):
+    """Why a run ended without an answer: the `code` of its `error` (machine-readable)."""
+
+    AGENT_ERROR = "agent_error"  # the agent's own code raised
+    PROVIDER_ERROR = "provider_error"  # the model provider refused or failed, after retries
+    MAX_STEPS_EXCEEDED = "max_steps_exceeded"
+    PREPARATION_ERROR = "preparation_error"  # preparing its context failed unexpectedly
+    CANCELLED = "cancelled"
+    APPROVAL_EXPIRED = "approval_expired"  # a request it waited on expired with its default action
+    WORKER_LOST = "worker_lost"  # its worker stopped renewing its lease

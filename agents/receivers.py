@@ -5,6 +5,7 @@ run, and the last one resumes it (or, for an expiry that cancels, ends it). Regi
 from __future__ import annotations
 
 from agents import events
+from agents.errors import RunFailure
 from agents.models import Run, RunStatus
 from agents.services.dispatch import dispatch_resume_on_commit
 from agents.services.endings import finish, outcome
@@ -33,6 +34,8 @@ def on_expired(request: ApprovalRequest) -> None:
         return
     if request.expiry_action == ExpiryAction.CANCEL_RUN:
         message = f"The request to approve {request.tool_name!r} expired; its expiry action cancels the run."
-        finish(record, outcome(RunStatus.CANCELLED, "approval_expired", message, {"approval_id": str(request.pk)}))
+        finish(
+            record, outcome(RunStatus.CANCELLED, RunFailure.APPROVAL_EXPIRED, message, {"approval_id": str(request.pk)})
+        )
     elif not approval_selectors.has_pending(run.pk):
         dispatch_resume_on_commit(run.pk)

@@ -30,7 +30,7 @@ from agentplatform.sdk.tools import Tool as CodeTool
 from agentplatform.sdk.tools import ToolPermission
 from agents import events, selectors
 from agents.engine import Inline, Runtime
-from agents.errors import AgentDisabled, AgentUnavailable
+from agents.errors import AgentDisabled, AgentUnavailable, RunFailure
 from agents.loop import MaxStepsExceeded, run_loop
 from agents.models import Agent, Message, Run, RunStatus
 from agents.registry import model_provider
@@ -239,7 +239,7 @@ async def _execute(live: LiveRecord, rt: Runtime, agent: Agent, code_agent: Code
         return
     except Exception as exc:  # a bug in preparing fails this run visibly rather than strand it
         logger.exception("run %s: preparing its context failed", run.pk)
-        failure = outcome(RunStatus.FAILED, "preparation_error", f"Preparing the run failed: {exc!r}", None)
+        failure = outcome(RunStatus.FAILED, RunFailure.PREPARATION_ERROR, f"Preparing the run failed: {exc!r}", None)
         await live.call(finish, record, failure)
         return
     code_agent, instructions = prepared.apply(code_agent, agent.instructions)
@@ -318,15 +318,15 @@ async def _run_turn(
     except ApprovalRequired:
         return None
     except RunCancelled:
-        return outcome(RunStatus.CANCELLED, "cancelled", "The run was cancelled.", {"steps": ctx.steps})
+        return outcome(RunStatus.CANCELLED, RunFailure.CANCELLED, "The run was cancelled.", {"steps": ctx.steps})
     except ProviderError as exc:
         details = {"provider": exc.provider, "status": exc.status}
-        return outcome(RunStatus.FAILED, "provider_error", exc.message, details)
+        return outcome(RunStatus.FAILED, RunFailure.PROVIDER_ERROR, exc.message, details)
     except MaxStepsExceeded as exc:
-        return outcome(RunStatus.FAILED, "max_steps_exceeded", str(exc), {"max_steps": exc.max_steps})
+        return outcome(RunStatus.FAILED, RunFailure.MAX_STEPS_EXCEEDED, str(exc), {"max_steps": exc.max_steps})
     except Exception as exc:  # the agent's own code failed: the run records it
         logger.exception("run %s: agent %s raised", ctx.run_id, agent.name)
-        return outcome(RunStatus.FAILED, "agent_error", f"{type(exc).__name__}: {exc}", None)
+        return outcome(RunStatus.FAILED, RunFailure.AGENT_ERROR, f"{type(exc).__name__}: {exc}", None)
     return Outcome(RunStatus.COMPLETED, output=output)
 
 

@@ -12,6 +12,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from agentplatform.conf import platform_settings
+from agents.errors import RunFailure
 from agents.models import HOLDING_RUN_STATUSES, Run, RunStatus
 from agents.services.dispatch import send_run
 from agents.services.endings import finish, outcome
@@ -42,7 +43,7 @@ def reap_expired_runs(batch: int = 100) -> dict[str, int]:
             record = RunRecord.resume(run)
             message = "The worker executing this run stopped before finishing it (its lease expired)."
             details = {"lease_expired_at": run.lease_expires_at.isoformat()}
-            finish(record, outcome(RunStatus.FAILED, "worker_lost", message, details))
+            finish(record, outcome(RunStatus.FAILED, RunFailure.WORKER_LOST, message, details))
             reaped += 1
     return {"expired": len(expired), "reaped": reaped, "requeued": _requeue_stalled(now, batch)}
 

@@ -23,6 +23,7 @@ from agents.errors import (
     IdempotencyKeyReused,
     InputTooLarge,
     Overloaded,
+    RunFailure,
     RunNotActive,
     RunNotFound,
     SessionAgentMismatch,
@@ -244,7 +245,7 @@ def cancel_session_run(owner: User, session_id: UUID, run_id: UUID | None) -> Ru
 def _cancel(run: Run) -> Run:
     if run.status in (RunStatus.QUEUED, RunStatus.AWAITING_APPROVAL):  # no worker holds it
         record = RunRecord.resume(run)
-        finish(record, outcome(RunStatus.CANCELLED, "cancelled", "Cancelled.", None))
+        finish(record, outcome(RunStatus.CANCELLED, RunFailure.CANCELLED, "Cancelled.", None))
         return record.run
     if run.cancel_requested_at is None:
         run.cancel_requested_at = timezone.now()
