@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
+from django.contrib.auth import get_user_model
 from django.db import connection, connections
 from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agentplatform.celery import Queue, app
 from agents.engine import started_engine
 from tests import sample_agents as test_agents
-from tests.factories import create_api_key, create_user
+from tests.factories import create_api_key, create_user, signed_in_admin
 from tests.fakes.llm_server import Delay, FakeLLMServer, Text
 from tests.infra import database_url, free_port, stop, wait_until
 
@@ -236,3 +238,18 @@ def started() -> Iterator[list[subprocess.Popen[str]]]:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def staff(db: None) -> tuple[Any, TOTPDevice]:
+    """A superuser with a confirmed authenticator: (user, device)."""
+    user = get_user_model().objects.create_superuser("root", "root@example.com", "s3cret-pass")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    return user, device
+
+
+@pytest.fixture
+def admin_client(staff: tuple[Any, TOTPDevice]) -> Client:
+    """Signed in to the admin through its real login form: password plus the TOTP code."""
+    user, device = staff
+    return signed_in_admin(user, device, "s3cret-pass")

@@ -7,30 +7,14 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 from django_celery_beat.models import PeriodicTask
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents import tasks
 from agents.models import Agent, ApiKey, Schedule, Tool
 from tests.conftest import Api
-from tests.factories import create_api_key, create_user, signed_in_admin, totp_code
-
-
-@pytest.fixture
-def staff(db):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "s3cret-pass")
-    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    return user, device
-
-
-@pytest.fixture
-def admin_client(staff):
-    """Signed in through the real login form: password plus the TOTP code."""
-    user, device = staff
-    return signed_in_admin(user, device, "s3cret-pass")
+from tests.factories import create_api_key, create_user, totp_code
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,14 +9,12 @@ import uuid
 import pytest
 import redis
 from django.conf import settings as django_settings
-from django.contrib.auth import get_user_model
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents.models import ApiKey, Run, Session
 from agents.services import limits
 from tests.conftest import Api
-from tests.factories import create_api_key, signed_in_admin
+from tests.factories import create_api_key
 from tests.infra import free_port
 
 
@@ -123,13 +121,6 @@ def test_a_key_that_used_its_tokens_today_cannot_start_a_run(api, settings):
     assert (refused["RateLimit-Limit"], refused["RateLimit-Remaining"]) == ("4", "0")
     assert 1 <= int(refused["Retry-After"]) <= 86_401
     assert Run.objects.count() == 1
-
-
-@pytest.fixture
-def admin_client(db):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "s3cret-pass")
-    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    return signed_in_admin(user, device, "s3cret-pass")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -23,14 +23,13 @@ from cryptography.x509.oid import NameOID
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agentplatform.errors import InvalidInput
 from agents.models import Run
 from approvals import services, webhook_signing, webhook_transport, webhooks
 from approvals.models import ApprovalRequest, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.conftest import Api
-from tests.factories import create_api_key, create_user, signed_in_admin
+from tests.factories import create_api_key, create_user
 from tests.fakes.llm_server import Call, Text, ToolCalls
 from tests.infra import wait_until
 
@@ -561,13 +560,6 @@ def test_an_overdue_delivery_is_sent_again_by_the_periodic_task(alice, celery_wo
 
 
 # The admin (behind 2FA)
-
-
-@pytest.fixture
-def admin_client(db: None) -> Client:
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "s3cret-pass")
-    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    return signed_in_admin(user, device, "s3cret-pass")
 
 
 def test_the_admin_registers_an_endpoint_shows_its_secret_once_and_refuses_private_urls(

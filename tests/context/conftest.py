@@ -74,22 +74,3 @@ def mcp_stdio_env() -> dict[str, str]:
     if os.environ.get("FAKE_MCP_CALLS"):
         env["FAKE_MCP_CALLS"] = os.environ["FAKE_MCP_CALLS"]
     return env
-
-
-@pytest.fixture
-def staff(db):
-    from django.contrib.auth import get_user_model
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "s3cret-pass")
-    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    return user, device
-
-
-@pytest.fixture
-def admin_client(staff):
-    """Signed in through the real login form: password plus the TOTP code."""
-    from tests.factories import signed_in_admin
-
-    user, device = staff
-    return signed_in_admin(user, device, "s3cret-pass")
