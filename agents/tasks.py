@@ -30,20 +30,21 @@ def reap_runs() -> dict[str, int]:
 @app.task(name=TaskName.RESUME_RUN, acks_late=True, bind=True, max_retries=None)
 def resume_run(self: Any, run_id: str) -> None:
     """Continue a run whose approval requests have all been decided."""
-    _hand_over(self, lambda rt: services.resume(UUID(run_id), rt))
+    _hand_over(self, lambda rt: services.resume(UUID(run_id), rt), run_id)
 
 
 @app.task(name=TaskName.EXECUTE_RUN, acks_late=True, bind=True, max_retries=None)
 def execute_run(self: Any, run_id: str) -> None:
     """Execute a queued run. Safe to deliver twice: only a queued run is claimed."""
-    _hand_over(self, lambda rt: services.execute(UUID(run_id), rt))
+    _hand_over(self, lambda rt: services.execute(UUID(run_id), rt), run_id)
 
 
-def _hand_over(task: Any, work: Any) -> None:
+def _hand_over(task: Any, work: Any, run_id: str) -> None:
     """Nothing is returned: Celery would format a result for its log line on every run (a
     millisecond of the worker's CPU), and the run's outcome is in the database anyway."""
     if not engine().submit(work, wait=platform_settings().RUN_SLOT_WAIT):
         # Every slot is taken: back to the broker, so that this thread serves other queues.
+        logger.info("run %s: every run slot of this worker is taken; back to the broker for 1 s", run_id)
         raise task.retry(countdown=1)
 
 

@@ -112,4 +112,4 @@ def test_a_worker_with_every_slot_taken_leaves_the_other_runs_on_the_broker_unti
 
     # Then it never carried more than two, and every run completed once its turn came
     assert most_running == 2
-    assert "Retry in 1s" in (tmp_path / "worker.log").read_text()  # the tasks it could not take went back
+    assert "back to the broker" in (tmp_path / "worker.log").read_text()  # the tasks it could not take went back

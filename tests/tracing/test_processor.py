@@ -151,6 +151,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from tracing.processor import StoreSpanProcessor
 
 written = []
+atexit.register(lambda: print("written", sum(written)))  # runs after the provider's (last in, first out)
 processor = StoreSpanProcessor(lambda payload, count: written.append(count), max_buffer=100, batch=2, interval=60)
 provider = TracerProvider()  # shuts its processors down at exit, as in every process of ours
 provider.add_span_processor(processor)
@@ -162,7 +163,6 @@ processor.flush()  # the writer thread exists, as in a process that has exported
 for n in range(3):
     with tracer.start_as_current_span(f"late {n}"):
         pass
-atexit.register(lambda: print("written", sum(written)))  # runs after the provider's (last in, first out)
 """
 
 
