@@ -153,12 +153,13 @@ class PlatformSettings:
         },
     )
     WEB_QUEUE: int = field(
-        default=100,
+        default=1_000,
         metadata={
             "env": "AGENTPLATFORM_WEB_QUEUE",
             "help": (
                 "requests a web process lets wait for one of those threads, first come first served; "
-                "past it, a request gets 503 `overloaded` with `Retry-After` at once"
+                "past it, a request gets 503 `overloaded` with `Retry-After` at once (a request waiting for "
+                "its run holds no place: only those not yet handled count)"
             ),
         },
     )
