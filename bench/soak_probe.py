@@ -54,8 +54,9 @@ def _role(pid: int) -> str:
     for marker, role in (
         ("agentplatform.web", "web"),
         ("celery", "worker"),
-        ("span_sink", "span sink"),
+        ("tracing.sink", "span sink"),
         ("redis-server", "redis"),
+        ("agentplatform.supervisor", "up"),  # `manage.py up` execs the supervisor
         ("manage.py up", "up"),
     ):
         if marker in argv:
