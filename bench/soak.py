@@ -58,6 +58,8 @@ from bench.stack import (
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "soak.md"
 SCHEDULE_SECONDS = 10  # the shortest interval a schedule accepts
 RUN_STATUS_SQL = "SELECT status, count(*) FROM agents_run GROUP BY status ORDER BY status"
+SCHEDULED_RUNS_SQL = "SELECT count(*) FROM agents_run WHERE schedule_id IS NOT NULL"
+DELIVERY_STATUS_SQL = "SELECT status, count(*) FROM approvals_webhookdelivery GROUP BY status ORDER BY status"
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class SoakResult:
     samples: Samples
     traffic: Traffic
     run_statuses: list[tuple[Any, ...]]
+    scheduled_runs: int
+    delivery_statuses: list[tuple[Any, ...]]
     wall_minutes: float = 0.0
 
 
@@ -170,13 +174,14 @@ def _series_rows(samples: Samples) -> list[str]:
     picks = [0, last // 2, last]
     header = " | ".join(f"{times[i] / 60:.1f} min" for i in picks)
     rows = [
-        f"| Series | {header} | slope / hour (2nd half) | rise in 2nd half | threshold | verdict |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| Series | {header} | max | slope / hour (2nd half) | rise in 2nd half | threshold | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, values in samples.series.items():
         threshold = samples.thresholds[name]
         fit = trend(times, values, threshold)
         cells = " | ".join(_value(values[i], threshold) for i in picks)
+        cells += f" | {_value(max((v for v in values if not math.isnan(v)), default=math.nan), threshold)}"
         unit = f" ({threshold.unit})" if threshold.unit else ""
         verdict = f"**{fit.verdict}**" if fit.verdict == "growing" else fit.verdict
         rows.append(
@@ -217,11 +222,12 @@ def render(result: SoakResult, commit: str, load_before: tuple[float, float, flo
     decisions = ", ".join(f"{n} {what}" for what, n in sorted(traffic.decisions.items())) or "none"
     hooks = ", ".join(f"{n:,} {what}" for what, n in sorted(traffic.webhooks.items())) or "none"
     statuses = ", ".join(f"{status} {count:,}" for status, count in result.run_statuses)
+    deliveries = ", ".join(f"{status} {count:,}" for status, count in result.delivery_statuses) or "none"
     lines += [
         "",
         f"- Approvals decided: {decisions}. Starts skipped ({'>'}in-flight cap): {traffic.skipped}.",
-        f"- Webhook deliveries received: {hooks}.",
-        f"- Runs in the database at the end, by status: {statuses}.",
+        f"- Webhook deliveries received: {hooks}; in the outbox at the end, by status: {deliveries}.",
+        f"- Runs in the database at the end, by status: {statuses}; {result.scheduled_runs:,} of them by the schedule.",
     ]
     if traffic.errors:
         lines += ["", "Errors:", ""]
@@ -259,7 +265,9 @@ def measure(minutes: float, rate: float, topology: str, sample_seconds: float) -
         traffic = Traffic()
         samples = asyncio.run(_soak(platform, ports, args, traffic))
         statuses = _query(platform, RUN_STATUS_SQL)
-    result = SoakResult(topology, minutes, rate, sample_seconds, samples, traffic, statuses)
+        scheduled = int(_query(platform, SCHEDULED_RUNS_SQL)[0][0])
+        deliveries = _query(platform, DELIVERY_STATUS_SQL)
+    result = SoakResult(topology, minutes, rate, sample_seconds, samples, traffic, statuses, scheduled, deliveries)
     result.wall_minutes = (time.monotonic() - started) / 60
     return result
 
