@@ -6,6 +6,8 @@ and the local endpoint that receives the platform's webhooks.
   follows `GET /api/v1/runs/{id}/events/` (SSE) for one event and disconnects.
 - `stream`: `"stream": true`, read for 1 to 3 events, then the connection is closed: a
   client that goes away in the middle of a run.
+- `websocket`: a background run gives a session; a WebSocket on it (`/ws/sessions/{id}/`)
+  waits for `session.ready`, sends a run, reads 1 to 3 messages and closes.
 - `approval`: a run of `bench-approve` pauses on its CONFIRM tool; its events (SSE) give
   the approval's id, the stream is closed, and after 1-3 s the run is approved or rejected
   through the API, in turn.
@@ -22,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
 
-KINDS = {"wait": 0.35, "background": 0.25, "stream": 0.2, "approval": 0.2}
+KINDS = {"wait": 0.3, "background": 0.2, "stream": 0.15, "websocket": 0.15, "approval": 0.2}
 MAX_IN_FLIGHT = 200  # beyond it the platform is not keeping up: the start is counted as skipped
 TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 WEBHOOK_EVENTS = ["run.completed", "run.failed", "approval.requested"]
@@ -42,6 +46,7 @@ class Traffic:
 class Driver:
     def __init__(self, base_url: str, api_key: str, traffic: Traffic, seed: int = 1) -> None:
         headers = {"Authorization": f"Bearer {api_key}"}
+        self.ws_url, self.headers = base_url.replace("http://", "ws://", 1), headers
         limits = httpx.Limits(max_connections=MAX_IN_FLIGHT + 10, max_keepalive_connections=20)
         self.client = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=TIMEOUT, limits=limits)
         self.traffic, self.random = traffic, random.Random(seed)
@@ -71,7 +76,7 @@ class Driver:
         self.traffic.started[kind] += 1
         try:
             await getattr(self, f"_{kind}")()
-        except (httpx.HTTPError, ValueError, KeyError, RuntimeError) as exc:
+        except (httpx.HTTPError, WebSocketException, OSError, ValueError, KeyError, RuntimeError) as exc:
             self.traffic.errors[f"{kind}: {type(exc).__name__}: {str(exc)[:120]}"] += 1
         else:
             self.traffic.ok[kind] += 1
@@ -93,6 +98,17 @@ class Driver:
     async def _stream(self) -> None:
         body = {"input": "soak", "stream": True}
         await self._events("/api/v1/agents/bench/runs/", "POST", body, self.random.randint(1, 3))
+
+    async def _websocket(self) -> None:
+        run = await self._post_run("bench", {"background": True}, (202,))
+        url = f"{self.ws_url}/ws/sessions/{run['session_id']}/"
+        async with connect(url, additional_headers=self.headers, open_timeout=30) as socket:
+            ready = json.loads(await socket.recv())
+            if ready.get("type") != "session.ready":
+                raise RuntimeError(f"websocket: {str(ready)[:120]}")
+            await socket.send(json.dumps({"type": "run", "input": "soak", "if_busy": "enqueue"}))
+            for _ in range(self.random.randint(1, 3)):
+                await socket.recv()
 
     async def _events(self, path: str, method: str, body: dict[str, Any] | None, count: int) -> list[dict[str, Any]]:
         """Read `count` events from an SSE response, then close the connection (the run goes on)."""
