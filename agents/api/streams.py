@@ -121,11 +121,11 @@ async def run_events(run_id: UUID, session_id: UUID, after: int) -> AsyncGenerat
                 yield event
     finally:
         await layer.group_discard(group, channel)
-        await _release(layer, channel)
+        await release_channel(layer, channel)
 
 
-async def _release(layer: Any, channel: str) -> None:
-    """Forget a follower's channel and unsubscribe it from Redis. channels-redis's pub/sub layer
+async def release_channel(layer: Any, channel: str) -> None:
+    """Forget a follower's (or a consumer's) channel and unsubscribe it from Redis. channels-redis's pub/sub layer
     does this only when a `receive()` on the channel is cancelled (it has no `delete_channel()`),
     so a follower that ends any other way (its run's final event; a client gone while it was
     replaying or writing) would leave a subscription, and a queue in this process, behind."""
