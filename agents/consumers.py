@@ -119,10 +119,25 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
             }
         )
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """The consumer, then its cleanup however it ended: a send to a socket the client has
+        just closed raises out of Channels' dispatch loop, and then `disconnect()` never runs."""
+        self.group = None
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._leave()
+
     async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Stop the heartbeat, leave the session's group, and unsubscribe this consumer's channel."""
         if self.group is not None:
             self.heartbeat.cancel()
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if getattr(self, "channel_name", None):
+            await streams.release_channel(self.channel_layer, self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, through the one

@@ -7,8 +7,10 @@ approvals (bench/approvals.py: the decision's round trip, the admin inbox at 10 
 pending); then, on platforms of its own (bench/capacity.py), capacity: runs/s, latency,
 errors, memory and database connections at 16 to 1,024 clients against a model that takes
 0.5 s per call; and reads (bench/reads.py): session history read by 100 to 10,000
-concurrent clients from one web process, next to the peer. Prints Markdown tables and writes
-them to bench/results/latest.md. Everything it started is stopped on exit, on an error and on Ctrl-C or SIGTERM.
+concurrent clients from one web process, next to the peer; and a 10-minute soak (bench/soak.py:
+mixed traffic, watching memory, connections, Redis subscriptions and queues for growth).
+Prints Markdown tables and writes them to bench/results/latest.md. Everything it started is
+stopped on exit, on an error and on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from types import FrameType
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import approvals, capacity, capacity_report, floor, reads, reads_report
+from bench import approvals, capacity, capacity_report, floor, reads, reads_report, soak
 from bench.history import measure_append, measure_history, seed_sessions
 from bench.load import Client, Target, measure_level
 from bench.report import Config, Results, code_commit, environment, render
@@ -34,8 +36,10 @@ from bench.streaming import StreamingConfig, measure_streaming
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.md"
 CAPACITY_FILE = RESULTS_FILE.with_name("capacity.md")
 READS_FILE = RESULTS_FILE.with_name("reads.md")
-SECTIONS = ("runs", "floor", "history", "streaming", "approvals", "capacity", "reads")
-SHARED_STACK_SECTIONS = set(SECTIONS) - {"capacity", "reads"}  # these start servers of their own
+SOAK_FILE = RESULTS_FILE.with_name("soak.md")
+SOAK_MINUTES = {"full": 10.0, "quick": 2.0}
+SECTIONS = ("runs", "floor", "history", "streaming", "approvals", "capacity", "reads", "soak")
+SHARED_STACK_SECTIONS = set(SECTIONS) - {"capacity", "reads", "soak"}  # these start servers of their own
 FULL = Config(
     "full",
     rounds=5,
@@ -146,6 +150,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="capacity: the platforms to load, comma-separated (default: embedded,postgres)",
     )
     parser.add_argument("--no-peer", action="store_true", help="capacity, reads: skip the peer framework")
+    parser.add_argument("--soak-rate", type=float, default=5.0, help="soak: runs started per second (default 5)")
     return parser.parse_args(argv)
 
 
@@ -189,6 +194,17 @@ def _reads(args: argparse.Namespace) -> str:
     return markdown
 
 
+def _soak(args: argparse.Namespace) -> str:
+    """The soak (bench/soak.py), on a platform of its own, last: mixed traffic for 10 minutes (`--quick`: 2)."""
+    load_before, commit = os.getloadavg(), code_commit()
+    minutes = SOAK_MINUTES["quick" if args.quick else "full"]
+    result = soak.measure(minutes, args.soak_rate, "embedded", soak.default_sample_seconds(minutes))
+    markdown = soak.render(result, commit, load_before)
+    SOAK_FILE.parent.mkdir(exist_ok=True)
+    SOAK_FILE.write_text(markdown)
+    return markdown
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     config = QUICK if args.quick else FULL
@@ -202,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             markdown += ("\n" if markdown else "") + _capacity(args)
         if "reads" in args.only:
             markdown += ("\n" if markdown else "") + _reads(args)
+        if "soak" in args.only:
+            markdown += ("\n" if markdown else "") + _soak(args)
     except KeyboardInterrupt:
         log("interrupted; everything started was stopped")
         return 130

@@ -9,12 +9,14 @@ or at each heartbeat while a followed run is still active.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from agentplatform.api.sse import HEARTBEAT
 from agentplatform.pools import web_pool
@@ -81,11 +83,12 @@ stored_session = _closing(_stored_session)
 
 async def follow_run(run_id: UUID, session_id: UUID, after: int) -> AsyncIterator[str]:
     """A run's events with seq > `after` as SSE, in order and once each, ending with its final event."""
-    async for event in run_events(run_id, session_id, after):
-        yield HEARTBEAT if event is None else events.as_sse(event)
+    async with contextlib.aclosing(run_events(run_id, session_id, after)) as followed:
+        async for event in followed:
+            yield HEARTBEAT if event is None else events.as_sse(event)
 
 
-async def run_events(run_id: UUID, session_id: UUID, after: int) -> AsyncIterator[EventPayload | None]:
+async def run_events(run_id: UUID, session_id: UUID, after: int) -> AsyncGenerator[EventPayload | None, None]:
     """A run's events with seq > `after`, in order and once each, ending with its final event;
     None while the run is quiet, once per HEARTBEAT_SECONDS (a stream's keep-alive)."""
     layer = get_channel_layer()
@@ -118,3 +121,13 @@ async def run_events(run_id: UUID, session_id: UUID, after: int) -> AsyncIterato
                 yield event
     finally:
         await layer.group_discard(group, channel)
+        await release_channel(layer, channel)
+
+
+async def release_channel(layer: Any, channel: str) -> None:
+    """Forget a follower's (or a consumer's) channel and unsubscribe it from Redis. channels-redis's pub/sub layer
+    does this only when a `receive()` on the channel is cancelled (it has no `delete_channel()`),
+    so a follower that ends any other way (its run's final event; a client gone while it was
+    replaying or writing) would leave a subscription, and a queue in this process, behind."""
+    if isinstance(layer, RedisPubSubChannelLayer) and layer.channels.pop(channel, None) is not None:
+        await layer._get_shard(channel).unsubscribe(channel)

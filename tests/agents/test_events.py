@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 import time
 
 import pytest
+import redis
+from django.conf import settings
 from django.test import AsyncClient
 
 from agents.api import streams
@@ -161,3 +164,36 @@ def test_a_client_following_a_run_in_progress_gets_the_rest_live_in_order(api, l
         "run.completed",
     ]
     assert [e["seq"] for e in got] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_streams_that_end_or_are_closed_leave_no_redis_subscription_behind(api, llm):
+    # Given a finished run, and the Redis subscriptions of this process's channel layer
+    _, run = api.post("/api/v1/agents/calc/runs/", {"input": "2+2"})
+    path = f"/api/v1/runs/{run['id']}/events/"
+    headers = {"Authorization": f"Bearer {api.key}", "Accept": "text/event-stream"}
+    redis_client = redis.Redis.from_url(settings.REDIS_URL)
+
+    async def follow(read_to_the_end: bool) -> None:
+        response = await AsyncClient().get(path, headers=headers)
+        chunks = response.streaming_content.__aiter__()  # type: ignore[attr-defined]
+        if read_to_the_end:
+            _ = [chunk async for chunk in chunks]
+        else:
+            await anext(chunks)  # the opening comment
+            await anext(chunks)  # the first event
+            await chunks.aclose()
+
+    async def subscriptions_left() -> set[bytes | str]:
+        before = set(redis_client.pubsub_channels())
+        # When clients read its events to the end, and others stop after the first event
+        for _ in range(3):
+            await follow(read_to_the_end=True)
+            await follow(read_to_the_end=False)
+        gc.collect()  # the test client's response holds the abandoned stream in a cycle
+        await asyncio.sleep(0.2)  # an abandoned generator's cleanup runs on the loop
+        # (checked inside the event loop: closing the loop would drop its layer's connection)
+        return set(redis_client.pubsub_channels()) - before
+
+    # Then nothing they subscribed to is left
+    assert asyncio.run(subscriptions_left()) == set()

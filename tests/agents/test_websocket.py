@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
+from django.conf import settings
 from django.utils import timezone
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from agents.models import Agent, ApiKey, RunEvent, Session
+from agents.models import ACTIVE_RUN_STATUSES, Agent, ApiKey, Run, RunEvent, Session
 from approvals.models import ApprovalRequest
 from tests import sample_agents
 from tests.factories import create_api_key
@@ -235,3 +237,28 @@ def test_a_reviewer_on_the_socket_approves_with_edits_and_watches_the_run_finish
     assert ApprovalRequest.objects.get(pk=requested["approval_id"]).comment == "carol handles it"
     assert [("send_email", edited)] == sample_agents.CALLS
     assert (again["id"], again["error"]["code"]) == ("again", "approval_already_decided")
+
+
+def test_sockets_closed_while_their_runs_go_on_leave_no_redis_subscription_behind(api, alice, llm, daphne):
+    # Given the Redis subscriptions before any socket
+    redis_client = redis.Redis.from_url(settings.REDIS_URL)
+    before = set(redis_client.pubsub_channels())
+
+    # When clients each start a run and close their socket while its events arrive
+    for n in range(20):
+        llm.enqueue(ToolCalls([Call("add", {"a": 1, "b": n})]), Text(str(n + 1)))
+        with _open(daphne, str(_session(alice).pk), api.key) as socket:
+            socket.recv()  # session.ready
+            socket.send({"type": "run", "input": "1+n?"})
+            socket.recv()  # run.accepted
+            socket.recv()  # the first event
+
+    # Then, once the runs are over, the web process has unsubscribed every channel and group they used
+    wait_until(lambda: not Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).exists(), timeout=60)
+
+    def left() -> set[bytes | str]:
+        return set(redis_client.pubsub_channels()) - before
+
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: not left(), timeout=30)
+    assert left() == set()
