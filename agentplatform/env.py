@@ -128,13 +128,23 @@ def database_from_url(url: str, *, sqlite_default: Path) -> dict[str, Any]:
         # Django runs each ASGI request on its own thread, and connections are per thread:
         # without a pool every request would open (and leak) a connection.
         options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0)}
+    # A server that does not answer, or a statement stuck behind a lock, is an error (503
+    # database_unavailable on a request), not a request that hangs. Migrations are exempt
+    # (agentplatform.apps turns the statement timeout off around them).
+    options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=2))
+    server_settings = []
+    statement_timeout = env_float("DATABASE_STATEMENT_TIMEOUT", 30.0)
+    if statement_timeout:
+        server_settings.append(f"-c statement_timeout={round(statement_timeout * 1000)}")
     if env_bool("DATABASE_PREPARED_STATEMENTS", True):
         # Parameters bound on the server, and a statement a connection has run 5 times is
         # prepared: PostgreSQL parses it once. It still plans each execution with its values
         # (a plan made for any session would read a long session's messages to sort them).
         # Off for a pooler that cannot keep prepared statements (PgBouncer < 1.21 in transaction mode).
         options.update(server_side_binding=True, prepare_threshold=5)
-        options["options"] = f"{options.get('options', '')} -c plan_cache_mode=force_custom_plan".strip()
+        server_settings.append("-c plan_cache_mode=force_custom_plan")
+    if server_settings:
+        options["options"] = " ".join([options.get("options", ""), *server_settings]).strip()
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parts.path.lstrip("/")),
