@@ -28,7 +28,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.urls import set_script_prefix
+from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 
 from agentplatform.api.errors import WebOverloaded, unavailable_response
 from agentplatform.conf import platform_settings
@@ -86,7 +86,17 @@ class PlatformASGIHandler(ASGIHandler):
         """Django calls this with is_async=True; the chain is loaded in sync mode regardless,
         and runs on the web pool."""
         super().load_middleware(is_async=False)
-        chain = web_pool().bind(self._middleware_chain)  # type: ignore[has-type]  # django-stubs leave it untyped
+        inner = self._middleware_chain  # type: ignore[has-type]  # django-stubs leave it untyped
+
+        def resolved_chain(request: HttpRequest) -> HttpResponseBase:
+            # The URL is resolved once, before the middleware: OpenTelemetry's names the
+            # request's span from the match, and `resolve_request` below reuses it.
+            with contextlib.suppress(Resolver404):  # Django resolves again, and answers the 404
+                request.resolver_match = get_resolver().resolve(request.path_info)
+            response: HttpResponseBase = inner(request)
+            return response
+
+        chain = web_pool().bind(resolved_chain)
         settings = platform_settings()
         self.admit_limit = settings.WEB_THREADS + settings.WEB_QUEUE
 
@@ -97,6 +107,11 @@ class PlatformASGIHandler(ASGIHandler):
                 request.scope[ADMISSION].release()  # type: ignore[attr-defined]  # an ASGIRequest
 
         self._middleware_chain = run_chain
+
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        if request.resolver_match is not None and not hasattr(request, "urlconf"):
+            return request.resolver_match
+        return super().resolve_request(request)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Django's handler opens a ThreadSensitiveContext here, which gives each request a

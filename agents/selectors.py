@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -120,10 +121,26 @@ def owned_sessions(owner: User) -> QuerySet[Session]:
 
 
 def get_session(owner: User, session_id: UUID | str) -> Session:
+    """The caller's session, its agent loaded: read on every request about a session (SQL,
+    see `agentplatform.sql`)."""
     try:
-        return owned_sessions(owner).get(pk=session_id)
-    except (Session.DoesNotExist, ValueError):
-        raise SessionNotFound(f"No session {session_id}.") from None
+        params = sql.values(Session, ("id", session_id), ("owner", owner.pk))
+    except (ValidationError, ValueError):
+        params = None
+    found = sql.rows(_session_sql(), params) if params is not None else []
+    if not found:
+        raise SessionNotFound(f"No session {session_id}.")
+    session = sql.instance(Session, found[0])
+    session.agent = sql.instance(Agent, found[0], start=len(Session._meta.concrete_fields))
+    return session
+
+
+@functools.cache
+def _session_sql() -> str:
+    return (
+        f"SELECT {sql.columns(Session, 's')}, {sql.columns(Agent, 'a')} FROM {sql.table(Session)} s"  # noqa: S608
+        f" JOIN {sql.table(Agent)} a ON a.id = s.agent_id WHERE s.id = %s AND s.owner_id = %s"
+    )
 
 
 def lock_session(owner: User, session_id: UUID | str) -> Session:

@@ -27,6 +27,7 @@ from approvals import selectors as approval_selectors
 from approvals.api.serializers import comment_field
 
 METADATA_MAX_BYTES = 16_384
+_DATETIME = serializers.DateTimeField()  # DRF's own rendering of a datetime (ISO 8601, the current time zone)
 
 
 def _metadata(value: Any) -> None:
@@ -113,6 +114,23 @@ class MessageSerializer(ModelSerializer):
             "run_id",
             "created_at",
         ]
+
+    def to_representation(self, instance: Message) -> dict[str, Any]:
+        """What ModelSerializer makes of these fields (a test holds the two equal), written
+        out: a history page is up to 200 messages, and field by field it cost a read about a
+        tenth of its CPU."""
+        return {
+            "id": instance.id,
+            "position": instance.position,
+            "role": instance.role,
+            "content": instance.content,
+            "tool_calls": instance.tool_calls,
+            "tool_call_id": instance.tool_call_id,
+            "tool_name": instance.tool_name,
+            "is_error": instance.is_error,
+            "run_id": None if instance.run_id is None else str(instance.run_id),
+            "created_at": _DATETIME.to_representation(instance.created_at),
+        }
 
 
 class RunSerializer(ModelSerializer):
