@@ -151,7 +151,7 @@ class ResponsesView(OpenAIView):
     def _answer(self, run: Run, body: dict[str, Any], after: int = 0) -> HttpResponse | StreamingHttpResponse:
         """The response once the run has finished or paused (or, past the wait limit, as it is);
         at once in the background; or its stream. A resumed run is followed after `after`."""
-        background = body["background"]
+        background = body["background"] or None  # (not stored: a response read back says None)
         if body["stream"]:
             return event_stream_response(streams.response_events(run, after, background))
         answer = functools.partial(_response, background=background)
