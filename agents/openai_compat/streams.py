@@ -54,9 +54,12 @@ def _chat_end(run: Run, event: dict[str, Any], include_usage: bool) -> list[str]
     return [shapes.sse(None, errors.body(exc.status, exc.code, exc.message))]
 
 
-async def response_events(run: Run, after: int = 0, background: bool | None = None) -> AsyncIterator[str]:
+async def response_events(
+    run: Run, after: int = 0, background: bool | None = None, *, follow: bool = True
+) -> AsyncIterator[str]:
     """The response's stream from the run's start, or (a resumed run) from its events after
-    `after`: the output it already had comes in `response.created`, the rest as events."""
+    `after`: the output it already had comes in `response.created`, the rest as events.
+    Not following (a run still paused), it completes at once with the response as it is."""
     output = items.Output(run.pk)
     for stored in await web_pool().run(oa_selectors.stored_events, run.pk, after) if after else []:
         output.feed(stored)
@@ -65,7 +68,7 @@ async def response_events(run: Run, after: int = 0, background: bool | None = No
     snapshot = shapes.response(fresh, output.snapshot(), previous=previous, background=background)
     yield _event({"type": "response.created", "response": snapshot}, numbers)
     yield _event({"type": "response.in_progress", "response": {**snapshot, "status": "in_progress"}}, numbers)
-    async for event in run_events(run.pk, run.session_id, after):
+    async for event in run_events(run.pk, run.session_id, after) if follow else _nothing():
         if event is None:
             yield HEARTBEAT
             continue
@@ -77,6 +80,11 @@ async def response_events(run: Run, after: int = 0, background: bool | None = No
     final = shapes.response(fresh, output.snapshot(), previous=previous, background=background)
     kind = "response.failed" if final["status"] in ("failed", "cancelled") else "response.completed"
     yield _event({"type": kind, "response": final}, numbers)
+
+
+async def _nothing() -> AsyncIterator[dict[str, Any] | None]:
+    return
+    yield
 
 
 def _state(run: Run) -> tuple[Run, Any]:

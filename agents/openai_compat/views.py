@@ -152,10 +152,11 @@ class ResponsesView(OpenAIView):
         """The response once the run has finished or paused (or, past the wait limit, as it is);
         at once in the background; or its stream. A resumed run is followed after `after`."""
         background = body["background"] or None  # (not stored: a response read back says None)
+        undecided = bool(after and oa_selectors.pending_approvals(run.pk))  # it stays paused
         if body["stream"]:
-            return event_stream_response(streams.response_events(run, after, background))
+            return event_stream_response(streams.response_events(run, after, background, follow=not undecided))
         answer = functools.partial(_response, background=background)
-        if background or (after and oa_selectors.pending_approvals(run.pk)):  # nothing to wait for
+        if background or undecided:  # nothing to wait for
             return answer(run)
         return _when_finished(self.request, run, answer, after)
 

@@ -291,6 +291,7 @@ def test_an_approval_request_is_answered_with_an_approval_response(daphne, conne
     assert sample_agents.CALLS == [("send_email", EMAIL)]
     approval.refresh_from_db()
     assert approval.status == "approved"
+    assert approval.decided_by is not None
     assert approval.decided_by.username == "rita"
     assert Run.objects.count() == 1
 
