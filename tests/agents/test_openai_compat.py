@@ -316,6 +316,38 @@ def test_a_rejected_approval_streams_the_rest_of_the_run(daphne, connect, make_a
     assert (approval.status, approval.reason) == ("rejected", "Not today.")
 
 
+def _answer(approval_id: str, approve: bool) -> dict:
+    return {"type": "mcp_approval_response", "approval_request_id": approval_id, "approve": approve}
+
+
+def test_answering_some_approval_requests_answers_at_once_with_the_others_pending(daphne, connect, make_api, llm):
+    # Given a response paused on two calls
+    to_bo = {"to": "bo@example.com", "subject": "Yo"}
+    llm.enqueue(ToolCalls([Call("send_email", EMAIL), Call("send_email", to_bo)]), Text("Sent one."))
+    client = connect(make_api("rita", scopes=["approvals:decide"]).key)
+    paused = client.responses.create(model="oai", input="Email Ann and Bo")
+    first, second = [item.id for item in paused.output if item.type == "mcp_approval_request"]
+
+    # When one is answered (streamed), then the other
+    with client.responses.stream(model="oai", previous_response_id=paused.id, input=[_answer(first, True)]) as stream:
+        partial = stream.get_final_response()
+    statuses = sorted(ApprovalRequest.objects.values_list("status", flat=True))
+    done = client.responses.create(model="oai", previous_response_id=paused.id, input=[_answer(second, False)])
+
+    # Then the first answer came back at once, the run still paused; the second resumed it
+    assert partial.id == paused.id
+    assert [item.type for item in partial.output] == ["mcp_approval_request", "mcp_approval_request"]
+    assert statuses == ["approved", "pending"]
+    kinds = [item.type for item in done.output]
+    assert kinds == ["mcp_approval_request", "mcp_approval_request", "mcp_call", "mcp_call", "message"]
+    assert [(item.status, item.approval_request_id) for item in done.output[2:4]] == [
+        ("completed", first),
+        ("failed", second),
+    ]
+    assert done.output_text == "Sent one."
+    assert sample_agents.CALLS == [("send_email", EMAIL)]
+
+
 def test_deciding_needs_the_right_to_decide(daphne, connect, api, llm):
     llm.enqueue(ToolCalls([Call("send_email", EMAIL)]))
     client = connect(api.key)  # a key without the approvals:decide scope
