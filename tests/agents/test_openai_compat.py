@@ -227,6 +227,29 @@ def test_a_response_is_a_run_and_previous_response_id_continues_its_session(daph
     assert Session.objects.count() == 1
 
 
+def test_a_response_to_a_list_of_items_takes_the_earlier_ones_as_history(daphne, connect, api, llm):
+    llm.enqueue(Text("You asked about Paris."))
+    client = connect(api.key)
+
+    response = client.responses.create(
+        model="oai",
+        instructions="Talk like a pirate.",
+        input=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "Sunny in Paris."}]},
+            {"role": "user", "content": [{"type": "input_text", "text": "What did I ask?"}]},
+        ],
+    )
+
+    assert response.output_text == "You asked about Paris."
+    sent = llm.requests[-1].body["messages"]
+    assert [m["role"] for m in sent if m["role"] != "system"] == ["user", "assistant", "tool", "assistant", "user"]
+    assert "pirate" not in json.dumps(sent)
+    assert Run.objects.get().input == "What did I ask?"
+
+
 def test_a_background_response_is_answered_at_once_and_retrieved_when_done(daphne, connect, api, llm):
     llm.enqueue(Text("Done."))
     client = connect(api.key)
