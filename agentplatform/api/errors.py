@@ -123,9 +123,18 @@ class BrokerUnavailable(Unavailable):
     default_message = "Redis (the broker and event bus) cannot be reached; try again shortly."
 
 
+OPENAI_PREFIX = "/openai/"
+
+
+def _openai_error(code: str, message: str, kind: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": code, "param": None}}
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/langgraph/"):  # LangGraph's shape (agents.langgraph)
         return JsonResponse({"detail": "Not Found", "code": "not_found"}, status=404)
+    if request.path.startswith(OPENAI_PREFIX):  # OpenAI's shape (agents.openai_compat)
+        return JsonResponse(_openai_error("not_found", "No such endpoint.", "invalid_request_error"), status=404)
     if request.path.startswith("/api/"):
         # No route matched: an unknown path, or an id in it that is not one (ids are UUIDs).
         return JsonResponse(error_body("not_found", "No such endpoint, or no object with this id."), status=404)
@@ -133,6 +142,9 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith(OPENAI_PREFIX):
+        body = _openai_error("internal_error", "An unexpected error occurred.", "server_error")
+        return JsonResponse(body, status=500)
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("internal_error", "An unexpected error occurred."), status=500)
     return defaults.server_error(request)

@@ -54,12 +54,13 @@ class RunRecord:
         self.written_at = time.monotonic()
 
 
-def append_messages(session_id: UUID, run_id: UUID, start: int, messages: list[ChatMessage]) -> list[Message]:
+def append_messages(session_id: UUID, run_id: UUID | None, start: int, messages: list[ChatMessage]) -> list[Message]:
     """Insert messages at positions `start`, `start + 1`, ... (one statement, on every step
     of every run: written as SQL, see `agentplatform.sql`).
 
     The session's running run (there is at most one) owns the positions after the
-    session's last message; the unique (session, position) index backs that up.
+    session's last message; the unique (session, position) index backs that up. Messages
+    that belong to no run (`run_id` None) are a conversation a new session starts with.
     """
     rows = [
         Message(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,6 +18,7 @@ from redis.exceptions import RedisError
 from agentplatform import dependencies, notify, sql
 from agentplatform.conf import platform_settings
 from agentplatform.draining import unless_draining
+from agentplatform.sdk.models import ChatMessage
 from agentplatform.users import User
 from agents import selectors
 from agents.errors import (
@@ -45,7 +48,7 @@ from agents.services import limits
 from agents.services.agents import runnable
 from agents.services.dispatch import dispatch_on_commit
 from agents.services.endings import finish, outcome
-from agents.services.record import RunRecord
+from agents.services.record import RunRecord, append_messages
 from approvals import selectors as approval_selectors
 
 logger = logging.getLogger(__name__)
@@ -62,8 +65,13 @@ def start_run(
     if_busy: IfBusy = IfBusy.REJECT,
     idempotency_key: str | None = None,
     schedule: Schedule | None = None,
+    history: Sequence[ChatMessage] = (),
 ) -> Run:
     """Create the queued run and its user message in one transaction; a worker executes it.
+
+    `history` (only for a new session) is the conversation before `input`, written to the
+    new session, before the run, in the same transaction: the run reads it as the session's
+    earlier messages.
 
     With an idempotency key, a request the caller already made answers its run again (an
     identical body) or 422 (a different one), and creates nothing.
@@ -73,7 +81,9 @@ def start_run(
     with its id: the publish on commit fails within its timeout and is logged, and the reaper
     hands the run to the broker again (RUN_REQUEUE_SECONDS).
     """
-    fingerprint = _fingerprint(agent_name, input, session_id, metadata)
+    if history and session_id is not None:
+        raise ValueError("history starts a new session: pass no session_id with it")
+    fingerprint = _fingerprint(agent_name, input, session_id, metadata, history)
     if idempotency_key is not None:
         earlier = selectors.idempotent_run(owner, idempotency_key)
         if earlier is not None:
@@ -100,6 +110,7 @@ def start_run(
             if_busy=if_busy,
             idempotency=(idempotency_key, fingerprint) if idempotency_key is not None else None,
             schedule=schedule,
+            history=history,
         )
     except _IdempotencyRace:  # the same key, sent twice at once: the other request won
         limits.release_run(owner, api_key, run_id)
@@ -132,8 +143,17 @@ class _IdempotencyRace(Exception):
     pass
 
 
-def _fingerprint(agent_name: str, text: str, session_id: UUID | None, metadata: dict[str, Any] | None) -> str:
-    body = {"agent": agent_name, "input": text, "session_id": str(session_id or ""), "metadata": metadata or {}}
+def _fingerprint(
+    agent_name: str, text: str, session_id: UUID | None, metadata: dict[str, Any] | None, history: Sequence[ChatMessage]
+) -> str:
+    body: dict[str, Any] = {
+        "agent": agent_name,
+        "input": text,
+        "session_id": str(session_id or ""),
+        "metadata": metadata or {},
+    }
+    if history:  # (absent otherwise: the fingerprints of requests without one stay as they were)
+        body["history"] = [dataclasses.asdict(message) for message in history]
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -156,13 +176,16 @@ def _create_run(
     if_busy: IfBusy,
     idempotency: tuple[str, str] | None,
     schedule: Schedule | None,
+    history: Sequence[ChatMessage] = (),
 ) -> Run:
     """The queued run. Its user message is written when a worker starts it, since the
     positions after the session's last message belong to the run in progress."""
     with transaction.atomic():
         if session_id is None:
-            session = Session(owner=owner, agent=agent, title=text[:80])
+            session = Session(owner=owner, agent=agent, title=text[:80], message_count=len(history))
             sql.insert([session])  # on every new session's path: SQL, see `agentplatform.sql`
+            if history:  # the conversation so far, at positions 0, 1, ... (the run's start after)
+                append_messages(session.pk, None, 0, list(history))
         else:
             # The session's row lock serializes new input to it, so the busy check holds.
             session = selectors.lock_session(owner, session_id)
