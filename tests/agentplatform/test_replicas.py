@@ -28,8 +28,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agentplatform import replicas
 from agentplatform.env import replica_databases
-from agents.models import Agent, Message, Session
+from agents import services
+from agents.models import Agent, Message, Run, RunStatus, Session
 from tests.factories import create_api_key, create_user, signed_in_admin
+from tests.fakes.llm_server import Text
 from tests.infra import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,6 +130,21 @@ def test_a_list_is_read_from_the_replica_until_the_caller_writes_then_from_the_p
     bob = Api(create_user("bob"))  # another caller, who wrote nothing: the replica
     assert bob.sessions() == []
     assert replicas.monitor().state(REPLICA).skipped_reads == 0
+
+
+@pytest.mark.usefixtures("use_replica", "celery_worker")
+@needs_replica
+def test_a_caller_whose_run_ended_reads_from_the_primary(llm):
+    alice = create_user("alice")
+    api = Api(alice)
+    _pause_replay()
+    llm.enqueue(Text("done"))
+
+    # Not through a request (as a schedule starts one): the worker's ending marks her.
+    run = services.start_run(owner=alice, api_key=None, agent_name="oai", input="hi")
+    wait_until(lambda: Run.objects.get(pk=run.pk).status == RunStatus.COMPLETED, timeout=30)
+
+    assert api.sessions() == [str(run.session_id)]  # the replica has no session of hers yet
 
 
 @pytest.mark.usefixtures("use_replica")
