@@ -230,9 +230,7 @@ class PlatformSettings:
     REPLICAS: list[str] = field(
         default_factory=list,
         metadata={
-            "help": (
-                "the `DATABASES` aliases of read replicas, which lag-tolerant reads use (docs/guides/read-replicas.md)"
-            ),
+            "help": "the `DATABASES` aliases of read replicas, which lag-tolerant reads (lists, histories) use",
             "default": "`replica1`, `replica2`, ...: one per URL of `DATABASE_REPLICA_URLS`",
         },
     )

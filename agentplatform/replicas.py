@@ -61,7 +61,7 @@ SELECT CASE
 END
 """
 
-OK, LAGGING, DOWN = "ok", "lagging", "down"
+OK, LAGGING, DOWN, UNCHECKED = "ok", "lagging", "down", "unchecked"
 READ_ONLY = "agentplatform_read_only"  # set on a request whose view declared its reads lag-tolerant
 
 
@@ -196,7 +196,7 @@ class ReadYourWritesMiddleware:
 
 @dataclasses.dataclass
 class ReplicaState:
-    status: str = "unchecked"
+    status: str = UNCHECKED
     lag_seconds: float | None = None
     error: str = ""
     skipped_reads: int = 0  # lag-tolerant reads this process sent to the primary instead
@@ -269,7 +269,7 @@ def _log_change(alias: str, before: str, status: str, lag: float | None, error: 
         logger.warning("read replica %s has replayed nothing yet, its reads go to the primary", alias)
     elif status == LAGGING:
         logger.warning("read replica %s is %.1f s behind (limit %s s), its reads go to the primary", alias, lag, limit)
-    elif before != "unchecked":
+    elif before != UNCHECKED:
         logger.info("read replica %s serves reads again (%.1f s behind)", alias, lag or 0.0)
 
 
@@ -294,15 +294,19 @@ def _skipped_reads() -> metrics.Counter:
 
 
 def report() -> dict[str, dict[str, Any]]:
-    """Each configured replica, measured now: its status, lag, error, and the reads this process
-    sent to the primary instead so far (for /api/v1/ready/)."""
+    """Each configured replica as this process last measured it (measured now if never yet):
+    its status, lag, error, and the reads sent to the primary instead so far (for /api/v1/ready/,
+    which a replica that is down must not slow down: a load balancer calls it often)."""
     watch = monitor()
     found = {}
     for alias in platform_settings().REPLICAS:
-        state = watch.measure(alias)
+        state = watch.state(alias)
+        if state.status == UNCHECKED:
+            watch.measure(alias)
         found[alias] = {
             "status": state.status,
             "lag_seconds": state.lag_seconds,
+            "measured_seconds_ago": round(time.monotonic() - state.checked_at, 1),
             "skipped_reads": state.skipped_reads,
             **({"error": state.error} if state.error else {}),
         }
