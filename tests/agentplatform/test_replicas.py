@@ -132,6 +132,22 @@ def test_a_list_is_read_from_the_replica_until_the_caller_writes_then_from_the_p
     assert replicas.monitor().state(REPLICA).skipped_reads == 0
 
 
+@pytest.mark.usefixtures("use_replica")
+@needs_replica
+def test_a_langgraph_thread_search_reads_the_replica_and_does_not_count_as_a_write():
+    alice = create_user("alice")
+    api = Api(alice)
+    first = _session(alice)
+    _pause_replay()
+    _session(alice)
+
+    searched = api.client.post("/langgraph/threads/search", {"limit": 10}, content_type="application/json")
+
+    assert searched.status_code == 200
+    assert [thread["thread_id"] for thread in searched.json()] == [first]
+    assert api.sessions() == [first]  # a search is a POST that writes nothing: still the replica
+
+
 @pytest.mark.usefixtures("use_replica", "celery_worker")
 @needs_replica
 def test_a_caller_whose_run_ended_reads_from_the_primary(llm):
