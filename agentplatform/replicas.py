@@ -15,8 +15,8 @@ A lag-tolerant read still goes to the primary when
 - it runs inside a transaction on the primary;
 - no replica is usable: each process measures each replica's lag at most every
   REPLICA_CHECK_SECONDS and skips one that is down or further behind than
-  REPLICA_MAX_LAG_SECONDS, with a log line when that changes and a count of the reads sent to
-  the primary instead (`/api/v1/ready/`, and the OpenTelemetry counter
+  REPLICA_MAX_LAG_SECONDS, with a log line when that changes and a count of the reads it did
+  not serve (`/api/v1/ready/`, and the OpenTelemetry counter
   `agentplatform.db.replica.skipped_reads`).
 A replica that fails during a read (it stopped since it was measured) is marked down, and the
 read runs again on the primary.
@@ -62,6 +62,7 @@ END
 """
 
 OK, LAGGING, DOWN, UNCHECKED = "ok", "lagging", "down", "unchecked"
+DOWN_RETRY_SECONDS = 10.0  # a replica that is down is tried again this often at most, by one request per process
 READ_ONLY = "agentplatform_read_only"  # set on a request whose view declared its reads lag-tolerant
 
 
@@ -191,7 +192,9 @@ class ReadYourWritesMiddleware:
         return response
 
 
-# Each replica's health, as this process measured it.
+# Each replica's health, as this process measured it. Measuring takes a connection from the
+# replica's pool: a replica that is down makes that one read wait for the pool's timeout
+# (`agentplatform.env.REPLICA_CONNECT_TIMEOUT`) before it goes to the primary.
 
 
 @dataclasses.dataclass
@@ -199,7 +202,7 @@ class ReplicaState:
     status: str = UNCHECKED
     lag_seconds: float | None = None
     error: str = ""
-    skipped_reads: int = 0  # lag-tolerant reads this process sent to the primary instead
+    skipped_reads: int = 0  # lag-tolerant reads of this process it did not serve (down or behind)
     checked_at: float = -math.inf  # time.monotonic()
 
 
@@ -219,7 +222,10 @@ class Monitor:
 
     def usable(self, alias: str) -> bool:
         state = self.state(alias)
-        if time.monotonic() - state.checked_at >= platform_settings().REPLICA_CHECK_SECONDS:
+        interval = platform_settings().REPLICA_CHECK_SECONDS
+        if state.status == DOWN:  # trying one costs a request up to REPLICA_CONNECT_TIMEOUT
+            interval = max(interval, DOWN_RETRY_SECONDS)
+        if time.monotonic() - state.checked_at >= interval:
             lock = self._measuring[alias]
             if lock.acquire(blocking=False):
                 try:
@@ -289,13 +295,13 @@ def _skipped_reads() -> metrics.Counter:
     return metrics.get_meter(__name__).create_counter(
         "agentplatform.db.replica.skipped_reads",
         unit="{read}",
-        description="Lag-tolerant reads sent to the primary because a read replica was down or too far behind",
+        description="Lag-tolerant reads a read replica did not serve because it was down or too far behind",
     )
 
 
 def report() -> dict[str, dict[str, Any]]:
     """Each configured replica as this process last measured it (measured now if never yet):
-    its status, lag, error, and the reads sent to the primary instead so far (for /api/v1/ready/,
+    its status, lag, error, and the reads it did not serve so far (for /api/v1/ready/,
     which a replica that is down must not slow down: a load balancer calls it often)."""
     watch = monitor()
     found = {}

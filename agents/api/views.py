@@ -341,8 +341,8 @@ class ReadyView(CallerAPIView):
         responses={200: dict, 503: dict},
         summary="The database, Redis, the broker and the span route answer",
         description="Each dependency's status: `ok`, `off` (tracing disabled), or what failed (then 503). "
-        "With read replicas, `replicas` details each one (`ok`, `lagging` or `down`, its lag, the reads sent "
-        "to the primary instead); a replica that is not `ok` does not make the process unready.",
+        "With read replicas, `replicas` details each one (`ok`, `lagging` or `down`, its lag, the reads it "
+        "did not serve); a replica that is not `ok` does not make the process unready.",
     )
     def get(self, request: Request) -> Response:
         ready, statuses = dependencies.report(

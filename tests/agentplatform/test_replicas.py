@@ -25,6 +25,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from agentplatform import replicas
 from agentplatform.env import replica_databases
@@ -188,9 +191,30 @@ def test_a_session_history_and_the_admin_list_are_read_from_the_replica(settings
     assert "renamed on the primary" in admin.get("/admin/agents/session/").content.decode()
 
 
+@pytest.fixture(scope="module")
+def metric_reader() -> InMemoryMetricReader:
+    """The process's OpenTelemetry MeterProvider (set once: the platform sets none of its own)."""
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return reader
+
+
+def _skipped_reads(reader: InMemoryMetricReader) -> dict[tuple[str, str], int]:
+    found = reader.get_metrics_data()
+    points = [
+        point
+        for resource in (found.resource_metrics if found else [])
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "agentplatform.db.replica.skipped_reads"
+        for point in metric.data.data_points
+    ]
+    return {(str(p.attributes["db.replica"]), str(p.attributes["reason"])): int(p.value) for p in points}
+
+
 @pytest.mark.usefixtures("use_replica")
 @needs_replica
-def test_a_replica_further_behind_than_the_limit_is_skipped(settings, caplog):
+def test_a_replica_further_behind_than_the_limit_is_skipped(settings, caplog, metric_reader):
     settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "REPLICA_MAX_LAG_SECONDS": 0.0}
     alice = create_user("alice")
     api = Api(alice)
@@ -208,6 +232,7 @@ def test_a_replica_further_behind_than_the_limit_is_skipped(settings, caplog):
     assert state.lag_seconds > 0
     assert f"read replica {REPLICA} is" in caplog.text
     assert "behind (limit 0.0 s), its reads go to the primary" in caplog.text
+    assert _skipped_reads(metric_reader) == {(REPLICA, "lagging"): 1}
 
 
 @pytest.fixture
