@@ -27,7 +27,7 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 
 from agentplatform import replicas
 from agentplatform.env import replica_databases
@@ -208,8 +208,10 @@ def _skipped_reads(reader: InMemoryMetricReader) -> dict[tuple[str, str], int]:
         for metric in scope.metrics
         if metric.name == "agentplatform.db.replica.skipped_reads"
         for point in metric.data.data_points
+        if isinstance(point, NumberDataPoint)  # a counter's
     ]
-    return {(str(p.attributes["db.replica"]), str(p.attributes["reason"])): int(p.value) for p in points}
+    labelled = [(dict(point.attributes or {}), point.value) for point in points]
+    return {(str(labels["db.replica"]), str(labels["reason"])): int(value) for labels, value in labelled}
 
 
 @pytest.mark.usefixtures("use_replica")
