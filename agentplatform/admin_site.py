@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import SimpleTemplateResponse
 from django_otp.admin import OTPAdminSite
 
+from agentplatform import replicas
 from agentplatform.signin import PlatformLoginForm
 
 
@@ -23,6 +26,25 @@ class ReadOnly:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class LagTolerantChangelist(admin.ModelAdmin):
+    """For admin lists that may show rows a few seconds old: a GET of the list reads from a
+    read replica when one may serve the operator (`agentplatform.replicas`). Actions (a POST)
+    and the pages of one object read from the primary."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        show = super().changelist_view
+        if request.method != "GET":
+            return show(request, extra_context)
+
+        def rendered() -> HttpResponse:
+            response = show(request, extra_context)
+            if isinstance(response, SimpleTemplateResponse):
+                response.render()  # the page's queries run when it renders: here, on the replica
+            return response
+
+        return replicas.read(rendered, owner_id=request.user.pk)
 
 
 class PlatformAdminSite(OTPAdminSite):

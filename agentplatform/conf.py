@@ -227,6 +227,37 @@ class PlatformSettings:
             ),
         },
     )
+    REPLICAS: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "the `DATABASES` aliases of read replicas, which lag-tolerant reads (lists, histories) use",
+            "default": "`replica1`, `replica2`, ...: one per URL of `DATABASE_REPLICA_URLS`",
+        },
+    )
+    REPLICA_MAX_LAG_SECONDS: float = field(
+        default=5.0,
+        metadata={
+            "env": "AGENTPLATFORM_REPLICA_MAX_LAG_SECONDS",
+            "help": "a replica further behind the primary than this is skipped (its reads go to the primary)",
+        },
+    )
+    REPLICA_STICKY_SECONDS: float = field(
+        default=5.0,
+        metadata={
+            "env": "AGENTPLATFORM_REPLICA_STICKY_SECONDS",
+            "help": (
+                "after a caller wrote (or one of its runs ended), its reads go to the primary for this long; keep it "
+                "at or above `AGENTPLATFORM_REPLICA_MAX_LAG_SECONDS` so that a caller reads its own writes"
+            ),
+        },
+    )
+    REPLICA_CHECK_SECONDS: float = field(
+        default=1.0,
+        metadata={
+            "env": "AGENTPLATFORM_REPLICA_CHECK_SECONDS",
+            "help": "how long a process trusts a replica's measured lag (or that it is down) before measuring again",
+        },
+    )
     API_DOCS_PUBLIC: bool = field(
         default=False,
         metadata={"env": "AGENTPLATFORM_API_DOCS_PUBLIC", "help": "serve the schema and Swagger UI without auth"},

@@ -121,17 +121,64 @@ def database_from_url(url: str, *, sqlite_default: Path) -> dict[str, Any]:
         return _sqlite(Path(unquote(parts.path)) if parts.path not in ("", "/") else sqlite_default)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported (postgres or sqlite)")
+    return _postgres(
+        url,
+        "DATABASE_URL",
+        pool_timeout=env_float("DATABASE_POOL_TIMEOUT", 10.0),
+        connect_timeout=env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=2),
+    )
+
+
+# Seconds a replica may take to give a connection (connecting included) before the read goes
+# to the primary instead: a replica that is down costs a request this long, once per check.
+REPLICA_CONNECT_TIMEOUT = 2
+
+
+def replica_databases(urls: list[str], *, primary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """DATABASES entries `replica1`, `replica2`, ... for `DATABASE_REPLICA_URLS` (PostgreSQL
+    hot standbys of the primary). In tests each mirrors the primary's test database: streaming
+    replication copies the database the test run creates on the primary, so none is created."""
+    if urls and not primary["ENGINE"].endswith("postgresql"):
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs a PostgreSQL primary: set DATABASE_URL to it")
+    entries = {}
+    for number, url in enumerate(urls, start=1):
+        if urlsplit(url).scheme not in ("postgres", "postgresql"):
+            raise ImproperlyConfigured(
+                f"DATABASE_REPLICA_URLS: {_redacted(url)!r} is not a PostgreSQL URL "
+                "(postgres://user:password@host:port/name, comma-separated)"
+            )
+        entry = _postgres(
+            url, "DATABASE_REPLICA_URLS", pool_timeout=REPLICA_CONNECT_TIMEOUT, connect_timeout=REPLICA_CONNECT_TIMEOUT
+        )
+        entries[f"replica{number}"] = {**entry, "TEST": {"MIRROR": "default"}}
+    return entries
+
+
+def _redacted(url: str) -> str:
+    """`url` without its password, for an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+def _postgres(url: str, variable: str, *, pool_timeout: float, connect_timeout: int) -> dict[str, Any]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{variable}: {_redacted(url)!r} has an invalid port ({exc})") from exc
     options: dict[str, Any] = dict(parse_qsl(parts.query))
     host = unquote(parts.hostname or "")
     pool_size = env_int("DATABASE_POOL_MAX_SIZE", 10)
     if pool_size:
         # Django runs each ASGI request on its own thread, and connections are per thread:
         # without a pool every request would open (and leak) a connection.
-        options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0)}
+        options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": pool_timeout}
     # A server that does not answer, or a statement stuck behind a lock, is an error (503
     # database_unavailable on a request), not a request that hangs. Migrations are exempt
     # (agentplatform.apps turns the statement timeout off around them).
-    options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=2))
+    options.setdefault("connect_timeout", connect_timeout)
     server_settings = []
     statement_timeout = env_float("DATABASE_STATEMENT_TIMEOUT", 30.0)
     if statement_timeout:
@@ -152,7 +199,7 @@ def database_from_url(url: str, *, sqlite_default: Path) -> dict[str, Any]:
         "PASSWORD": unquote(parts.password or ""),
         # A socket directory may be given as ?host=/path, as libpq allows.
         "HOST": options.pop("host", host),
-        "PORT": str(parts.port or ""),
+        "PORT": str(port or ""),
         "CONN_MAX_AGE": 0 if pool_size else env_int("DATABASE_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": options,

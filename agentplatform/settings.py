@@ -18,6 +18,7 @@ from agentplatform.env import (
     env_list,
     env_pair,
     env_str,
+    replica_databases,
     secret_key,
 )
 from context.conf import ContextSettings
@@ -81,6 +82,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # a locked-out sign-in gets the lockout page (429)
+    "agentplatform.replicas.ReadYourWritesMiddleware",  # a caller that wrote reads from the primary for a while
 ]
 
 ROOT_URLCONF = "agentplatform.urls"
@@ -103,6 +105,10 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(env_str("DATABASE_URL", ""), sqlite_default=DATA_DIR / "db.sqlite3")}
+# Read replicas (docs/guides/read-replicas.md): only the reads that say they tolerate lag use one.
+REPLICA_DATABASES = replica_databases(env_list("DATABASE_REPLICA_URLS", []), primary=DATABASES["default"])
+DATABASES.update(REPLICA_DATABASES)
+DATABASE_ROUTERS = ["agentplatform.replicas.PrimaryRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -173,6 +179,8 @@ SPECTACULAR_SETTINGS = {
 # The apps' knobs: each dataclass holds the defaults and names the variables; only what the
 # environment sets is passed here (a settings module of your own may set any field).
 AGENTPLATFORM = from_environment(PlatformSettings)
+if REPLICA_DATABASES:
+    AGENTPLATFORM["REPLICAS"] = list(REPLICA_DATABASES)
 AGENTPLATFORM_CONTEXT = from_environment(ContextSettings)  # stored credentials: ENCRYPTION_KEY
 
 # Redis: Celery's broker and run-completion signals. `manage.py up` starts an embedded one.

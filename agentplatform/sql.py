@@ -6,7 +6,8 @@ makes about twenty. The statements on every run's path (its record's inserts, cl
 finishing it, reading what it needs) are written as SQL over the models' tables instead.
 The models' own fields prepare the parameters and convert the results, so that these
 statements write and read exactly the values the ORM would, on SQLite and PostgreSQL.
-Everything else uses the ORM.
+Everything else uses the ORM. These statements always run on the primary (`connection`),
+never on a read replica: the run's path reads what it has just written.
 """
 
 from __future__ import annotations

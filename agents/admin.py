@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from agentplatform.admin_site import LagTolerantChangelist
 from agentplatform.errors import PlatformError
 from agents import selectors, services
 from agents.models import Agent, ApiKey, Message, Run, RunEvent, Schedule, ScheduleFiring, Session, Tool
@@ -94,7 +95,7 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(LagTolerantChangelist):
     list_display = ["__str__", "agent", "owner", "message_count", "created_at", "updated_at"]
     list_filter = ["agent"]
     search_fields = ["id", "title", "owner__username"]
@@ -120,7 +121,7 @@ class SessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(LagTolerantChangelist):
     list_display = ["id", "agent", "status", "owner", "steps", "input_tokens", "output_tokens", "created_at"]
     list_filter = ["status", "agent"]
     search_fields = ["id", "session__id", "owner__username"]

@@ -25,10 +25,13 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
+from agentplatform import replicas
+from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput, PlatformError
 from agents import events, selectors, services
 from agents.api import streams
@@ -169,6 +172,9 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
                     f"Unknown message type {content.get('type')!r}.",
                     details={"field": "type", "expected": sorted(self.HANDLERS)},
                 )
+            if content.get("type") in self.WRITING and platform_settings().REPLICAS:
+                # Before the write, so that no reply reaches the client before its mark does.
+                await sync_to_async(replicas.wrote, thread_sensitive=False)(self.api_key.user.pk)
             with spans.websocket_message(str(content.get("type")), self.scope["url_route"]["kwargs"]["session_id"]):
                 await handler(self, content, request_id)
         except PlatformError as exc:
@@ -230,6 +236,8 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         decider = approval_services.Decider(self.api_key.user, Channel.WEBSOCKET, tuple(self.api_key.scopes))
         decided = decide(request, decider, argument, comment)
         return {"approval_id": str(decided.pk), "status": decided.status}
+
+    WRITING = frozenset({"run", "cancel", "approve", "reject"})  # its caller then reads from the primary
 
     HANDLERS = {
         "run": _run,

@@ -23,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from agentplatform.admin_site import ReadOnly
+from agentplatform.admin_site import LagTolerantChangelist, ReadOnly
 from agentplatform.errors import InvalidInput, PlatformError
 from agentplatform.users import signed_in
 from approvals import (
@@ -68,7 +68,7 @@ class ToolFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(ReadOnly, admin.ModelAdmin):
+class ApprovalRequestAdmin(ReadOnly, LagTolerantChangelist):
     # Read-only: requests are opened by runs and changed only by decisions and expiry. Nobody
     # deletes one here, superusers included: it is the audit record of who approved what, and
     # deleting a pending one would leave its run waiting for a decision that cannot come. They

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from agentplatform.admin_site import LagTolerantChangelist
 from agentplatform.errors import PlatformError
 from approvals import webhooks
 from approvals.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -128,7 +129,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(LagTolerantChangelist):
     list_display = ["event_type", "endpoint", "status", "attempt_count", "last_result", "created_at", "delivered_at"]
     list_filter = ["status", "event_type"]
     search_fields = ["id", "event_id", "endpoint__url"]

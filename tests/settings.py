@@ -3,6 +3,7 @@
 import atexit
 import os
 
+from agentplatform.env import replica_databases
 from agentplatform.settings import *  # noqa: F403
 from agentplatform.settings import AGENTPLATFORM
 from tests.infra import start_redis, stop
@@ -36,3 +37,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, as in production: SQLite's busy timeout then makes concurrent writers wait
     # (an in-memory database shared between threads raises "table is locked" instead).
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+
+if os.environ.get("TEST_REPLICA_URL") and DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
+    # A streaming standby of the test server (scripts/test starts one), as `replica1`. It mirrors
+    # the test database, which replication copies; only tests that name it in REPLICAS read from it.
+    DATABASES.update(replica_databases([os.environ["TEST_REPLICA_URL"]], primary=DATABASES["default"]))  # noqa: F405

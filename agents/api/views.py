@@ -14,13 +14,14 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agentplatform import dependencies
+from agentplatform import dependencies, replicas
 from agentplatform.api.base import CallerAPIView, Cursor, ErrorSerializer
 from agentplatform.api.sse import EVENT_SCHEMA, EventStreamRenderer, event_stream_response
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
 from agentplatform.handlers import Deferred, deferrable
 from agentplatform.pools import web_pool
+from agentplatform.replicas import lag_tolerant
 from agents import selectors, services
 from agents.api.serializers import (
     AgentSerializer,
@@ -140,6 +141,7 @@ class SessionListView(CallerAPIView):
         responses=SessionSerializer(many=True),
         summary="Your sessions, newest first",
     )
+    @lag_tolerant
     def get(self, request: Request) -> Response:
         sessions = selectors.owned_sessions(self.owner)
         if "agent" in request.query_params:
@@ -194,6 +196,7 @@ class SessionMessagesView(CallerAPIView):
         responses=MessageSerializer(many=True),
         summary="A session's messages",
     )
+    @lag_tolerant
     def get(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
         return self.page(selectors.session_messages(session), MessageSerializer)
@@ -203,6 +206,7 @@ class SessionRunsView(CallerAPIView):
     pagination_class = Cursor
 
     @extend_schema(responses=RunSerializer(many=True), summary="A session's runs, newest first")
+    @lag_tolerant
     def get(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
         return self.page(selectors.owned_runs(self.owner).filter(session=session), RunSerializer)
@@ -252,6 +256,7 @@ class ScheduleListView(CallerAPIView):
     pagination_class = Cursor
 
     @extend_schema(responses=ScheduleSerializer(many=True), summary="Your schedules, newest first")
+    @lag_tolerant
     def get(self, request: Request) -> Response:
         return self.page(selectors.owned_schedules(self.owner), ScheduleSerializer)
 
@@ -300,6 +305,7 @@ class ScheduleRunsView(CallerAPIView):
     pagination_class = Cursor
 
     @extend_schema(responses=RunSerializer(many=True), summary="The runs a schedule started, newest first")
+    @lag_tolerant
     def get(self, request: Request, schedule_id: UUID) -> Response:
         schedule = selectors.get_schedule(self.owner, schedule_id)
         return self.page(selectors.owned_runs(self.owner).filter(schedule=schedule), RunSerializer)
@@ -312,6 +318,7 @@ class ScheduleFiringsView(CallerAPIView):
         responses=FiringSerializer(many=True),
         summary="Each time beat fired the schedule, newest first: started, skipped (and why), failed or ended",
     )
+    @lag_tolerant
     def get(self, request: Request, schedule_id: UUID) -> Response:
         schedule = selectors.get_schedule(self.owner, schedule_id)
         return self.page(selectors.schedule_firings(schedule), FiringSerializer)
@@ -333,7 +340,9 @@ class ReadyView(CallerAPIView):
     @extend_schema(
         responses={200: dict, 503: dict},
         summary="The database, Redis, the broker and the span route answer",
-        description="Each dependency's status: `ok`, `off` (tracing disabled), or what failed (then 503).",
+        description="Each dependency's status: `ok`, `off` (tracing disabled), or what failed (then 503). "
+        "With read replicas, `replicas` details each one (`ok`, `lagging` or `down`, its lag, the reads it "
+        "did not serve); a replica that is not `ok` does not make the process unready.",
     )
     def get(self, request: Request) -> Response:
         ready, statuses = dependencies.report(
@@ -344,4 +353,7 @@ class ReadyView(CallerAPIView):
                 "span_route": store.check,
             }
         )
-        return Response({"status": "ready" if ready else "unavailable", **statuses}, status=200 if ready else 503)
+        body: dict[str, Any] = {"status": "ready" if ready else "unavailable", **statuses}
+        if platform_settings().REPLICAS:  # details only: a replica that is down sends its reads to the primary
+            body["replicas"] = replicas.report()
+        return Response(body, status=200 if ready else 503)

@@ -24,6 +24,7 @@ from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
 from agentplatform.handlers import Deferred, deferrable
 from agentplatform.pools import web_pool
+from agentplatform.replicas import lag_tolerant
 from agents import selectors, services
 from agents.api.streams import run_events
 from agents.auth import ApiKeyAuthentication, ApiKeyHeaderAuthentication
@@ -130,6 +131,7 @@ def _no_assistant() -> Any:
 
 
 class ThreadSearchView(LangGraphView):
+    @lag_tolerant
     def post(self, request: Request) -> Response:
         body = self.body(ThreadSearch)
         found = lg_selectors.threads(self.owner)
@@ -166,6 +168,7 @@ class History(serializers.Serializer):
 
 
 class ThreadHistoryView(LangGraphView):
+    @lag_tolerant
     def post(self, request: Request, thread_id: UUID) -> Response:
         limit = self.body(History)["limit"]
         session = lg_selectors.get_thread(self.owner, thread_id)
@@ -307,6 +310,7 @@ def _values_response(run: Run) -> HttpResponse:
 class RunCollectionView(RunCreateView):
     # GET lists a thread's runs, POST starts one in the background.
 
+    @lag_tolerant
     def get(self, request: Request, thread_id: UUID) -> Response:
         page = self.body_from_query()
         session = lg_selectors.get_thread(self.owner, thread_id)

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agentplatform import notify, sql
+from agentplatform import notify, replicas, sql
 from agentplatform.conf import platform_settings
 from agentplatform.sdk.models import ChatMessage, Usage
 from agents import events, selectors
@@ -71,6 +71,7 @@ def finish(record: RunRecord, ending: Outcome, progress: Progress | None = None)
         # left behind by a run that crashed before finishing).
         _count_messages(run.session_id, record.position)
         transaction.on_commit(lambda: notify.signal_done(str(run.pk)), robust=True)
+        replicas.wrote_on_commit(run.owner_id)  # its owner reads the answer from the primary
         _start_next(run.session_id)
 
 
@@ -131,6 +132,7 @@ def pause(record: RunRecord, agent: Agent, pending: Sequence[Pending], progress:
         webhooks.emit_approvals(WebhookEvent.APPROVAL_REQUESTED, requests)  # outbox rows, sent on commit
         _count_messages(run.session_id, record.position)
         transaction.on_commit(lambda: notify.signal_done(str(run.pk)), robust=True)
+        replicas.wrote_on_commit(run.owner_id)
 
 
 def _count_messages(session_id: Any, count: int) -> None:

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from agentplatform.api.base import CallerAPIView, Cursor
 from agentplatform.errors import InvalidInput
+from agentplatform.replicas import lag_tolerant
 from approvals import selectors, services
 from approvals.api.serializers import ApprovalSerializer, ApproveSerializer, RejectSerializer
 from approvals.models import ApprovalStatus, Channel
@@ -27,6 +28,7 @@ class ApprovalListView(CallerAPIView):
         responses=ApprovalSerializer(many=True),
         summary="Approval requests on your runs, newest first",
     )
+    @lag_tolerant
     def get(self, request: Request) -> Response:
         rows = selectors.owned_requests(self.owner)
         wanted = request.query_params.get("status")
