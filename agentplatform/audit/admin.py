@@ -30,7 +30,7 @@ class AuditEntryAdmin(ReadOnly, admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_per_page = 100
     show_full_result_count = False
-    fields = [
+    fields = (
         "created_at",
         "actor_name",
         "api_key_prefix",
@@ -45,7 +45,7 @@ class AuditEntryAdmin(ReadOnly, admin.ModelAdmin):
         "request_id",
         "before_shown",
         "after_shown",
-    ]
+    )
     readonly_fields = fields
 
     @admin.display(description="who", ordering="actor_name")
@@ -88,7 +88,7 @@ class AuditedAdmin(admin.ModelAdmin):
             record_change(_actor(request), self.audit_target, form.instance, before, after)
 
     def save_formset(self, request: HttpRequest, form: BaseModelForm, formset: BaseInlineFormSet, change: bool) -> None:
-        audited = self.audit_inlines.get(formset.model)
+        audited = self.audit_inlines.get(formset.model) if formset.model is not None else None
         if audited is None:
             super().save_formset(request, form, formset, change)
             return

@@ -20,19 +20,22 @@ class Action(models.TextChoices):
     REVOKED = "revoked"
     APPROVED = "approved"
     REJECTED = "rejected"
-    SIGNED_IN = "signed_in"
-    SIGN_IN_FAILED = "sign_in_failed"
-    LOCKED_OUT = "locked_out"  # a failed sign-in that locked the account or address, or was refused by a lockout
+    SIGNED_IN = "signed_in", "signed in"
+    SIGN_IN_FAILED = "sign_in_failed", "sign-in failed"
+    LOCKED_OUT = (
+        "locked_out",
+        "locked out",
+    )  # a failed sign-in that locked the account or address, or was refused by a lockout
 
 
 class TargetType(models.TextChoices):
     AGENT = "agent"
     TOOL = "tool"
-    API_KEY = "api_key"
+    API_KEY = "api_key", "API key"
     APPROVAL = "approval"
     WEBHOOK = "webhook"
     SCHEDULE = "schedule"
-    CONTEXT_SOURCE = "context_source"
+    CONTEXT_SOURCE = "context_source", "context source"
     USER = "user"  # sign-ins
 
 
@@ -40,8 +43,8 @@ class Channel(models.TextChoices):
     """How the change reached the platform."""
 
     ADMIN = "admin"
-    API = "api"
-    WEBSOCKET = "websocket"
+    API = "api", "API"
+    WEBSOCKET = "websocket", "WebSocket"
     COMMAND = "command"  # a management command
 
 
