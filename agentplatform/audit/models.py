@@ -20,8 +20,8 @@ class Action(models.TextChoices):
     REVOKED = "revoked"
     APPROVED = "approved"
     REJECTED = "rejected"
-    SIGNED_IN = "signed_in", "signed in"
-    SIGN_IN_FAILED = "sign_in_failed", "sign-in failed"
+    SIGNED_IN = "signed_in", "Signed in"
+    SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
     LOCKED_OUT = (
         "locked_out",
         "locked out",
@@ -35,7 +35,7 @@ class TargetType(models.TextChoices):
     APPROVAL = "approval"
     WEBHOOK = "webhook"
     SCHEDULE = "schedule"
-    CONTEXT_SOURCE = "context_source", "context source"
+    CONTEXT_SOURCE = "context_source", "Context source"
     USER = "user"  # sign-ins
 
 
@@ -97,6 +97,7 @@ class AuditEntry(models.Model):
         db_table = "audit_entry"
         verbose_name = "audit entry"
         verbose_name_plural = "audit entries"
+        default_permissions = ("view",)  # no right to add, change or delete one exists to be granted
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="audit_created"),
