@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "agentplatform.apps.PlatformConfig",
+    "agentplatform.audit",  # after axes: its sign-in receivers read what axes decided
     "tracing",
     "context",
     "approvals",

@@ -113,11 +113,14 @@ def cool_off(request: HttpRequest | None = None) -> timedelta | None:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The client's address: the connection's, or behind `ADMIN_LOCKOUT_TRUSTED_PROXIES`
+    return client_address(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR", ""))
+
+
+def client_address(remote: str | None, forwarded_for: str) -> str | None:
+    """The client's address: the connection's (`remote`), or behind `ADMIN_LOCKOUT_TRUSTED_PROXIES`
     proxies the entry of `X-Forwarded-For` that the outermost trusted proxy added."""
     proxies = platform_settings().ADMIN_LOCKOUT_TRUSTED_PROXIES
-    remote: str | None = request.META.get("REMOTE_ADDR")
     if not proxies:
         return remote
-    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     return hops[-proxies] if len(hops) >= proxies else remote

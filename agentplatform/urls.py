@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("approvals.api.urls")),
     path("api/v1/", include("context.api.urls")),
     path("api/v1/", include("tracing.api.urls")),
+    path("api/v1/", include("agentplatform.audit.urls")),
     path("langgraph/", include("agents.langgraph.urls")),
     path("openai/v1/", include("agents.openai_compat.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(permission_classes=[DocsAccess]), name="schema"),

@@ -18,15 +18,22 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from agentplatform.admin_site import LagTolerantChangelist
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.admin import AuditedAdmin
+from agentplatform.audit.models import Channel, TargetType
 from agentplatform.errors import PlatformError
 from agents import selectors, services
 from agents.models import Agent, ApiKey, Message, Run, RunEvent, Schedule, ScheduleFiring, Session, Tool
 from agents.services import limits
+from agents.services.keys import AUDITED_FIELDS as KEY_FIELDS
 from context.admin import ContextInjectionInline
 from tracing import links
 
 TRANSCRIPT_LIMIT = 200
 FIRINGS_SHOWN = 50
+# What the audit log records of operators' edits on these pages.
+AGENT_FIELDS = ("enabled", "model_override", "instructions_override", "approval_timeout", "approval_expiry_action")
+TOOL_FIELDS = ("permission_override", "conditions", "approval_timeout", "approval_expiry_action")
 
 
 class ToolForm(forms.ModelForm):
@@ -65,7 +72,10 @@ class ToolInline(admin.TabularInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(AuditedAdmin):
+    audit_target = TargetType.AGENT
+    audit_fields = AGENT_FIELDS
+    audit_inlines = {Tool: (TargetType.TOOL, TOOL_FIELDS)}
     list_display = ["name", "effective_model", "enabled", "registered", "custom_turn", "updated_at"]
     list_filter = ["enabled", "registered"]
     search_fields = ["name", "description"]
@@ -153,7 +163,9 @@ LIMIT_FIELDS = ["requests_per_minute", "runs_per_minute", "concurrent_runs", "to
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdmin):
+    audit_target = TargetType.API_KEY
+    audit_fields = KEY_FIELDS
     list_display = ["prefix", "name", "user", "status", "created_at", "expires_at", "last_used_at"]
     list_filter = ["revoked_at"]
     search_fields = ["prefix", "name", "user__username"]
@@ -215,7 +227,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
         api_key, key = services.create_api_key(
-            user=obj.user, name=obj.name, scopes=obj.scopes or [], expires_at=obj.expires_at
+            user=obj.user,
+            actor=Actor.from_request(request, Channel.ADMIN),
+            name=obj.name,
+            agents=form.cleaned_data.get("agents", []),
+            scopes=obj.scopes or [],
+            expires_at=obj.expires_at,
         )
         obj.pk, obj.prefix, obj.created_at = api_key.pk, api_key.prefix, api_key.created_at
         obj._state.adding = False
@@ -226,7 +243,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        count = services.revoke_api_keys(queryset)
+        count = services.revoke_api_keys(queryset, actor=Actor.from_request(request, Channel.ADMIN))
         self.message_user(request, f"{count} key(s) revoked.", messages.SUCCESS)
 
 
@@ -315,14 +332,15 @@ class ScheduleAdmin(admin.ModelAdmin):
         ) or SafeString("<p>Not fired yet.</p>")
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
-        services.save_schedule(obj)
+        services.save_schedule(obj, actor=Actor.from_request(request, Channel.ADMIN))
 
     def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
-        services.delete_schedule(obj)
+        services.delete_schedule(obj, actor=Actor.from_request(request, Channel.ADMIN))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        actor = Actor.from_request(request, Channel.ADMIN)
         for schedule in queryset:
-            services.delete_schedule(schedule)
+            services.delete_schedule(schedule, actor=actor)
 
 
 def _run_link(run_id: Any) -> SafeString:

@@ -31,6 +31,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
 from agentplatform import replicas
+from agentplatform.audit.actors import Actor
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput, PlatformError
 from agents import events, selectors, services
@@ -217,23 +218,24 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
     async def _approve(self, content: dict[str, Any], request_id: Any) -> None:
         body = _valid(WsApproveSerializer, content)
         decided = await database_sync_to_async(self._decide)(
-            body["approval_id"], approval_services.approve, body.get("arguments"), body["comment"]
+            body["approval_id"], approval_services.approve, body.get("arguments"), body["comment"], request_id
         )
         await self.send_json({"type": "approval.accepted", "id": request_id, **decided})
 
     async def _reject(self, content: dict[str, Any], request_id: Any) -> None:
         body = _valid(WsRejectSerializer, content)
         decided = await database_sync_to_async(self._decide)(
-            body["approval_id"], approval_services.reject, body["reason"], body["comment"]
+            body["approval_id"], approval_services.reject, body["reason"], body["comment"], request_id
         )
         await self.send_json({"type": "approval.accepted", "id": request_id, **decided})
 
-    def _decide(self, approval_id: Any, decide: Any, argument: Any, comment: str) -> dict[str, Any]:
+    def _decide(self, approval_id: Any, decide: Any, argument: Any, comment: str, request_id: Any) -> dict[str, Any]:
         """A decision on a request of this socket's session, through the same service as the API."""
         request = approval_selectors.get_request(self.api_key.user, approval_id)
         if request.session_id != self.session.pk:
             raise InvalidInput("That approval request belongs to another session.", details={"field": "approval_id"})
-        decider = approval_services.Decider(self.api_key.user, Channel.WEBSOCKET, tuple(self.api_key.scopes))
+        actor = Actor.from_scope(self.scope, user=self.api_key.user, api_key=self.api_key, request_id=request_id)
+        decider = approval_services.Decider(actor, Channel.WEBSOCKET, tuple(self.api_key.scopes))
         decided = decide(request, decider, argument, comment)
         return {"approval_id": str(decided.pk), "status": decided.status}
 

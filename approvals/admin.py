@@ -24,8 +24,9 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from agentplatform.admin_site import LagTolerantChangelist, ReadOnly
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.models import Channel as AuditChannel
 from agentplatform.errors import InvalidInput, PlatformError
-from agentplatform.users import signed_in
 from approvals import (
     selectors,
     services,
@@ -175,7 +176,7 @@ class ApprovalRequestAdmin(ReadOnly, LagTolerantChangelist):
     def _decision_context(self, request: HttpRequest, approval: ApprovalRequest) -> dict[str, Any]:
         draft = request.session.pop(DRAFT_KEY.format(approval.pk), None) or {}
         overdue = approval.expires_at <= timezone.now()
-        decider = services.Decider(signed_in(request), Channel.ADMIN, scopes=None)
+        decider = _decider(request)
         return {
             "overdue": overdue,
             "may_decide": not overdue and services.may_decide(decider, approval),
@@ -217,8 +218,12 @@ class ApprovalRequestAdmin(ReadOnly, LagTolerantChangelist):
         return HttpResponseRedirect(reverse("admin:approvals_approvalrequest_change", args=[approval.pk]))
 
 
+def _decider(request: HttpRequest) -> services.Decider:
+    return services.Decider(Actor.from_request(request, AuditChannel.ADMIN), Channel.ADMIN, scopes=None)
+
+
 def _decide(request: HttpRequest, approval: ApprovalRequest) -> ApprovalRequest:
-    decider = services.Decider(signed_in(request), Channel.ADMIN, scopes=None)
+    decider = _decider(request)
     decision = request.POST.get("decision", "")
     comment = request.POST.get("comment", "")
     if decision == "approve":

@@ -20,6 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from agentplatform import jsonlimits
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.models import Action, TargetType
+from agentplatform.audit.services import record
 from agentplatform.errors import InvalidInput
 from agentplatform.users import User
 from approvals import webhooks
@@ -73,11 +76,17 @@ def open_requests(*, run: Any, calls: Iterable[ProposedCall]) -> list[ApprovalRe
 
 @dataclass(frozen=True)
 class Decider:
-    """Who decides, and through which channel. `scopes` are the API key's (None: not a key)."""
+    """Who decides (the actor: the user, the key, from where), and through which channel.
+    `scopes` are the API key's (None: not a key)."""
 
-    user: User
+    actor: Actor
     channel: str
     scopes: tuple[str, ...] | None = None
+
+    @property
+    def user(self) -> User:
+        assert self.actor.user is not None, "a decision is made by a user"
+        return self.actor.user
 
 
 def may_decide(decider: Decider, request: ApprovalRequest) -> bool:
@@ -137,11 +146,31 @@ def _decide(request: ApprovalRequest, decider: Decider, status: str, changes: di
                 raise ApprovalExpired(f"The request expired at {current.expires_at.isoformat()}.")
             raise AlreadyDecided(f"The request is already {current.status}.", details={"status": current.status})
         request.refresh_from_db()
+        _record(decider.actor, request)
         for hook in run_hooks.decided:
             hook(request)
         webhooks.emit_approvals(WebhookEvent.APPROVAL_DECIDED, [request])
         transaction.on_commit(lambda: spans.approval_waited(request), robust=True)
     return request
+
+
+def _record(actor: Actor, request: ApprovalRequest) -> None:
+    """The decision in the audit log: the proposed call before, the decision after."""
+    approved = request.status == ApprovalStatus.APPROVED
+    decision = (
+        {"approved_arguments": request.approved_arguments, "diff": request.diff}
+        if approved
+        else {"reason": request.reason}
+    )
+    record(
+        actor,
+        Action.APPROVED if approved else Action.REJECTED,
+        TargetType.APPROVAL,
+        target_id=request.pk,
+        target_label=f"{request.tool_name} (run {request.run_id})",
+        before={"status": str(ApprovalStatus.PENDING), "arguments": request.arguments},
+        after={"status": request.status, **decision, "comment": request.comment, "channel": request.channel},
+    )
 
 
 def expire_due(batch: int = 100) -> int:

@@ -14,6 +14,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from agentplatform.admin_site import LagTolerantChangelist
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.models import Channel
 from agentplatform.errors import PlatformError
 from approvals import webhooks
 from approvals.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -105,16 +107,27 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool) -> None:
         data = form.cleaned_data
         fields = {name: data[name] for name in ("url", "description", "event_types", "enabled", "all_owners")}
+        actor = Actor.from_request(request, Channel.ADMIN)
         if change:
-            webhooks.update_endpoint(obj, {**fields, "secret": data.get("secret") or None})
+            webhooks.update_endpoint(obj, {**fields, "secret": data.get("secret") or None}, actor=actor)
             return
-        endpoint, secret = webhooks.create_endpoint(owner=data["owner"], secret=data.get("secret") or None, **fields)
+        endpoint, secret = webhooks.create_endpoint(
+            owner=data["owner"], actor=actor, secret=data.get("secret") or None, **fields
+        )
         obj.pk, obj.secret_encrypted, obj.created_at = endpoint.pk, endpoint.secret_encrypted, endpoint.created_at
         obj._state.adding = False
         messages.warning(
             request,
             format_html("Signing secret (shown once, copy it now): <code id='new-webhook-secret'>{}</code>", secret),
         )
+
+    def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
+        webhooks.delete_endpoint(obj, actor=Actor.from_request(request, Channel.ADMIN))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        actor = Actor.from_request(request, Channel.ADMIN)
+        for endpoint in queryset:
+            webhooks.delete_endpoint(endpoint, actor=actor)
 
 
 class WebhookAttemptInline(admin.TabularInline):

@@ -27,6 +27,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agentplatform import sql
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.models import TargetType
+from agentplatform.audit.services import as_stored, record_change, snapshot
 from agentplatform.celery import TaskName, app
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput
@@ -54,6 +57,8 @@ logger = logging.getLogger(__name__)
 MANAGE_SCOPE = "webhooks:manage"
 CLOCK_SLACK = timedelta(seconds=2)  # a retry's task may run this early (clocks of different hosts)
 ERROR_CHARS = 500
+# What the audit log records of an endpoint: the secret only as "[redacted]", when it changes.
+AUDITED_FIELDS = ("owner", "url", "description", "event_types", "enabled", "all_owners", "secret_encrypted")
 
 
 def may_manage(user: User, scopes: tuple[str, ...] | None) -> bool:
@@ -96,6 +101,7 @@ def check_all_owners(owner: User, all_owners: bool) -> None:
 def create_endpoint(
     *,
     owner: User,
+    actor: Actor,
     url: str,
     event_types: list[str],
     description: str = "",
@@ -108,19 +114,21 @@ def create_endpoint(
     check_all_owners(owner, all_owners)
     check_url(url)
     secret = secret or webhook_signing.generate_secret()
-    endpoint = WebhookEndpoint.objects.create(
-        owner=owner,
-        url=url,
-        event_types=sorted(set(event_types)),
-        description=description,
-        enabled=enabled,
-        all_owners=all_owners,
-        secret_encrypted=webhook_signing.encrypt(secret),
-    )
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            owner=owner,
+            url=url,
+            event_types=sorted(set(event_types)),
+            description=description,
+            enabled=enabled,
+            all_owners=all_owners,
+            secret_encrypted=webhook_signing.encrypt(secret),
+        )
+        record_change(actor, TargetType.WEBHOOK, endpoint, None, snapshot(endpoint, AUDITED_FIELDS))
     return endpoint, secret
 
 
-def update_endpoint(endpoint: WebhookEndpoint, changes: dict[str, Any]) -> WebhookEndpoint:
+def update_endpoint(endpoint: WebhookEndpoint, changes: dict[str, Any], *, actor: Actor) -> WebhookEndpoint:
     """Change some of url, event_types, description, enabled, all_owners and secret."""
     changes = dict(changes)
     check_all_owners(changes.get("owner", endpoint.owner), changes.get("all_owners", endpoint.all_owners))
@@ -130,16 +138,21 @@ def update_endpoint(endpoint: WebhookEndpoint, changes: dict[str, Any]) -> Webho
         check_event_types(changes["event_types"])
         changes["event_types"] = sorted(set(changes["event_types"]))
     secret = changes.pop("secret", None)
-    if secret:
-        endpoint.secret_encrypted = webhook_signing.encrypt(secret)
-    for name, value in changes.items():
-        setattr(endpoint, name, value)
-    endpoint.save()
+    with transaction.atomic():
+        before = as_stored(endpoint, AUDITED_FIELDS)
+        if secret:
+            endpoint.secret_encrypted = webhook_signing.encrypt(secret)
+        for name, value in changes.items():
+            setattr(endpoint, name, value)
+        endpoint.save()
+        record_change(actor, TargetType.WEBHOOK, endpoint, before, snapshot(endpoint, AUDITED_FIELDS))
     return endpoint
 
 
-def delete_endpoint(endpoint: WebhookEndpoint) -> None:
-    endpoint.delete()  # its deliveries and their attempts go with it
+def delete_endpoint(endpoint: WebhookEndpoint, *, actor: Actor) -> None:
+    with transaction.atomic():
+        record_change(actor, TargetType.WEBHOOK, endpoint, snapshot(endpoint, AUDITED_FIELDS), None)
+        endpoint.delete()  # its deliveries and their attempts go with it
 
 
 def emit(event_type: WebhookEvent, data: dict[str, Any], *, owner_id: Any) -> list[WebhookDelivery]:

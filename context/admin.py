@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.forms.models import construct_instance
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -15,6 +16,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from agentplatform.admin_site import ReadOnly
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.models import Channel
 from context import services
 from context.errors import InvalidContextSource
 from context.models import ContextInjection, ContextSource
@@ -89,7 +92,20 @@ class ContextSourceAdmin(admin.ModelAdmin):
         return "stored, encrypted (never shown)" if source.credential_encrypted else "none"
 
     def save_model(self, request: HttpRequest, obj: ContextSource, form: Any, change: bool) -> None:
-        services.save_source(obj, secret=form.cleaned_data["secret"], clear_secret=form.cleaned_data["clear_secret"])
+        services.save_source(
+            obj,
+            actor=Actor.from_request(request, Channel.ADMIN),
+            secret=form.cleaned_data["secret"],
+            clear_secret=form.cleaned_data["clear_secret"],
+        )
+
+    def delete_model(self, request: HttpRequest, obj: ContextSource) -> None:
+        services.delete_source(obj, actor=Actor.from_request(request, Channel.ADMIN))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ContextSource]) -> None:
+        actor = Actor.from_request(request, Channel.ADMIN)
+        for source in queryset:
+            services.delete_source(source, actor=actor)
 
     def get_urls(self) -> list[URLPattern]:
         preview = path(

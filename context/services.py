@@ -13,9 +13,13 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Max
 
 from agentplatform import sql
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.models import TargetType
+from agentplatform.audit.services import as_stored, record_change, snapshot
 from agentplatform.sdk.agent import Agent as CodeAgent
 from agentplatform.sdk.context import (
     ContextBundle,
@@ -42,6 +46,21 @@ Database = Callable[..., Awaitable[Any]]  # runs a sync database step off the ev
 # Set from the ContextSource's own fields, not from its parameters.
 RESERVED = frozenset({"name", "timeout", "max_chars", "max_tokens", "cache_ttl", "required", "allowed_roots"})
 # A parameter named like this is (or holds) a credential: it belongs in the credential fields.
+# What the audit log records of a source: a stored credential only as "[redacted]" (or "" once removed).
+AUDITED_FIELDS = (
+    "agent",
+    "name",
+    "provider",
+    "parameters",
+    "enabled",
+    "required",
+    "position",
+    "timeout_seconds",
+    "max_chars",
+    "cache_ttl_seconds",
+    "credential_env",
+    "credential_encrypted",
+)
 _SECRET_NAME = re.compile(r"token|secret|passw|authorization|cookie|api[-_]?key|credential|private", re.IGNORECASE)
 
 
@@ -153,15 +172,25 @@ def check_source(source: ContextSource, *, secret: str = "", clear_secret: bool 
     build_provider(probe, secret=secret or None)
 
 
-def save_source(source: ContextSource, *, secret: str = "", clear_secret: bool = False) -> ContextSource:
+def save_source(source: ContextSource, *, actor: Actor, secret: str = "", clear_secret: bool = False) -> ContextSource:
     """Check a source against its provider, then save it; `secret` is stored encrypted."""
     check_source(source, secret=secret, clear_secret=clear_secret)
     if clear_secret or source.credential_env:
         source.credential_encrypted = ""
     if secret:
         source.credential_encrypted = crypto.encrypt(secret)
-    source.save()
+    with transaction.atomic():
+        before = as_stored(source, AUDITED_FIELDS)
+        source.save()
+        record_change(actor, TargetType.CONTEXT_SOURCE, source, before, snapshot(source, AUDITED_FIELDS))
     return source
+
+
+def delete_source(source: ContextSource, *, actor: Actor) -> None:
+    """Unbind a source; what runs were given by it stays in their record."""
+    with transaction.atomic():
+        record_change(actor, TargetType.CONTEXT_SOURCE, source, snapshot(source, AUDITED_FIELDS), None)
+        source.delete()
 
 
 def agent_sources(agent_id: int, code_agent: CodeAgent) -> list[BoundSource]:

@@ -10,8 +10,12 @@ from django.test import Client
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from agentplatform.audit.actors import Actor
 from agents import services
 from agents.models import Agent, ApiKey
+
+# Who makes the changes a test sets up (the audit log records them like any other).
+SETUP = Actor.command("tests")
 
 
 def create_user(username: str = "alice", **overrides: Any) -> User:
@@ -20,7 +24,7 @@ def create_user(username: str = "alice", **overrides: Any) -> User:
 
 def create_api_key(user: Any = None, **overrides: Any) -> tuple[ApiKey, str]:
     user = user or create_user()
-    return services.create_api_key(user=user, **overrides)
+    return services.create_api_key(user=user, actor=SETUP, **overrides)
 
 
 def agent_row(name: str) -> Agent:

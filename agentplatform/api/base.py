@@ -16,6 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.models import Channel
 from agentplatform.errors import InvalidCursor, InvalidInput
 
 # An id in a path, as Django's `uuid` converter matches it (for routes written with re_path).
@@ -59,6 +61,11 @@ class CallerAPIView(APIView):
         # The key object from ApiKeyAuthentication; None for an admin's browser session.
         auth = self.request.auth
         return auth if hasattr(auth, "key_hash") else None
+
+    @property
+    def actor(self) -> Actor:
+        # Who calls (the user, the key) and from where, for the audit log of what it changes.
+        return Actor.from_request(self.request, Channel.API, api_key=self.api_key)
 
 
 class TextField(serializers.CharField):

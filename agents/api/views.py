@@ -272,7 +272,9 @@ class ScheduleListView(CallerAPIView):
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         agent = selectors.get_agent(data.pop("agent"), self.api_key)
-        schedule = services.create_schedule(owner=self.owner, api_key=self.api_key, agent=agent, **data)
+        schedule = services.create_schedule(
+            owner=self.owner, api_key=self.api_key, actor=self.actor, agent=agent, **data
+        )
         return Response(ScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
 
 
@@ -292,12 +294,12 @@ class ScheduleDetailView(CallerAPIView):
         changes = dict(body.validated_data)
         if "agent" in changes:
             changes["agent"] = selectors.get_agent(changes["agent"], self.api_key)
-        schedule = services.update_schedule(self.owner, schedule_id, changes)
+        schedule = services.update_schedule(self.owner, schedule_id, changes, actor=self.actor)
         return Response(ScheduleSerializer(schedule).data)
 
     @extend_schema(responses={204: None, 404: ErrorSerializer}, summary="Delete a schedule (its runs stay)")
     def delete(self, request: Request, schedule_id: UUID) -> Response:
-        services.delete_schedule(selectors.get_schedule(self.owner, schedule_id))
+        services.delete_schedule(selectors.get_schedule(self.owner, schedule_id), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from django.db import transaction
 
+from agentplatform.audit.actors import Actor
 from agentplatform.errors import Conflict, InvalidInput
 from agentplatform.users import User
 from agents.langgraph import selectors as lg_selectors
@@ -22,7 +23,7 @@ class NothingToResume(Conflict):
     default_message = "The thread has no interrupt to resume."
 
 
-def resume(owner: User, api_key: ApiKey | None, thread_id: UUID, command: Any) -> Run:
+def resume(owner: User, api_key: ApiKey | None, thread_id: UUID, command: Any, *, actor: Actor) -> Run:
     """Decide the thread's pending calls as `command["resume"]` says; the run they belong to.
 
     The resume value is one decision for every pending call, or a map from interrupt id to
@@ -35,7 +36,7 @@ def resume(owner: User, api_key: ApiKey | None, thread_id: UUID, command: Any) -
     if not pending:
         raise NothingToResume()
     decisions = _decisions(command["resume"], pending)
-    decider = approvals.Decider(owner, Channel.API, tuple(api_key.scopes) if api_key is not None else None)
+    decider = approvals.Decider(actor, Channel.API, tuple(api_key.scopes) if api_key is not None else None)
     with transaction.atomic():  # all the decisions, or none
         for request, decision in decisions:
             if decision["approved"]:

@@ -212,7 +212,7 @@ class RunsView(LangGraphView):
                 raise InvalidInput(message, details={"field": "command"})
             lg_selectors.get_thread(self.owner, thread_id)
             after = lg_selectors.last_event(thread_id)
-            run = interrupts.resume(self.owner, self.api_key, thread_id, body["command"])
+            run = interrupts.resume(self.owner, self.api_key, thread_id, body["command"], actor=self.actor)
             return run, body["multitask_strategy"], after
         agent = lg_selectors.resolve_agent(body["assistant_id"], self.api_key)
         text = translate.human_input(body.get("input"))

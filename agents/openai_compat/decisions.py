@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from agentplatform.audit.actors import Actor
 from agentplatform.errors import InvalidInput
 from agentplatform.users import User
 from agents.models import ApiKey, Run
@@ -16,7 +17,7 @@ from approvals import services as approvals
 from approvals.models import Channel
 
 
-def decide(owner: User, api_key: ApiKey | None, run: Run, answers: list[ApprovalAnswer]) -> None:
+def decide(owner: User, api_key: ApiKey | None, run: Run, answers: list[ApprovalAnswer], *, actor: Actor) -> None:
     """Approve or reject each request answered, all or none. A rejection's `reason` is what
     the model reads as the tool's result; an approval's is kept as the reviewer's comment."""
     requests = []
@@ -26,7 +27,7 @@ def decide(owner: User, api_key: ApiKey | None, run: Run, answers: list[Approval
             message = f"{answer.approval_id} is not an approval request of {response_id(run.pk)}."
             raise InvalidInput(message, details={"param": f"input[{n}].approval_request_id"})
         requests.append((request, answer))
-    decider = approvals.Decider(owner, Channel.API, tuple(api_key.scopes) if api_key is not None else None)
+    decider = approvals.Decider(actor, Channel.API, tuple(api_key.scopes) if api_key is not None else None)
     with transaction.atomic():
         for request, answer in requests:
             if answer.approve:

@@ -127,7 +127,7 @@ class ResponsesView(OpenAIView):
                 message = "mcp_approval_response items answer a response: send its previous_response_id."
                 raise InvalidInput(message, details={"param": "previous_response_id"})
             after = selectors.last_seq(run.pk)
-            decisions.decide(self.owner, self.api_key, run, said)
+            decisions.decide(self.owner, self.api_key, run, said, actor=self.actor)
             return self._answer(run, body, after)
         return self._answer(self._start(body, said, run), body)
 

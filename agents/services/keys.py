@@ -8,6 +8,9 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.models import Action, TargetType
+from agentplatform.audit.services import record_change, snapshot
 from agentplatform.users import User
 from agents.errors import ApiKeyRejected
 from agents.keys import generate_key
@@ -16,10 +19,26 @@ from agents.models import (
     ApiKey,
 )
 
+# What the audit log shows of a key (never its hash).
+AUDITED_FIELDS = (
+    "prefix",
+    "name",
+    "user",
+    "agents",
+    "scopes",
+    "expires_at",
+    "revoked_at",
+    "requests_per_minute",
+    "runs_per_minute",
+    "concurrent_runs",
+    "tokens_per_day",
+)
+
 
 def create_api_key(
     *,
     user: User,
+    actor: Actor,
     name: str = "",
     agents: Iterable[Agent] = (),
     scopes: Iterable[str] = (),
@@ -32,11 +51,22 @@ def create_api_key(
             user=user, name=name, prefix=prefix, key_hash=key_hash, scopes=sorted(set(scopes)), expires_at=expires_at
         )
         api_key.agents.set(list(agents))
+        record_change(actor, TargetType.API_KEY, api_key, None, snapshot(api_key, AUDITED_FIELDS))
     return api_key, key
 
 
-def revoke_api_keys(keys: Iterable[ApiKey]) -> int:
-    return ApiKey.objects.filter(pk__in=[k.pk for k in keys], revoked_at__isnull=True).update(revoked_at=timezone.now())
+def revoke_api_keys(keys: Iterable[ApiKey], *, actor: Actor) -> int:
+    """Revoke those of `keys` still active; each revocation is an audit entry."""
+    now = timezone.now()
+    with transaction.atomic():
+        active = list(ApiKey.objects.select_for_update().filter(pk__in=[k.pk for k in keys], revoked_at__isnull=True))
+        for api_key in active:
+            before = snapshot(api_key, ["revoked_at"])
+            api_key.revoked_at = now
+            after = snapshot(api_key, ["revoked_at"])
+            record_change(actor, TargetType.API_KEY, api_key, before, after, action=Action.REVOKED)
+        ApiKey.objects.filter(pk__in=[k.pk for k in active]).update(revoked_at=now)
+    return len(active)
 
 
 def ensure_usable(user: User, api_key: ApiKey | None) -> None:

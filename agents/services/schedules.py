@@ -15,6 +15,9 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from django_celery_beat.validators import crontab_validator
 
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.models import TargetType
+from agentplatform.audit.services import as_stored, record_change, snapshot
 from agentplatform.celery import TaskName
 from agentplatform.conf import platform_settings
 from agentplatform.errors import PlatformError
@@ -60,17 +63,24 @@ EDITABLE_FIELDS = [
     "enabled",
     "ends_at",
 ]
+AUDITED_FIELDS = ("owner", *EDITABLE_FIELDS)
 
 
 def create_schedule(
-    *, owner: User, api_key: ApiKey | None, agent: Agent, session_id: UUID | None = None, **fields: Any
+    *,
+    owner: User,
+    api_key: ApiKey | None,
+    actor: Actor,
+    agent: Agent,
+    session_id: UUID | None = None,
+    **fields: Any,
 ) -> Schedule:
     schedule = Schedule(owner=owner, api_key=api_key, agent=agent, **fields)
     schedule.session = _owned_session(owner, session_id)
-    return save_schedule(schedule)
+    return save_schedule(schedule, actor=actor)
 
 
-def update_schedule(owner: User, schedule_id: UUID | str, changes: dict[str, Any]) -> Schedule:
+def update_schedule(owner: User, schedule_id: UUID | str, changes: dict[str, Any], *, actor: Actor) -> Schedule:
     """Apply the fields given (`session_id`: a session of the owner's, or None) and save."""
     changes = dict(changes)
     with transaction.atomic():
@@ -81,11 +91,11 @@ def update_schedule(owner: User, schedule_id: UUID | str, changes: dict[str, Any
             schedule.session = None
         for name, value in changes.items():
             setattr(schedule, name, value)
-        return save_schedule(schedule)
+        return save_schedule(schedule, actor=actor)
 
 
-def save_schedule(schedule: Schedule) -> Schedule:
-    """Check the schedule, then write it and beat's row for it in one transaction.
+def save_schedule(schedule: Schedule, *, actor: Actor) -> Schedule:
+    """Check the schedule, then write it, beat's row for it and the audit entry in one transaction.
 
     Beat (django-celery-beat's DatabaseScheduler) notices the change within seconds. The
     fields a firing writes (the last firing) are not written back from a stale instance.
@@ -93,14 +103,17 @@ def save_schedule(schedule: Schedule) -> Schedule:
     check_schedule(schedule)
     with transaction.atomic():
         adding = schedule._state.adding
+        before = as_stored(schedule, AUDITED_FIELDS)
         schedule.periodic_task = _sync_periodic_task(schedule)
         schedule.save(update_fields=None if adding else [*EDITABLE_FIELDS, "periodic_task", "updated_at"])
+        record_change(actor, TargetType.SCHEDULE, schedule, before, snapshot(schedule, AUDITED_FIELDS))
     return schedule
 
 
-def delete_schedule(schedule: Schedule) -> None:
+def delete_schedule(schedule: Schedule, *, actor: Actor) -> None:
     """Delete the schedule and beat's row; its runs stay (no longer linked to it)."""
     with transaction.atomic():
+        record_change(actor, TargetType.SCHEDULE, schedule, snapshot(schedule, AUDITED_FIELDS), None)
         PeriodicTask.objects.filter(agent_schedule__pk=schedule.pk).delete()
         schedule.delete()
 

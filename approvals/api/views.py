@@ -49,7 +49,7 @@ class ApprovalDetailView(CallerAPIView):
 class _DecisionView(CallerAPIView):
     def decider(self) -> services.Decider:
         scopes = tuple(self.api_key.scopes) if self.api_key is not None else None
-        return services.Decider(self.owner, Channel.API, scopes)
+        return services.Decider(self.actor, Channel.API, scopes)
 
 
 class ApproveView(_DecisionView):

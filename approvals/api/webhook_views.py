@@ -50,7 +50,7 @@ class WebhookListView(_WebhookView):
     def post(self, request: Request) -> Response:
         body = WebhookInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        endpoint, secret = webhooks.create_endpoint(owner=self.owner, **body.validated_data)
+        endpoint, secret = webhooks.create_endpoint(owner=self.owner, actor=self.actor, **body.validated_data)
         data = WebhookCreatedSerializer(endpoint, context={"secret": secret}).data
         return Response(data, status=status.HTTP_201_CREATED)
 
@@ -69,11 +69,13 @@ class WebhookDetailView(_WebhookView):
         body = WebhookInputSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         endpoint = selectors.get_endpoint(self.owner, webhook_id)
-        return Response(WebhookSerializer(webhooks.update_endpoint(endpoint, body.validated_data)).data)
+        return Response(
+            WebhookSerializer(webhooks.update_endpoint(endpoint, body.validated_data, actor=self.actor)).data
+        )
 
     @extend_schema(responses={204: None}, summary="Delete an endpoint and its deliveries")
     def delete(self, request: Request, webhook_id: UUID) -> Response:
-        webhooks.delete_endpoint(selectors.get_endpoint(self.owner, webhook_id))
+        webhooks.delete_endpoint(selectors.get_endpoint(self.owner, webhook_id), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

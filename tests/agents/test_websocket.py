@@ -14,6 +14,7 @@ from django.utils import timezone
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from agentplatform.audit.models import AuditEntry
 from agents.models import ACTIVE_RUN_STATUSES, Agent, ApiKey, Run, RunEvent, Session
 from approvals.models import ApprovalRequest
 from tests import sample_agents
@@ -213,7 +214,7 @@ def test_bad_messages_get_an_error_and_the_socket_stays_open(api, alice, llm, da
 
 
 def test_a_reviewer_on_the_socket_approves_with_edits_and_watches_the_run_finish(alice, llm, daphne, celery_worker):
-    key = create_api_key(alice, scopes=["approvals:decide"])[1]
+    api_key, key = create_api_key(alice, scopes=["approvals:decide"])
     session = _session(alice)
     llm.enqueue(ToolCalls([Call("send_email", {"to": "bob@example.com", "subject": "hi"})]), Text("Sent."))
     with _open(daphne, str(session.pk), key) as socket:
@@ -237,6 +238,16 @@ def test_a_reviewer_on_the_socket_approves_with_edits_and_watches_the_run_finish
     assert ApprovalRequest.objects.get(pk=requested["approval_id"]).comment == "carol handles it"
     assert [("send_email", edited)] == sample_agents.CALLS
     assert (again["id"], again["error"]["code"]) == ("again", "approval_already_decided")
+    audited = AuditEntry.objects.get(target_type="approval")  # the decision, not the refused second one
+    assert (audited.action, audited.channel, audited.request_id, audited.ip) == (
+        "approved",
+        "websocket",
+        "ok",
+        "127.0.0.1",
+    )
+    assert (audited.actor_id, audited.api_key_id) == (alice.pk, str(api_key.pk))
+    assert audited.after is not None
+    assert (audited.after["comment"], audited.after["approved_arguments"]) == ("carol handles it", edited)
 
 
 def test_sockets_closed_while_their_runs_go_on_leave_no_redis_subscription_behind(api, alice, llm, daphne):

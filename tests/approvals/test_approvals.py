@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from agentplatform.audit.actors import Actor
+from agentplatform.audit.models import Channel as AuditChannel
 from agentplatform.errors import InvalidInput
 from agentplatform.jsonlimits import JsonTooDeep
 from agents.models import Message, Run, RunEvent, Tool
@@ -148,7 +150,7 @@ def test_edited_arguments_outside_the_schema_or_the_limits_are_refused(api, revi
 def test_edited_arguments_are_held_to_the_limits_whatever_the_channel(api, alice, llm):
     _, [approval] = _pause(api, llm)
     request = ApprovalRequest.objects.get(pk=approval["id"])
-    decider = services.Decider(alice, Channel.WEBSOCKET, ("approvals:decide",))
+    decider = services.Decider(_as(alice), Channel.WEBSOCKET, ("approvals:decide",))
 
     with pytest.raises(JsonTooDeep):
         services.approve(request, decider, {**EMAIL, "subject": _nested(40)})
@@ -232,7 +234,7 @@ def test_a_comment_over_the_limit_is_refused_and_nothing_changes(api, reviewer, 
 
 def test_the_service_holds_a_comment_to_the_limit_whatever_the_channel(api, alice, llm):
     _, [approval] = _pause(api, llm)
-    decider = services.Decider(alice, Channel.API, ("approvals:decide",))
+    decider = services.Decider(_as(alice), Channel.API, ("approvals:decide",))
     request = ApprovalRequest.objects.get(pk=approval["id"])
 
     with pytest.raises(InvalidInput, match="comment: at most"):
@@ -311,7 +313,7 @@ def test_of_two_concurrent_approvals_exactly_one_wins(api, reviewer, llm):
 def test_arguments_changed_after_the_decision_are_refused(api, alice, llm):
     run, [approval] = _pause(api, llm)
     llm.enqueue(Text("It was refused."))
-    decider = services.Decider(alice, "api", ("approvals:decide",))
+    decider = services.Decider(_as(alice), "api", ("approvals:decide",))
 
     with transaction.atomic():  # approved, then tampered with before the run resumes
         services.approve(ApprovalRequest.objects.get(pk=approval["id"]), decider)
@@ -407,8 +409,12 @@ def test_a_person_must_be_staff_verified_by_a_second_factor_and_hold_the_permiss
     alice.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
     alice = type(alice).objects.get(pk=alice.pk)  # a fresh permission cache
 
-    assert not services.may_decide(services.Decider(alice, "admin"), request)  # no second factor
+    assert not services.may_decide(services.Decider(_as(alice), "admin"), request)  # no second factor
     alice.is_verified = lambda: True
-    assert services.may_decide(services.Decider(alice, "admin"), request)
+    assert services.may_decide(services.Decider(_as(alice), "admin"), request)
     alice.is_staff = False
-    assert not services.may_decide(services.Decider(alice, "admin"), request)
+    assert not services.may_decide(services.Decider(_as(alice), "admin"), request)
+
+
+def _as(user: Any) -> Actor:
+    return Actor(AuditChannel.API, user=user)

@@ -29,7 +29,7 @@ from agents.models import Run
 from approvals import services, webhook_signing, webhook_transport, webhooks
 from approvals.models import ApprovalRequest, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.conftest import Api
-from tests.factories import create_api_key, create_user
+from tests.factories import SETUP, create_api_key, create_user
 from tests.fakes.llm_server import Call, Text, ToolCalls
 from tests.infra import wait_until
 
@@ -526,7 +526,9 @@ def test_an_expired_approval_is_sent(api, manager, receiver, quick, llm):
 
 def test_a_staff_endpoint_may_receive_every_owners_events(api, alice, make_api, receiver, quick):
     ops = create_user("ops", is_staff=True)
-    endpoint, _ = webhooks.create_endpoint(owner=ops, url=receiver.url, event_types=["run.completed"], all_owners=True)
+    endpoint, _ = webhooks.create_endpoint(
+        actor=SETUP, owner=ops, url=receiver.url, event_types=["run.completed"], all_owners=True
+    )
 
     api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})
     make_api("bob").post("/api/v1/agents/calc/runs/", {"input": "2+2"})
@@ -537,14 +539,16 @@ def test_a_staff_endpoint_may_receive_every_owners_events(api, alice, make_api, 
         "4 (and tool_denied)",
     ]
     with pytest.raises(InvalidInput):
-        webhooks.create_endpoint(owner=alice, url=receiver.url, event_types=["run.completed"], all_owners=True)
+        webhooks.create_endpoint(
+            actor=SETUP, owner=alice, url=receiver.url, event_types=["run.completed"], all_owners=True
+        )
     ops.is_staff = False
     ops.save()
     assert webhooks.emit(WebhookEvent.RUN_COMPLETED, {}, owner_id=alice.pk) == []
 
 
 def test_an_overdue_delivery_is_sent_again_by_the_periodic_task(alice, celery_worker, receiver, quick):
-    endpoint, _ = webhooks.create_endpoint(owner=alice, url=receiver.url, event_types=["run.completed"])
+    endpoint, _ = webhooks.create_endpoint(actor=SETUP, owner=alice, url=receiver.url, event_types=["run.completed"])
     delivery = WebhookDelivery.objects.create(  # as if its task had been lost
         endpoint=endpoint,
         event_id="00000000-0000-0000-0000-000000000001",

@@ -6,7 +6,7 @@ from typing import Any
 
 from context import services
 from context.models import ContextSource
-from tests.factories import agent_row
+from tests.factories import SETUP, agent_row
 
 
 def bind_source(
@@ -17,4 +17,4 @@ def bind_source(
     source = ContextSource(
         agent=agent_row(agent), name=name, provider=f"agentplatform.sdk.context.{provider}", **fields
     )
-    return services.save_source(source, secret=secret)
+    return services.save_source(source, actor=SETUP, secret=secret)

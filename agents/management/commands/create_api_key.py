@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from agentplatform.audit.actors import Actor
 from agents import services
 from agents.models import Agent
 from approvals.services import DECIDE_SCOPE
@@ -49,7 +50,12 @@ class Command(BaseCommand):
             timezone.now() + timedelta(days=options["expires_days"]) if options["expires_days"] is not None else None
         )
         api_key, key = services.create_api_key(
-            user=user, name=options["name"], agents=agents, scopes=options["scopes"], expires_at=expires_at
+            user=user,
+            actor=Actor.command("create_api_key"),
+            name=options["name"],
+            agents=agents,
+            scopes=options["scopes"],
+            expires_at=expires_at,
         )
         self.stderr.write(
             f"API key {api_key.prefix}… for user {user.get_username()!r}"
