@@ -25,7 +25,8 @@ from context.conf import ContextSettings
 from tracing.conf import TracingSettings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("AGENTPLATFORM_DATA_DIR", str(Path.cwd() / ".agentplatform"))).resolve()
+# (set but empty is unset: `AGENTPLATFORM_DATA_DIR=` would otherwise make the current directory the data dir)
+DATA_DIR = Path(env_str("AGENTPLATFORM_DATA_DIR", "") or Path.cwd() / ".agentplatform").resolve()
 # Made where first needed (the secret key, the database, `up`, the trace store), not here.
 SECRET_KEY = secret_key(DATA_DIR)
 # Earlier keys, to rotate DJANGO_SECRET_KEY: they still check sessions and signatures and
@@ -185,8 +186,8 @@ if REPLICA_DATABASES:
 AGENTPLATFORM_CONTEXT = from_environment(ContextSettings)  # stored credentials: ENCRYPTION_KEY
 
 # Redis: Celery's broker and run-completion signals. `manage.py up` starts an embedded one.
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+REDIS_URL = env_str("REDIS_URL", "") or "redis://127.0.0.1:6379/0"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL
 # Seconds a Redis command (connecting included) may take: a Redis that stalls fails a request
 # with 503 `redis_unavailable` instead of holding it. Blocking reads and subscriptions wait longer.
 REDIS_TIMEOUT = env_float("AGENTPLATFORM_REDIS_TIMEOUT", 5.0, minimum=0.1)

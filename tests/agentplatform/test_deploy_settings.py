@@ -135,3 +135,23 @@ def test_the_proxy_header_is_a_header_and_a_value(monkeypatch):
     monkeypatch.setenv("DJANGO_SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO")
     with pytest.raises(ImproperlyConfigured, match="DJANGO_SECURE_PROXY_SSL_HEADER must be two comma-separated"):
         env_pair("DJANGO_SECURE_PROXY_SSL_HEADER")
+
+
+def test_variables_set_but_empty_are_unset(tmp_path):
+    # Given a shell or a compose file that sets them empty (`AGENTPLATFORM_DATA_DIR=`), run in a directory
+    code = "from django.conf import settings; print(settings.DATA_DIR); print(settings.REDIS_URL)"
+    env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "agentplatform.settings", "PYTHONPATH": str(ROOT)}
+    env.update(AGENTPLATFORM_DATA_DIR="", REDIS_URL="", CELERY_BROKER_URL="")
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # Then the defaults hold: the data directory is not the current directory itself
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(tmp_path.resolve() / ".agentplatform"), "redis://127.0.0.1:6379/0"]

@@ -90,7 +90,7 @@ class Command(BaseCommand):
 
     def _redis(self) -> list[ProcessSpec]:
         """An embedded Redis, unless REDIS_URL points at one."""
-        if "REDIS_URL" in os.environ:
+        if os.environ.get("REDIS_URL"):
             return []
         spec, url = embedded.redis_server(settings.DATA_DIR)
         # The children (web, worker) read it from the environment; this process too.
