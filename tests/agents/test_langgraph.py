@@ -4,7 +4,6 @@ Daphne process, the in-process worker and the fake model."""
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -15,8 +14,8 @@ from langgraph_sdk.errors import AuthenticationError, ConflictError, NotFoundErr
 from langgraph_sdk.schema import Command
 
 from agents import events
+from agents.langgraph.parts import Parts
 from agents.langgraph.selectors import thread_messages
-from agents.langgraph.streams import Parts
 from agents.langgraph.translate import assistant_id
 from agents.models import Run, RunEvent, RunStatus, Session
 from approvals.models import ApprovalRequest
@@ -298,11 +297,11 @@ def test_a_replayed_stream_shows_the_thread_as_it_was_at_each_event(api, llm):
 
     # When its stored events are translated, each against the thread as it is now
     parts = Parts(run, ["values"])
-    stored = RunEvent.objects.filter(run=run).order_by("seq")
-    sent = [part for row in stored for part in parts.step(messages, events.payload(row))]
+    stored = list(RunEvent.objects.filter(run=run).order_by("seq"))
+    sent = [part for row in stored for part in parts.step(messages, events.payload(row), final=row == stored[-1])]
 
     # Then each values part is the thread as it was at that event
-    values = [json.loads(part.split("data: ", 1)[1]) for part in sent]
+    values = [data for name, data in sent if name == "values"]
     kinds = [[m["type"] for m in v["messages"]] for v in values]
     assert kinds == [["human"], ["human", "ai"], ["human", "ai", "tool"], ["human", "ai", "tool", "ai"]]
 
