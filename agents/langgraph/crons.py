@@ -136,8 +136,8 @@ def _next_run(schedule: Schedule) -> str | None:
     task = schedule.periodic_task
     if not schedule.enabled or task is None or task.crontab is None:
         return None
-    now = timezone.now()
-    upcoming = now + task.crontab.schedule.remaining_estimate(now)
+    start, delta, _ = task.crontab.schedule.remaining_delta(timezone.now())  # in the cron's time zone
+    upcoming = start + delta
     return upcoming.isoformat() if schedule.ends_at is None or upcoming < schedule.ends_at else None
 
 
