@@ -60,8 +60,8 @@ class LangGraphCronUpdate(serializers.Serializer):
     metadata = serializers.DictField(required=False)
     enabled = serializers.BooleanField(required=False)
     # Refused: a cron runs an agent, which has no graph nodes to interrupt at.
-    interrupt_before = serializers.JSONField(required=False)
-    interrupt_after = serializers.JSONField(required=False)
+    interrupt_before = serializers.JSONField(required=False, allow_null=True)
+    interrupt_after = serializers.JSONField(required=False, allow_null=True)
     # Kept for every cron: the platform keeps the threads its runs write.
     on_run_completed = serializers.ChoiceField(["keep"], required=False)
 

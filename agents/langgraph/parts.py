@@ -86,6 +86,8 @@ class Parts:
             parts.extend(self._complete(row))
         if "values" in self.modes and (first or new):
             parts.append(("values", translate.values(self.thread)))
+        if event["type"] == EventType.RUN_AWAITING_APPROVAL and "updates" in self.modes:
+            parts.append(("updates", {"__interrupt__": self.interrupts}))  # a pause, ending the stream or not
         if final:
             parts.extend(self._end(event))
         return parts
@@ -138,8 +140,6 @@ class Parts:
 
     def _end(self, event: dict[str, Any]) -> list[Part]:
         parts: list[Part] = []
-        if event["type"] == EventType.RUN_AWAITING_APPROVAL and "updates" in self.modes:
-            parts.append(("updates", {"__interrupt__": self.interrupts}))
         if event["type"] == EventType.RUN_FAILED:
             error = event["data"].get("error") or {}
             parts.append(("error", {"error": error.get("code", "error"), "message": error.get("message", "")}))

@@ -40,15 +40,15 @@ class LangGraphRunCreate(serializers.Serializer):
     input = serializers.JSONField(required=False, allow_null=True)
     metadata = serializers.DictField(required=False, default=dict)
     multitask_strategy = serializers.ChoiceField(list(translate.IF_BUSY), default="reject")
-    stream_mode = serializers.JSONField(required=False)
+    stream_mode = serializers.JSONField(required=False, allow_null=True)
     # `config` and `context` are accepted and not used: the platform's agents take no per-run
     # graph configuration (fields not declared here are ignored).
     # Refused: these need checkpoints or graph nodes, which the platform's agents do not have.
-    command = serializers.JSONField(required=False)
-    checkpoint = serializers.JSONField(required=False)
-    checkpoint_id = serializers.CharField(required=False)
-    interrupt_before = serializers.JSONField(required=False)
-    interrupt_after = serializers.JSONField(required=False)
+    command = serializers.JSONField(required=False, allow_null=True)
+    checkpoint = serializers.JSONField(required=False, allow_null=True)
+    checkpoint_id = serializers.CharField(required=False, allow_null=True)
+    interrupt_before = serializers.JSONField(required=False, allow_null=True)
+    interrupt_after = serializers.JSONField(required=False, allow_null=True)
 
     UNSUPPORTED = ("checkpoint", "checkpoint_id", "interrupt_before", "interrupt_after")
 

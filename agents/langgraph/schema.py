@@ -19,6 +19,14 @@ ERROR: dict[str, Any] = {
     "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
     "required": ["detail", "code"],
 }
+ERROR_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["error"]},
+        "data": {"type": "string", "description": 'The error as JSON: `{"detail", "code"}`.'},
+    },
+    "required": ["event", "data"],
+}
 STREAM_PART: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -46,7 +54,7 @@ class LangGraphSchema(openapi.AutoSchema):
         for status in statuses:
             content = {"application/json": {"schema": ERROR}}
             if streams:  # a client that accepts only events gets the error as one `error` event
-                content[EVENT_STREAM] = {"schema": {"type": "string"}}
+                content[EVENT_STREAM] = {"schema": ERROR_EVENT}
             responses.setdefault(status, {"description": "An error, in LangGraph's shape.", "content": content})
         return responses
 

@@ -7,6 +7,7 @@ import itertools
 import httpx
 import pytest
 from langgraph_sdk.errors import NotFoundError, UnprocessableEntityError
+from langgraph_sdk.schema import Command
 
 from agents import events
 from agents.langgraph.parts import Parts
@@ -249,3 +250,20 @@ def test_a_joined_stream_is_refused_to_another_owner_and_for_bad_input(daphne, c
     for bad in ({"last_event_id": "not-an-id"}, {"stream_mode": "debug"}, {"cancel_on_disconnect": True}):
         with pytest.raises(UnprocessableEntityError):
             list(client.runs.join_stream(tid, rid, **bad))
+
+
+def test_a_streamed_resume_sends_what_the_run_does_after_the_decision(daphne, connect, make_api, llm):
+    llm.enqueue(ToolCalls([Call("send_email", {"to": "ann@example.com", "subject": "Hi"})]), Text("Sent."))
+    client = connect(make_api("rita", scopes=["approvals:decide"]).key)
+    tid = client.threads.create()["thread_id"]
+    paused = list(client.runs.stream(tid, "oai", input=says("Email Ann"), stream_mode="updates"))
+
+    resumed = list(client.runs.stream(tid, "oai", command=Command(resume={"approved": True}), stream_mode=["updates"]))
+
+    assert resumed[0].event == "metadata"
+    assert resumed[0].data["run_id"] == paused[0].data["run_id"]  # the same run, going on
+    assert [list(part.data) for part in resumed[1:]] == [["tools"], ["agent"]]
+    assert resumed[-1].data["agent"]["messages"][0]["content"] == "Sent."
+    # joined from the start, the run's stream has both halves, the pause in between
+    joined = list(client.runs.join_stream(tid, paused[0].data["run_id"], stream_mode="updates"))
+    assert joined == paused + resumed[1:]
