@@ -38,6 +38,7 @@ def test_a_thread_cron_is_a_schedule_that_fires_into_the_thread(daphne, connect,
     schedule = Schedule.objects.select_related("agent", "periodic_task__crontab").get(pk=cron["cron_id"])
     assert (schedule.agent.name, schedule.input, schedule.session_id) == ("oai", "Write the daily report", UUID(tid))
     assert (schedule.cron, schedule.timezone) == ("0 9 * * 1-5", "Europe/Paris")
+    assert schedule.periodic_task is not None
     assert str(schedule.periodic_task.crontab.timezone) == "Europe/Paris"  # beat fires it
     assert (cron["thread_id"], cron["assistant_id"], cron["enabled"]) == (tid, assistant_id("oai"), True)
     assert cron["payload"]["input"]["messages"][0]["content"] == "Write the daily report"
