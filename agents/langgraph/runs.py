@@ -156,9 +156,11 @@ def _when_finished(request: Request, run: Run, after: int = 0) -> HttpResponse:
 async def _resumed_values(run: Run, after: int, timeout: float) -> HttpResponse:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
-            async for event in run_events(run.pk, run.session_id, after):
-                if event is not None and event["type"] in ENDS:
-                    break
+            followed: Any = run_events(run.pk, run.session_id, after)  # an async generator, closed at once
+            async with contextlib.aclosing(followed):
+                async for event in followed:
+                    if event is not None and event["type"] in ENDS:
+                        break
     return await web_pool().run(_values_response, run)
 
 

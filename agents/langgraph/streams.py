@@ -10,6 +10,7 @@ deterministic, so the client gets exactly what it missed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -76,11 +77,19 @@ async def stream_run(
 ) -> AsyncIterator[str]:
     """The run's stream from its start, or only its parts after `after`. It opens with the
     `metadata` part unless it resumes a stream (which had it first), or as `metadata` says."""
-    parts = Parts(run, modes)
     if metadata if metadata is not None else after is None:
         yield sse("metadata", {"run_id": str(run.pk), "attempt": 1})
+    followed: Any = run_events(run.pk, run.session_id, 0)  # an async generator: closed at once, it unsubscribes
+    async with contextlib.aclosing(followed):
+        async for part in _parts(run, Parts(run, modes), followed, after):
+            yield part
+
+
+async def _parts(
+    run: Run, parts: Parts, followed: AsyncIterator[dict[str, Any] | None], after: Position | None
+) -> AsyncIterator[str]:
     messages: list[Message] | None = None
-    async for event in run_events(run.pk, run.session_id, 0):
+    async for event in followed:
         if event is None:
             yield HEARTBEAT
             continue
