@@ -142,6 +142,12 @@ def interrupt(request: ApprovalRequest) -> dict[str, Any]:
     return {"value": value, "id": str(request.pk)}
 
 
+def interrupt_of(requested: dict[str, Any]) -> dict[str, Any]:
+    """The interrupt an `approval.requested` event's data stands for (as `interrupt` has it)."""
+    keys = ("approval_id", "call_id", "tool", "arguments", "expires_at")
+    return {"value": {key: requested.get(key) for key in keys}, "id": requested["approval_id"]}
+
+
 def state(
     session: Session, messages: list[Message], checkpoint_id: str | None, pending: list[ApprovalRequest]
 ) -> dict[str, Any]:

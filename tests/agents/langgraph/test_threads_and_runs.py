@@ -1,53 +1,22 @@
-"""The LangGraph Agent Server API, end to end: the real `langgraph-sdk` client against a real
-Daphne process, the in-process worker and the fake model."""
+"""Assistants, threads, runs waited for or in the background, approvals as interrupts."""
 
 from __future__ import annotations
 
-import itertools
-import json
-from collections.abc import Callable, Iterator
-
 import httpx
 import pytest
-from langgraph_sdk import get_sync_client
-from langgraph_sdk.client import SyncLangGraphClient
-from langgraph_sdk.errors import AuthenticationError, ConflictError, NotFoundError, UnprocessableEntityError
+from langgraph_sdk.errors import AuthenticationError, ConflictError, NotFoundError
 from langgraph_sdk.schema import Command
 
-from agents import events
-from agents.langgraph.selectors import thread_messages
-from agents.langgraph.streams import Parts
 from agents.langgraph.translate import assistant_id
-from agents.models import Run, RunEvent, RunStatus, Session
+from agents.models import Run, RunStatus, Session
 from approvals.models import ApprovalRequest
 from tests import sample_agents
+from tests.agents.langgraph import lg_url, says
 from tests.factories import agent_row
 from tests.fakes.llm_server import Call, Text, ToolCalls
 from tests.infra import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _url(daphne) -> str:
-    return daphne.url.replace("ws://", "http://") + "/langgraph"
-
-
-@pytest.fixture
-def connect(daphne) -> Iterator[Callable[[str], SyncLangGraphClient]]:
-    """LangGraph SDK clients for API keys, on the Daphne process; closed after the test."""
-    clients: list[SyncLangGraphClient] = []
-
-    def connect(key: str) -> SyncLangGraphClient:
-        clients.append(get_sync_client(url=_url(daphne), api_key=key))
-        return clients[-1]
-
-    yield connect
-    for client in clients:
-        client.close()
-
-
-def _says(text: str) -> dict:
-    return {"messages": [{"role": "user", "content": text}]}
 
 
 def test_assistants_are_the_agents_the_key_may_use(daphne, connect, api, make_api):
@@ -79,8 +48,8 @@ def test_a_thread_keeps_the_conversation_across_waited_runs(daphne, connect, api
     thread = client.threads.create()
     tid = thread["thread_id"]
 
-    first = client.runs.wait(tid, "oai", input=_says("Weather in Paris?"))
-    second = client.runs.wait(tid, assistant_id("oai"), input=_says("What did I ask?"))
+    first = client.runs.wait(tid, "oai", input=says("Weather in Paris?"))
+    second = client.runs.wait(tid, assistant_id("oai"), input=says("What did I ask?"))
 
     kinds = [m["type"] for m in second["messages"]]
     assert kinds == ["human", "ai", "tool", "ai", "human", "ai"]
@@ -124,7 +93,7 @@ def test_a_background_run_is_created_joined_got_and_listed(daphne, connect, api,
     client = connect(api.key)
     tid = client.threads.create(metadata={"topic": "reports"})["thread_id"]
 
-    run = client.runs.create(tid, "oai", input=_says("Write the report"), metadata={"ticket": "T-1"})
+    run = client.runs.create(tid, "oai", input=says("Write the report"), metadata={"ticket": "T-1"})
     values = client.runs.join(tid, run["run_id"])
 
     assert run["thread_id"] == tid
@@ -149,11 +118,11 @@ def test_a_busy_thread_rejects_a_run_and_a_cancelled_run_is_interrupted(daphne, 
     llm.enqueue(ToolCalls([Call("wait_at_gate", {})]))  # a second model call would be a failure to cancel
     client = connect(api.key)
     tid = client.threads.create()["thread_id"]
-    run = client.runs.create(tid, "oai", input=_says("Wait at the gate"))
+    run = client.runs.create(tid, "oai", input=says("Wait at the gate"))
     wait_until(lambda: ("wait_at_gate", {}) in sample_agents.CALLS)
 
     with pytest.raises(ConflictError):
-        client.runs.create(tid, "oai", input=_says("And now?"), multitask_strategy="reject")
+        client.runs.create(tid, "oai", input=says("And now?"), multitask_strategy="reject")
     assert client.threads.get(tid)["status"] == "busy"
     cancelling = client.runs.cancel(tid, run["run_id"])
     sample_agents.GATE.set()
@@ -169,7 +138,7 @@ def test_another_owners_thread_is_not_found(daphne, connect, api, make_api, llm)
     llm.enqueue(Text("Secret."))
     alice = connect(api.key)
     tid = alice.threads.create()["thread_id"]
-    rid = alice.runs.create(tid, "oai", input=_says("My secret"))["run_id"]
+    rid = alice.runs.create(tid, "oai", input=says("My secret"))["run_id"]
     alice.runs.join(tid, rid)
     bob = connect(make_api("bob").key)
 
@@ -179,7 +148,7 @@ def test_another_owners_thread_is_not_found(daphne, connect, api, make_api, llm)
         lambda: bob.threads.delete(tid),
         lambda: bob.runs.get(tid, rid),
         lambda: bob.runs.list(tid),
-        lambda: bob.runs.wait(tid, "oai", input=_says("Tell me")),
+        lambda: bob.runs.wait(tid, "oai", input=says("Tell me")),
     ):
         with pytest.raises(httpx.HTTPStatusError) as refused:  # runs.wait raises httpx's error itself
             call()
@@ -200,8 +169,8 @@ def test_bad_requests_answer_in_langgraphs_error_shape(daphne, connect, api):
         ({"input": {"text": "no messages"}}, 422),
         ({"command": Command(resume={"approved": True})}, 409),  # nothing to resume
         ({"command": Command(goto="tools")}, 422),
-        ({"input": _says("hi"), "multitask_strategy": "sometimes"}, 422),
-        ({"input": _says("hi"), "assistant_id": "no-such-agent"}, 404),
+        ({"input": says("hi"), "multitask_strategy": "sometimes"}, 422),
+        ({"input": says("hi"), "assistant_id": "no-such-agent"}, 404),
     ):
         with pytest.raises(httpx.HTTPStatusError) as refused:
             client.runs.wait(tid, **{"assistant_id": "oai", **bad})
@@ -209,102 +178,14 @@ def test_bad_requests_answer_in_langgraphs_error_shape(daphne, connect, api):
     assert client.threads.search(metadata={"a__contains": "x"}) == []  # a key, not a lookup
     with pytest.raises(AuthenticationError):
         connect("ap_not-a-key").assistants.search()
-    response = httpx.get(f"{_url(daphne)}/threads/not-a-uuid", headers={"x-api-key": api.key})
+    response = httpx.get(f"{lg_url(daphne)}/threads/not-a-uuid", headers={"x-api-key": api.key})
     assert response.status_code == 404
     assert response.json()["detail"]
-    response = httpx.post(f"{_url(daphne)}/threads/{tid}/runs/wait", json={"input": {}}, headers={"x-api-key": api.key})
+    url = f"{lg_url(daphne)}/threads/{tid}/runs/wait"
+    response = httpx.post(url, json={"input": {}}, headers={"x-api-key": api.key})
     assert response.status_code == 422
     assert set(response.json()) == {"detail", "code"}
     assert Run.objects.count() == 0
-
-
-@pytest.fixture
-def every_chunk(settings):
-    """The worker stores each chunk of the answer as it comes (not joined with the next)."""
-    settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "DELTA_INTERVAL": 0.0}
-
-
-def test_a_streamed_run_sends_the_threads_values_after_each_step(daphne, connect, api, llm):
-    llm.enqueue(ToolCalls([Call("add", {"a": 20, "b": 22})]), Text("The sum is 42."))
-    client = connect(api.key)
-    tid = client.threads.create()["thread_id"]
-
-    parts = list(client.runs.stream(tid, "oai", input=_says("20 + 22?"), stream_mode="values"))
-
-    assert parts[0].event == "metadata"
-    run_id = parts[0].data["run_id"]
-    assert Run.objects.get(pk=run_id).session_id.hex == tid.replace("-", "")
-    values = [p.data for p in parts[1:]]
-    assert {p.event for p in parts[1:]} == {"values"}
-    kinds = [[m["type"] for m in v["messages"]] for v in values]
-    assert kinds[0] == ["human"]
-    assert kinds[-1] == ["human", "ai", "tool", "ai"]
-    assert kinds == sorted(kinds, key=len)  # each step adds to the thread
-    assert values[-1] == client.threads.get_state(tid)["values"]
-
-
-def test_a_streamed_answer_comes_in_partial_messages_then_complete_ones(daphne, connect, api, llm, every_chunk):
-    llm.enqueue(ToolCalls([Call("add", {"a": 1, "b": 2})]), Text("The sum is 3, as computed."))
-    client = connect(api.key)
-
-    parts = list(client.runs.stream(None, "oai", input=_says("1 + 2?"), stream_mode=["messages", "values"]))
-
-    events = [p.event for p in parts]
-    assert events[0] == "metadata"
-    complete = [p.data[0] for p in parts if p.event == "messages/complete"]
-    assert [m["type"] for m in complete] == ["ai", "tool", "ai"]
-    assert complete[0]["tool_calls"][0]["args"] == {"a": 1, "b": 2}
-    answer = complete[-1]
-    partial = [p.data[0] for p in parts if p.event == "messages/partial"]
-    assert partial, events
-    assert {m["id"] for m in partial} == {answer["id"]}  # the answer has its id from its first chunk
-    assert partial[-1]["content"] == answer["content"] == "The sum is 3, as computed."
-    assert all(len(a["content"]) < len(b["content"]) for a, b in itertools.pairwise(partial))
-    first_partial = events.index("messages/partial")
-    assert events[first_partial - 1] == "messages/metadata"
-    assert events[-1] == "values"
-    assert parts[-1].data["messages"][-1] == answer
-
-
-def test_a_stream_in_tuple_mode_sends_each_chunk_with_its_metadata(daphne, connect, api, llm, every_chunk):
-    llm.enqueue(Text("one two three"))
-    client = connect(api.key)
-
-    parts = list(client.runs.stream(None, "oai", input=_says("Count"), stream_mode="messages-tuple"))
-
-    chunks = [p.data for p in parts if p.event == "messages"]
-    assert chunks
-    assert "".join(chunk["content"] for chunk, _ in chunks) == "one two three"
-    assert {chunk["type"] for chunk, _ in chunks} == {"AIMessageChunk"}
-    assert {meta["graph_id"] for _, meta in chunks} == {"oai"}
-
-
-def test_an_unsupported_stream_mode_is_refused_before_anything_is_written(daphne, connect, api):
-    client = connect(api.key)
-    tid = client.threads.create()["thread_id"]
-
-    with pytest.raises(UnprocessableEntityError):
-        list(client.runs.stream(tid, "oai", input=_says("hi"), stream_mode="debug"))
-    assert Run.objects.count() == 0
-
-
-def test_a_replayed_stream_shows_the_thread_as_it_was_at_each_event(api, llm):
-    # Given a run that has finished before its stream reads a single event
-    llm.enqueue(ToolCalls([Call("add", {"a": 20, "b": 22})]), Text("The sum is 42."))
-    status, body = api.post("/api/v1/agents/oai/runs/", {"input": "20 + 22?"})
-    assert status == 201, body
-    run = Run.objects.select_related("agent").get(pk=body["id"])
-    messages = thread_messages(run.session_id)
-
-    # When its stored events are translated, each against the thread as it is now
-    parts = Parts(run, ["values"])
-    stored = RunEvent.objects.filter(run=run).order_by("seq")
-    sent = [part for row in stored for part in parts.step(messages, events.payload(row))]
-
-    # Then each values part is the thread as it was at that event
-    values = [json.loads(part.split("data: ", 1)[1]) for part in sent]
-    kinds = [[m["type"] for m in v["messages"]] for v in values]
-    assert kinds == [["human"], ["human", "ai"], ["human", "ai", "tool"], ["human", "ai", "tool", "ai"]]
 
 
 def test_searching_threads_takes_the_same_queries_for_one_thread_or_many(api, alice, django_assert_num_queries):
@@ -339,7 +220,7 @@ def test_a_call_waiting_for_approval_is_an_interrupt(daphne, connect, api, llm):
     client = connect(api.key)
     tid = client.threads.create()["thread_id"]
 
-    values = client.runs.wait(tid, "oai", input=_says("Email Ann"))
+    values = client.runs.wait(tid, "oai", input=says("Email Ann"))
 
     (interrupt,) = values["__interrupt__"]
     approval = ApprovalRequest.objects.get()
@@ -361,7 +242,7 @@ def test_a_command_resumes_the_interrupt_through_the_approvals_service(daphne, c
     reviewer = make_api("rita", scopes=["approvals:decide"])
     client = connect(reviewer.key)
     tid = client.threads.create()["thread_id"]
-    (interrupt,) = client.runs.wait(tid, "oai", input=_says("Email Ann"))["__interrupt__"]
+    (interrupt,) = client.runs.wait(tid, "oai", input=says("Email Ann"))["__interrupt__"]
 
     # When a key without the right tries, then the reviewer approves with edited arguments
     with pytest.raises(httpx.HTTPStatusError) as refused:
@@ -389,7 +270,7 @@ def test_resuming_needs_the_right_to_decide(daphne, connect, api, llm):
     llm.enqueue(ToolCalls([Call("send_email", {"to": "ann@example.com", "subject": "Hi"})]))
     client = connect(api.key)  # a key without the approvals:decide scope
     tid = client.threads.create()["thread_id"]
-    client.runs.wait(tid, "oai", input=_says("Email Ann"))
+    client.runs.wait(tid, "oai", input=says("Email Ann"))
 
     with pytest.raises(httpx.HTTPStatusError) as refused:
         client.runs.wait(tid, "oai", command=Command(resume={"approved": False, "reason": "no"}))
