@@ -16,7 +16,10 @@ settings; 0 keeps them forever, the default). Beat runs it (`agents.purge_expire
 - A schedule's firings go after SCHEDULE_FIRING_RETENTION_DAYS, except its last one.
 
 Every deletion is batched (`agentplatform.purge`): RETENTION_BATCH_SIZE rows per statement,
-each batch its own transaction. Spans have their own TTL in ClickHouse (tracing.migrate).
+each batch its own transaction. A batch of sessions has the events of its finished runs
+deleted first, in batches of their own, so that its own transaction stays short (a session
+that a new run takes between the two keeps its conversation, and loses only events of runs
+that finished before the cutoff). Spans have their own TTL in ClickHouse (tracing.migrate).
 """
 
 from __future__ import annotations
@@ -84,8 +87,8 @@ def expired_sessions(cutoff: datetime) -> QuerySet[Session]:
 
 
 def _session_events(session_ids: list[Any], cutoff: datetime) -> QuerySet[RunEvent]:
-    """The events of these sessions' runs finished before `cutoff` (of all their runs, unless
-    one started since they were selected)."""
+    """The events of these sessions' runs that finished before `cutoff`: all of them, unless a
+    run started in one of them since they were selected."""
     return RunEvent.objects.filter(run__session_id__in=session_ids, run__finished_at__lt=cutoff)
 
 

@@ -15,7 +15,6 @@ from django.test import AsyncClient
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agentplatform.celery import ROUTES, Queue, TaskName
 from agentplatform.purge import delete_batch
 from agents import tasks
 from agents.models import (
@@ -347,12 +346,6 @@ def test_nothing_is_deleted_by_default(alice):
     assert tasks.purge_expired() == {}
     assert _counts() == before
     assert "Deleted nothing" in out.getvalue()
-
-
-def test_the_job_is_on_beats_schedule_on_the_maintenance_queue(settings):
-    entry = settings.CELERY_BEAT_SCHEDULE["purge-expired"]
-    assert entry["task"] == TaskName.PURGE_EXPIRED
-    assert entry["options"]["queue"] == ROUTES[TaskName.PURGE_EXPIRED]["queue"] == Queue.MAINTENANCE
 
 
 # Webhook deliveries and schedule firings
