@@ -340,7 +340,7 @@ class PlatformSettings:
         },
     )
     RETENTION_BATCH_SIZE: int = field(
-        default=500,
+        default=100,
         metadata={
             "env": "AGENTPLATFORM_RETENTION_BATCH_SIZE",
             "minimum": 1,

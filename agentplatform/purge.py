@@ -31,8 +31,8 @@ def delete_in_batches(
     """Delete `rows`, `batch` primary keys at a time, walking the primary key upwards.
 
     `bulk(ids)`, when given, names the many rows a batch owns (a session's run events): they
-    are deleted first, in batches of their own, so that the batch's own transaction stays
-    short. A dry run skips that step; the batch's rolled-back delete counts them.
+    are deleted first, in batches of their own (`delete_all`), so that the batch's own
+    transaction stays short. A dry run skips that step; the batch's rolled-back delete counts them.
     """
     deleted: Counter[str] = Counter()
     after: Any = None
@@ -42,9 +42,24 @@ def delete_in_batches(
         if not ids:
             return deleted
         if bulk is not None and not dry_run:
-            deleted.update(delete_in_batches(bulk(ids), batch=batch))
+            deleted.update(delete_all(bulk(ids), batch=batch))
         deleted.update(delete_batch(rows, ids, dry_run=dry_run))
         after = ids[-1]
+
+
+def delete_all(rows: QuerySet[Any], *, batch: int) -> Counter[str]:
+    """Delete `rows`, `batch` at a time, in no order, until none is left (or a batch deletes
+    none: the rest are locked elsewhere, for another time). In no order, each statement takes
+    the first rows the cheapest plan finds (walking the primary key in order would sort all
+    the rows a join finds, for every batch). Not for a dry run: it would find the same rows again.
+    """
+    deleted: Counter[str] = Counter()
+    while ids := list(rows.order_by().values_list("pk", flat=True)[:batch]):
+        counts = delete_batch(rows, ids)
+        if not counts:
+            break
+        deleted.update(counts)
+    return deleted
 
 
 def delete_oldest(
@@ -81,7 +96,7 @@ def _until(page: list[tuple[Any, datetime]], cutoff: datetime) -> list[tuple[Any
 def delete_batch(rows: QuerySet[Any], ids: Sequence[Any], *, dry_run: bool = False) -> dict[str, int]:
     """In one transaction: lock those of `ids` that `rows` still holds, and delete them."""
     with transaction.atomic():
-        locked = rows.filter(pk__in=ids).select_for_update(skip_locked=True, of=("self",))
+        locked = rows.filter(pk__in=ids).order_by().select_for_update(skip_locked=True, of=("self",))
         _, counts = rows.model._default_manager.filter(pk__in=list(locked.values_list("pk", flat=True))).delete()
         if dry_run:
             transaction.set_rollback(True)
