@@ -16,10 +16,11 @@ settings; 0 keeps them forever, the default). Beat runs it (`agents.purge_expire
 - A schedule's firings go after SCHEDULE_FIRING_RETENTION_DAYS, except its last one.
 
 Every deletion is batched (`agentplatform.purge`): RETENTION_BATCH_SIZE rows per statement,
-each batch its own transaction. A batch of sessions has the events of its finished runs
-deleted first, in batches of their own, so that its own transaction stays short (a session
-that a new run takes between the two keeps its conversation, and loses only events of runs
-that finished before the cutoff). Spans have their own TTL in ClickHouse (tracing.migrate).
+each batch its own transaction. Run events go first (the cheapest walk through the most
+rows); then a batch of sessions has the events of its finished runs that are left deleted
+first, in batches of their own, so that its own transaction stays short (a session that a
+new run takes between the two keeps its conversation, and loses only events of runs that
+finished before the cutoff). Spans have their own TTL in ClickHouse (tracing.migrate).
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ def purge_expired(*, dry_run: bool = False) -> dict[str, int]:
     conf, now = platform_settings(), timezone.now()
     batch, deleted = conf.RETENTION_BATCH_SIZE, Counter[str]()
     sessions = _cutoff(now, conf.SESSION_RETENTION_DAYS)
+    # Events first: walking their ids is the cheapest way through the bulk of the rows, and
+    # the sessions then owe few.
+    if (events := _cutoff(now, conf.RUN_EVENT_RETENTION_DAYS)) is not None:
+        deleted += _purge_events(events, batch, dry_run=dry_run, sessions=sessions)
     if sessions is not None:
         deleted += delete_in_batches(
             expired_sessions(sessions), batch=batch, dry_run=dry_run, bulk=lambda ids: _session_events(ids, sessions)
         )
-    if (events := _cutoff(now, conf.RUN_EVENT_RETENTION_DAYS)) is not None:
-        deleted += _purge_events(events, batch, dry_run=dry_run, sessions=sessions)
     if (deliveries := _cutoff(now, conf.WEBHOOK_DELIVERY_RETENTION_DAYS)) is not None:
         deleted += delete_in_batches(webhook_selectors.settled_deliveries(deliveries), batch=batch, dry_run=dry_run)
     if (firings := _cutoff(now, conf.SCHEDULE_FIRING_RETENTION_DAYS)) is not None:
@@ -72,7 +75,7 @@ def _purge_events(cutoff: datetime, batch: int, *, dry_run: bool, sessions: date
     """Events of runs finished before `cutoff`, themselves older than it."""
     rows = RunEvent.objects.filter(run__finished_at__lt=cutoff)
     if dry_run and sessions is not None:
-        # A dry run deleted no session: their events, counted with them, are not counted twice.
+        # A dry run deletes no session: its events are counted with it, not here too.
         rows = rows.filter(~Exists(expired_sessions(sessions).filter(pk=OuterRef("run__session_id"))))
     return delete_oldest(rows, written="created_at", cutoff=cutoff, batch=batch, dry_run=dry_run)
 

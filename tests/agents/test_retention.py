@@ -294,8 +294,8 @@ def test_a_batch_smaller_than_the_rows_deletes_them_all_in_several(alice, retent
     with CaptureQueriesContext(connection) as queries:
         summary = tasks.purge_expired()
 
-    # Then all go, two at most per statement: sessions in three batches (2, 2, 1), events by
-    # their ids in four (the idle sessions' first, with each batch of sessions: 2, 2, 1; then 2)
+    # Then all go, two at most per statement: events by their ids in four batches (2, 2, 2, 1),
+    # then sessions in three (2, 2, 1)
     assert summary == {
         "agents.Message": 10,
         "agents.Run": 5,
