@@ -1,11 +1,13 @@
 """Deleting many rows without long locks: a batch of primary keys per statement, each batch
 in its own transaction.
 
-Each batch locks its rows (skipping those another transaction holds), checks them again
-against the caller's conditions in the same statement, and deletes them with what they own
-(as the models' `on_delete` say). A row that changed since it was selected, or that another
-transaction holds, is passed over: the walk goes up the primary key, so it ends. A dry run
-makes the same statements and rolls each batch back: its counts are what would be deleted.
+Each batch (`delete_batch`) locks its rows (skipping those another transaction holds),
+checks them again against the caller's conditions in the same statement, and deletes them
+with what they own (as the models' `on_delete` say). A row that changed since it was
+selected, or that another transaction holds, is passed over, and the walks end: up the
+primary key (`delete_in_batches`), up an auto-increment key until the rows are too recent
+(`delete_oldest`), or until nothing is left (`delete_all`). A dry run makes the same
+statements and rolls each batch back: its counts are what would be deleted.
 
 Counts are by model label (`agents.Session`, `agents.Run`, ...), as `QuerySet.delete` gives them.
 """
