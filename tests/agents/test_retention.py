@@ -55,8 +55,9 @@ def _ago(delta: timedelta) -> Any:
     return timezone.now() - delta
 
 
-def _session(owner: Any, *, idle: timedelta, agent: str = "calc") -> Session:
-    session = Session.objects.create(owner=owner, agent=Agent.objects.get(name=agent))
+def _session(owner: Any, *, idle: timedelta) -> Session:
+    """A session of `calc`, created and last active `idle` ago."""
+    session = Session.objects.create(owner=owner, agent=Agent.objects.get(name="calc"))
     Session.objects.filter(pk=session.pk).update(created_at=_ago(idle), updated_at=_ago(idle))
     return session
 
