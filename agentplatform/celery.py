@@ -30,6 +30,7 @@ class TaskName(StrEnum):
     FIRE_SCHEDULE = "agents.fire_schedule"
     DELIVER_WEBHOOK = "approvals.deliver_webhook"
     REQUEUE_WEBHOOKS = "approvals.requeue_webhooks"
+    PURGE_EXPIRED = "agents.purge_expired"
 
 
 ROUTES = {
@@ -40,6 +41,7 @@ ROUTES = {
     TaskName.FIRE_SCHEDULE: {"queue": Queue.SCHEDULES},
     TaskName.DELIVER_WEBHOOK: {"queue": Queue.WEBHOOKS},
     TaskName.REQUEUE_WEBHOOKS: {"queue": Queue.MAINTENANCE},
+    TaskName.PURGE_EXPIRED: {"queue": Queue.MAINTENANCE},
 }
 
 app = Celery("agentplatform")

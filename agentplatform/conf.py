@@ -335,6 +335,61 @@ class PlatformSettings:
         },
     )
 
+    SESSION_RETENTION_DAYS: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_SESSION_RETENTION_DAYS",
+            "help": (
+                "a session with no activity (no message, no run started or finished, no rename) for this many days "
+                "is deleted with its runs, messages, events and approval requests; never one with an active run "
+                "or one an enabled schedule runs in. 0: kept forever"
+            ),
+        },
+    )
+    RUN_EVENT_RETENTION_DAYS: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_RUN_EVENT_RETENTION_DAYS",
+            "help": (
+                "a finished run's events (its stream's replay) are deleted once older than this; the run and its "
+                "messages stay. 0: kept as long as the run"
+            ),
+        },
+    )
+    WEBHOOK_DELIVERY_RETENTION_DAYS: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_WEBHOOK_DELIVERY_RETENTION_DAYS",
+            "help": "delivered and failed webhook deliveries, with their attempts, are deleted after this. 0: kept",
+        },
+    )
+    SCHEDULE_FIRING_RETENTION_DAYS: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_SCHEDULE_FIRING_RETENTION_DAYS",
+            "help": "a schedule's firings are deleted after this, except its last one. 0: kept",
+        },
+    )
+    RETENTION_BATCH_SIZE: int = field(
+        default=100,
+        metadata={
+            "env": "AGENTPLATFORM_RETENTION_BATCH_SIZE",
+            "minimum": 1,
+            "help": (
+                "rows (sessions, events, ...) deleted per statement and transaction by the retention job; "
+                "smaller holds locks for less time"
+            ),
+        },
+    )
+    RETENTION_INTERVAL: float = field(
+        default=3_600.0,
+        metadata={
+            "env": "AGENTPLATFORM_RETENTION_INTERVAL",
+            "minimum": 60.0,
+            "help": "seconds between two runs of the retention job (beat, on the `maintenance` queue)",
+        },
+    )
+
     ADMIN_LOCKOUT_FAILURES: int = field(
         default=5,
         metadata={

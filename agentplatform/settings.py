@@ -216,6 +216,7 @@ CELERY_RESULT_EXPIRES = None  # no result backend, so no nightly `celery.backend
 # Beat reads its schedule from the database (django-celery-beat): agent schedules are rows that
 # the API and the admin change while beat runs; the entries below are written there at its start.
 CELERY_BEAT_SCHEDULER = "agentplatform.beat:DatabaseScheduler"  # django-celery-beat's, see there
+_PLATFORM = PlatformSettings(**AGENTPLATFORM)  # the intervals of the entries below
 CELERY_BEAT_SCHEDULE = {
     "reap-runs": {
         "task": "agents.reap_runs",
@@ -224,13 +225,18 @@ CELERY_BEAT_SCHEDULE = {
     },
     "requeue-webhooks": {
         "task": "approvals.requeue_webhooks",
-        "schedule": PlatformSettings(**AGENTPLATFORM).WEBHOOK_REQUEUE_SECONDS,
+        "schedule": _PLATFORM.WEBHOOK_REQUEUE_SECONDS,
         "options": {"queue": "maintenance", "expires": 60},
     },
     "expire-approvals": {
         "task": "approvals.expire_approvals",
         "schedule": env_float("AGENTPLATFORM_APPROVAL_EXPIRY_INTERVAL", 30.0, minimum=1.0),
         "options": {"queue": "maintenance", "expires": 25},
+    },
+    "purge-expired": {  # retention: does nothing unless a *_RETENTION_DAYS setting is set
+        "task": "agents.purge_expired",
+        "schedule": _PLATFORM.RETENTION_INTERVAL,
+        "options": {"queue": "maintenance", "expires": _PLATFORM.RETENTION_INTERVAL / 2},
     },
 }
 

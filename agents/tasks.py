@@ -27,6 +27,13 @@ def reap_runs() -> dict[str, int]:
     return services.reap_expired_runs()
 
 
+@app.task(name=TaskName.PURGE_EXPIRED)
+def purge_expired() -> dict[str, int]:
+    """Periodic: delete sessions, run events, webhook deliveries and schedule firings past their
+    retention, in batches (each one short transaction); the counts deleted, by model."""
+    return services.purge_expired()
+
+
 @app.task(name=TaskName.RESUME_RUN, acks_late=True, bind=True, max_retries=None)
 def resume_run(self: Any, run_id: str) -> None:
     """Continue a run whose approval requests have all been decided."""

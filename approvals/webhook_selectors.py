@@ -1,15 +1,17 @@
-"""Reads of webhook endpoints and deliveries, scoped to their owner."""
+"""Reads of webhook endpoints and deliveries: a caller's own, and those retention may delete."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from agentplatform.users import User
 from approvals.errors import WebhookDeliveryNotFound, WebhookNotFound
-from approvals.models import WebhookDelivery, WebhookEndpoint
+from approvals.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 
 def owned_endpoints(owner: User) -> QuerySet[WebhookEndpoint]:
@@ -33,3 +35,13 @@ def get_delivery(owner: User, delivery_id: UUID | str) -> WebhookDelivery:
         return rows.prefetch_related("attempts").get(pk=delivery_id)
     except (WebhookDelivery.DoesNotExist, ValidationError, ValueError):
         raise WebhookDeliveryNotFound(f"No webhook delivery {delivery_id}.") from None
+
+
+def settled_deliveries(created_before: datetime) -> QuerySet[WebhookDelivery]:
+    """Deliveries made before then that are over (delivered, or failed for good) and have no
+    attempt in flight (a resend): what retention may delete."""
+    return (
+        WebhookDelivery.objects.filter(created_at__lt=created_before)
+        .exclude(status=DeliveryStatus.PENDING)
+        .exclude(claimed_until__gt=timezone.now())
+    )

@@ -105,8 +105,10 @@ class TracingSettings:
         default=30,
         metadata={
             "env": "AGENTPLATFORM_TRACE_RETENTION_DAYS",
-            "minimum": 1,
-            "help": "spans and traces older than this are dropped (applied by `migrate_clickhouse`)",
+            "help": (
+                "spans and traces older than this are dropped by ClickHouse (a TTL, set by `migrate_clickhouse` "
+                "and the span sink's start). 0: kept forever"
+            ),
         },
     )
     EXCLUDED_URLS: str = field(

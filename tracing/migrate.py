@@ -2,7 +2,7 @@
 
 Applied names are recorded in `clickhouse_migrations`; running it again applies only what
 is new, and then sets the retention (TTL) of the span tables to the configured number of
-days if it differs.
+days if it differs (AGENTPLATFORM_TRACE_RETENTION_DAYS; 0 removes the TTL: spans are kept).
 """
 
 from __future__ import annotations
@@ -60,15 +60,27 @@ def apply() -> list[str]:
 
 
 def set_retention(days: int) -> list[str]:
-    """Make each span table keep `days` days; the tables changed."""
+    """Make each span table keep `days` days (0: forever, no TTL); the tables changed."""
     changed = []
     for table, column in RETAINED.items():
         definition = store.run_read(
             "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = {table:String}",
             {"table": table},
         )
-        if not definition.rows or f"toIntervalDay({days})" in str(definition.rows[0][0]):
+        if not definition.rows or _ttl_days(str(definition.rows[0][0])) == days:
             continue
-        store.command(f"ALTER TABLE {table} MODIFY TTL {column} + INTERVAL {int(days)} DAY")
+        if days:
+            store.command(f"ALTER TABLE {table} MODIFY TTL {column} + INTERVAL {int(days)} DAY")
+        else:
+            store.command(f"ALTER TABLE {table} REMOVE TTL")
         changed.append(table)
     return changed
+
+
+_TTL = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)")
+
+
+def _ttl_days(create_query: str) -> int:
+    """The days a table's TTL keeps (its `CREATE TABLE` as ClickHouse shows it); 0 without one."""
+    found = _TTL.search(create_query)
+    return int(found.group(1)) if found else 0

@@ -5,6 +5,7 @@ from agents.services.execution import execute, execute_queued_run, resume
 from agents.services.keys import create_api_key, revoke_api_keys
 from agents.services.leases import reap_expired_runs
 from agents.services.record import RunRecord
+from agents.services.retention import purge_expired
 from agents.services.runs import await_run, cancel_run, cancel_session_run, read_back, start_run, wait_for_run
 from agents.services.schedules import (
     check_schedule,
@@ -31,6 +32,7 @@ __all__ = [
     "execute",
     "execute_queued_run",
     "fire_schedule",
+    "purge_expired",
     "read_back",
     "reap_expired_runs",
     "resume",

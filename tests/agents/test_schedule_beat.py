@@ -79,6 +79,8 @@ def test_beat_fires_a_schedule_created_while_it_runs(api, beat):
     # and the settings' own entry (the reaper) lives in the same database schedule
     reaper = PeriodicTask.objects.select_related("interval").get(name="reap-runs")
     assert (reaper.task, reaper.queue, reaper.interval.every) == ("agents.reap_runs", "maintenance", 30)
+    retention = PeriodicTask.objects.select_related("interval").get(name="purge-expired")
+    assert (retention.task, retention.queue, retention.interval.every) == ("agents.purge_expired", "maintenance", 3600)
     # Finally, disabling it through the API stops beat's row at once
     status, _ = api.patch(f"/api/v1/schedules/{schedule['id']}/", {"enabled": False})
     assert status == 200
