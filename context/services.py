@@ -45,7 +45,6 @@ Database = Callable[..., Awaitable[Any]]  # runs a sync database step off the ev
 
 # Set from the ContextSource's own fields, not from its parameters.
 RESERVED = frozenset({"name", "timeout", "max_chars", "max_tokens", "cache_ttl", "required", "allowed_roots"})
-# A parameter named like this is (or holds) a credential: it belongs in the credential fields.
 # What the audit log records of a source: a stored credential only as "[redacted]" (or "" once removed).
 AUDITED_FIELDS = (
     "agent",
@@ -61,6 +60,7 @@ AUDITED_FIELDS = (
     "credential_env",
     "credential_encrypted",
 )
+# A parameter named like this is (or holds) a credential: it belongs in the credential fields.
 _SECRET_NAME = re.compile(r"token|secret|passw|authorization|cookie|api[-_]?key|credential|private", re.IGNORECASE)
 
 
