@@ -6,12 +6,12 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from agentplatform.users import User
+from agentplatform.users import Key, User
 from context.errors import ContextSourceNotFound
 from context.models import ContextInjection, ContextSource
 
 
-def visible_sources(user: User, api_key: Any) -> QuerySet[ContextSource]:
+def visible_sources(user: User, api_key: Key | None) -> QuerySet[ContextSource]:
     """An API key sees the sources of the agents it may use (all, or those it is restricted
     to); a staff session sees them all."""
     sources = ContextSource.objects.select_related("agent").filter(agent__registered=True)
@@ -21,7 +21,7 @@ def visible_sources(user: User, api_key: Any) -> QuerySet[ContextSource]:
     return sources if getattr(user, "is_staff", False) else sources.none()
 
 
-def get_source(user: User, api_key: Any, source_id: int | str) -> ContextSource:
+def get_source(user: User, api_key: Key | None, source_id: int | str) -> ContextSource:
     if not str(source_id).isdigit():
         raise ContextSourceNotFound(f"No context source {source_id}.")
     try:

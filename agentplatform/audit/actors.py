@@ -11,7 +11,7 @@ from rest_framework.request import Request
 
 from agentplatform.audit.models import Channel
 from agentplatform.signin import client_address
-from agentplatform.users import User
+from agentplatform.users import Key, User
 
 USER_AGENT_CHARS = 500
 REQUEST_ID_CHARS = 100
@@ -21,13 +21,13 @@ REQUEST_ID_CHARS = 100
 class Actor:
     channel: Channel
     user: User | None = None
-    api_key: Any = None  # the API key (id and prefix recorded; never its hash), or None
+    api_key: Key | None = None  # the API key (id and prefix recorded; never its hash), or None
     ip: str | None = None
     user_agent: str = ""
     request_id: str = ""
 
     @classmethod
-    def from_request(cls, request: HttpRequest | Request, channel: Channel, *, api_key: Any = None) -> Actor:
+    def from_request(cls, request: HttpRequest | Request, channel: Channel, *, api_key: Key | None = None) -> Actor:
         """The request's user (and `api_key`, the key it authenticated with) and origin."""
         user = getattr(request, "user", None)
         return cls(
@@ -40,7 +40,7 @@ class Actor:
         )
 
     @classmethod
-    def from_scope(cls, scope: dict[str, Any], *, user: User, api_key: Any, request_id: Any = None) -> Actor:
+    def from_scope(cls, scope: dict[str, Any], *, user: User, api_key: Key | None, request_id: Any = None) -> Actor:
         """A WebSocket connection's key and origin; `request_id` is the message's `id`, if any."""
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", [])}
         client = scope.get("client") or [None]
