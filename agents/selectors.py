@@ -22,6 +22,7 @@ from agents.models import (
     ApiKey,
     IdempotencyKey,
     Message,
+    OwnerLimits,
     Run,
     RunEvent,
     RunStatus,
@@ -40,13 +41,18 @@ def visible_agents(api_key: ApiKey | None) -> QuerySet[Agent]:
 
 
 def key_with_user(key_hash: str) -> ApiKey | None:
-    """The API key with this hash, its user loaded: read on every request made with a key
+    """The API key with this hash, its user and the user's limits loaded: read on every request made with a key
     (SQL, see `agentplatform.sql`)."""
     found = sql.rows(_key_sql(), sql.values(ApiKey, ("key_hash", key_hash)))
     if not found:
         return None
-    api_key = sql.instance(ApiKey, found[0])
-    api_key.user = sql.instance(get_user_model(), found[0], start=len(ApiKey._meta.concrete_fields))
+    row = found[0]
+    users = get_user_model()
+    api_key = sql.instance(ApiKey, row)
+    api_key.user = sql.instance(users, row, start=len(ApiKey._meta.concrete_fields))
+    start = len(ApiKey._meta.concrete_fields) + len(users._meta.concrete_fields)
+    owner_limits = sql.instance(OwnerLimits, row, start=start) if row[start] is not None else None
+    users._meta.get_field("owner_limits").set_cached_value(api_key.user, owner_limits)  # type: ignore[union-attr]
     return api_key
 
 
@@ -54,8 +60,9 @@ def key_with_user(key_hash: str) -> ApiKey | None:
 def _key_sql() -> str:
     users = get_user_model()
     return (
-        f"SELECT {sql.columns(ApiKey, 'k')}, {sql.columns(users, 'u')} FROM {sql.table(ApiKey)} k"  # noqa: S608
-        f" JOIN {sql.table(users)} u ON u.id = k.user_id WHERE k.key_hash = %s"
+        f"SELECT {sql.columns(ApiKey, 'k')}, {sql.columns(users, 'u')}, {sql.columns(OwnerLimits, 'o')}"  # noqa: S608
+        f" FROM {sql.table(ApiKey)} k JOIN {sql.table(users)} u ON u.id = k.user_id"
+        f" LEFT JOIN {sql.table(OwnerLimits)} o ON o.user_id = u.id WHERE k.key_hash = %s"
     )
 
 
