@@ -47,12 +47,8 @@ def key_with_user(key_hash: str) -> ApiKey | None:
     if not found:
         return None
     row = found[0]
-    users = get_user_model()
     api_key = sql.instance(ApiKey, row)
-    api_key.user = sql.instance(users, row, start=len(ApiKey._meta.concrete_fields))
-    start = len(ApiKey._meta.concrete_fields) + len(users._meta.concrete_fields)
-    owner_limits = sql.instance(OwnerLimits, row, start=start) if row[start] is not None else None
-    users._meta.get_field("owner_limits").set_cached_value(api_key.user, owner_limits)  # type: ignore[union-attr]
+    api_key.user = _with_limits(row, len(ApiKey._meta.concrete_fields))
     return api_key
 
 
@@ -159,23 +155,39 @@ def lock_session(owner: User, session_id: UUID | str) -> Session:
 
 
 def claimed_run(run_id: UUID) -> tuple[Run, int]:
-    """A run with its agent and API key, and its session's message count (where its messages
+    """A run with its agent, API key and owner (with their limits), and its session's message count (where its messages
     start): one join, on every run's path (SQL, see `agentplatform.sql`)."""
     row = sql.rows(_claimed_run_sql(), [sql.value(Run, "id", run_id)])[0]
     run = sql.instance(Run, row)
     width = len(Run._meta.concrete_fields)
     run.agent = sql.instance(Agent, row, start=width)
-    if run.api_key_id is not None:  # its limits say whether the run's end is counted
-        run.api_key = sql.instance(ApiKey, row, start=width + len(Agent._meta.concrete_fields))
+    start = width + len(Agent._meta.concrete_fields)
+    if run.api_key_id is not None:  # its limits, and its owner's, say whether the run's end is counted
+        run.api_key = sql.instance(ApiKey, row, start=start)
+    start += len(ApiKey._meta.concrete_fields)
+    run.owner = _with_limits(row, start)
     return run, int(row[-1])
+
+
+def _with_limits(row: Any, start: int) -> Any:
+    """The user in `row[start:]`, then their `OwnerLimits` (or none) cached on them."""
+    users = get_user_model()
+    user = sql.instance(users, row, start=start)
+    start += len(users._meta.concrete_fields)
+    owner_limits = sql.instance(OwnerLimits, row, start=start) if row[start] is not None else None
+    users._meta.get_field("owner_limits").set_cached_value(user, owner_limits)  # type: ignore[union-attr]
+    return user
 
 
 @functools.cache
 def _claimed_run_sql() -> str:
+    users = get_user_model()
     return (
-        f"SELECT {sql.columns(Run, 'r')}, {sql.columns(Agent, 'a')}, {sql.columns(ApiKey, 'k')}, s.message_count"  # noqa: S608
+        f"SELECT {sql.columns(Run, 'r')}, {sql.columns(Agent, 'a')}, {sql.columns(ApiKey, 'k')},"  # noqa: S608
+        f" {sql.columns(users, 'u')}, {sql.columns(OwnerLimits, 'o')}, s.message_count"
         f" FROM {sql.table(Run)} r JOIN {sql.table(Agent)} a ON a.id = r.agent_id"
-        f" JOIN {sql.table(Session)} s ON s.id = r.session_id"
+        f" JOIN {sql.table(Session)} s ON s.id = r.session_id JOIN {sql.table(users)} u ON u.id = r.owner_id"
+        f" LEFT JOIN {sql.table(OwnerLimits)} o ON o.user_id = r.owner_id"
         f" LEFT JOIN {sql.table(ApiKey)} k ON k.id = r.api_key_id WHERE r.id = %s"
     )
 

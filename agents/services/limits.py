@@ -33,8 +33,8 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from enum import StrEnum
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, cast
 from uuid import UUID
 
@@ -154,7 +154,7 @@ def owner_limits_for(owner: User) -> Limits:
 
 
 def _owner_row(owner: User) -> OwnerLimits | None:
-    relation: Any = type(owner)._meta.get_field("owner_limits")
+    relation: Any = User._meta.get_field("owner_limits")
     if not relation.is_cached(owner):
         relation.set_cached_value(owner, OwnerLimits.objects.filter(user_id=owner.pk).first())
     return cast(OwnerLimits | None, relation.get_cached_value(owner))
