@@ -175,7 +175,8 @@ def _with_limits(row: Any, start: int) -> Any:
     user = sql.instance(users, row, start=start)
     start += len(users._meta.concrete_fields)
     owner_limits = sql.instance(OwnerLimits, row, start=start) if row[start] is not None else None
-    users._meta.get_field("owner_limits").set_cached_value(user, owner_limits)  # type: ignore[union-attr]
+    relation: Any = users._meta.get_field("owner_limits")
+    relation.set_cached_value(user, owner_limits)
     return user
 
 

@@ -44,6 +44,7 @@ def test_a_user_added_and_their_password_changed_in_the_admin_are_recorded_witho
 
     assert (added.status_code, changed.status_code) == (302, 302)
     created, password = AuditEntry.objects.filter(target_type=TargetType.USER, target_id=str(carol.pk)).order_by("id")
+    assert created.after is not None
     assert (created.action, created.after["username"], created.after["password"]) == (Action.CREATED, "carol", REDACTED)
     assert (password.action, password.before, password.after) == (
         Action.CHANGED,
@@ -79,6 +80,7 @@ def test_a_totp_device_deleted_in_the_admin_is_recorded_without_its_key(admin_cl
 
     assert response.status_code == 302, response.content.decode()[:2000]
     entry = AuditEntry.objects.get(target_type=TargetType.OTP_DEVICE)
+    assert entry.before is not None
     assert (entry.action, entry.after, entry.before["user"], entry.before["key"]) == (
         Action.DELETED,
         None,
@@ -101,6 +103,7 @@ def test_an_unlock_in_the_admin_is_recorded(admin_client):
     assert response.status_code == 302
     assert not AccessAttempt.objects.exists()
     entry = AuditEntry.objects.get(target_type=TargetType.SIGN_IN_ATTEMPTS)
+    assert entry.before is not None
     assert (
         entry.action,
         entry.before["username"],

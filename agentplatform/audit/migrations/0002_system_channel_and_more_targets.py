@@ -4,25 +4,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0001_audit_entries'),
+        ("audit", "0001_audit_entries"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditentry',
-            name='action',
-            field=models.CharField(choices=[('created', 'Created'), ('changed', 'Changed'), ('deleted', 'Deleted'), ('revoked', 'Revoked'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('expired', 'Expired'), ('unlocked', 'Unlocked'), ('signed_in', 'Signed in'), ('sign_in_failed', 'Sign-in failed'), ('locked_out', 'locked out')], max_length=32),
+            model_name="auditentry",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("created", "Created"),
+                    ("changed", "Changed"),
+                    ("deleted", "Deleted"),
+                    ("revoked", "Revoked"),
+                    ("approved", "Approved"),
+                    ("rejected", "Rejected"),
+                    ("expired", "Expired"),
+                    ("unlocked", "Unlocked"),
+                    ("signed_in", "Signed in"),
+                    ("sign_in_failed", "Sign-in failed"),
+                    ("locked_out", "locked out"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='auditentry',
-            name='channel',
-            field=models.CharField(choices=[('admin', 'Admin'), ('api', 'API'), ('websocket', 'WebSocket'), ('command', 'Command'), ('system', 'System')], max_length=16),
+            model_name="auditentry",
+            name="channel",
+            field=models.CharField(
+                choices=[
+                    ("admin", "Admin"),
+                    ("api", "API"),
+                    ("websocket", "WebSocket"),
+                    ("command", "Command"),
+                    ("system", "System"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='auditentry',
-            name='target_type',
-            field=models.CharField(choices=[('agent', 'Agent'), ('tool', 'Tool'), ('api_key', 'API key'), ('approval', 'Approval'), ('webhook', 'Webhook'), ('schedule', 'Schedule'), ('context_source', 'Context source'), ('user', 'User'), ('group', 'Group'), ('otp_device', 'OTP device'), ('sign_in_attempts', 'Sign-in attempts')], max_length=32),
+            model_name="auditentry",
+            name="target_type",
+            field=models.CharField(
+                choices=[
+                    ("agent", "Agent"),
+                    ("tool", "Tool"),
+                    ("api_key", "API key"),
+                    ("approval", "Approval"),
+                    ("webhook", "Webhook"),
+                    ("schedule", "Schedule"),
+                    ("context_source", "Context source"),
+                    ("user", "User"),
+                    ("group", "Group"),
+                    ("otp_device", "OTP device"),
+                    ("sign_in_attempts", "Sign-in attempts"),
+                ],
+                max_length=32,
+            ),
         ),
     ]
