@@ -273,16 +273,9 @@ def counted(run: Run) -> bool:
         return True
     if limits_for(run.api_key if run.api_key_id is not None else None).limits_runs:
         return True
-    owner = run.owner if Run._meta.get_field("owner").is_cached(run) else None
-    if owner is not None:
-        return owner_limits_for(owner).limits_runs
-    conf = platform_settings()
-    if conf.OWNER_RATE_LIMIT_RUNS_PER_MINUTE or conf.OWNER_RATE_LIMIT_CONCURRENT_RUNS:
-        return True
-    if conf.OWNER_RATE_LIMIT_TOKENS_PER_DAY:
-        return True
-    own = OwnerLimits.objects.filter(user_id=run.owner_id).first()
-    return own is not None and bool(own.runs_per_minute or own.concurrent_runs or own.tokens_per_day)
+    if Run._meta.get_field("owner").is_cached(run):  # with their limits (`selectors.claimed_run`)
+        return owner_limits_for(run.owner).limits_runs
+    return owner_limits_for(User(pk=run.owner_id)).limits_runs  # their row read, not the user
 
 
 def run_ended(*, owner_id: Any, api_key_id: Any, run_id: Any, tokens: int) -> None:
