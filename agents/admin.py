@@ -21,7 +21,6 @@ from agentplatform.admin_site import LagTolerantChangelist
 from agentplatform.audit.actors import Actor
 from agentplatform.audit.admin import AuditedAdmin
 from agentplatform.audit.models import Channel, TargetType
-from agentplatform.audit.services import record_change, snapshot
 from agentplatform.errors import PlatformError
 from agents import selectors, services
 from agents.models import (
@@ -252,6 +251,7 @@ class OwnerLimitsAdmin(AuditedAdmin):
 
     audit_target = TargetType.USER
     audit_fields = ("user", *LIMIT_FIELDS)
+    audit_additions = True
     list_display = ["user", *LIMIT_FIELDS]
     search_fields = ["user__username"]
     list_select_related = ["user"]
@@ -274,12 +274,6 @@ class OwnerLimitsAdmin(AuditedAdmin):
                 limits.use_from_database(owner=row.user), requests_this_minute=use.requests_this_minute
             )
         return _use_shown(use, caps)
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        if not change:  # a new row: no service writes it, so this page records it
-            after = snapshot(form.instance, self.audit_fields)
-            record_change(Actor.from_request(request, Channel.ADMIN), self.audit_target, form.instance, None, after)
 
 
 def _use_shown(use: limits.CurrentUse, caps: limits.Limits) -> str:

@@ -81,7 +81,8 @@ def _json(value: Any) -> SafeString:
 class AuditedAdmin(admin.ModelAdmin):
     """Records the changes and deletions an admin page makes itself, in the page's transaction:
     the row's `audit_fields` before and after, and those of the inline rows in `audit_inlines`
-    (model: (target type, fields)). Rows this page adds are recorded by the service it calls."""
+    (model: (target type, fields)). Rows this page adds are recorded by the service it calls, or,
+    with `audit_additions`, by this page (for models no service of ours writes)."""
 
     audit_target: ClassVar[TargetType]
     audit_fields: ClassVar[tuple[str, ...]]

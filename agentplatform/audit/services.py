@@ -22,7 +22,7 @@ from agentplatform.audit.models import Action, AuditEntry, TargetType
 REDACTED = "[redacted]"
 # Fields whose value never reaches an entry: that they changed is recorded, not what they hold.
 SECRET_FIELDS = frozenset(
-    {"secret", "secret_encrypted", "credential", "credential_encrypted", "key_hash", "password", "key", "bin_key"}
+    {"secret", "secret_encrypted", "credential", "credential_encrypted", "key_hash", "password", "key"}
 )
 LABEL_CHARS = 300
 
