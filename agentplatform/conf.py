@@ -227,6 +227,42 @@ class PlatformSettings:
             ),
         },
     )
+    OWNER_RATE_LIMIT_REQUESTS_PER_MINUTE: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_OWNER_RATE_LIMIT_REQUESTS_PER_MINUTE",
+            "minimum": 0,
+            "help": (
+                "API requests per minute of one owner, all of their API keys (and their signed-in requests) together, "
+                "checked as well as each key's own limit; past it, 429 `rate_limited` with `scope` `owner`. "
+                "0: unlimited. An owner's own limit, set in the admin (Owner limits), wins"
+            ),
+        },
+    )
+    OWNER_RATE_LIMIT_RUNS_PER_MINUTE: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_OWNER_RATE_LIMIT_RUNS_PER_MINUTE",
+            "minimum": 0,
+            "help": "runs started per minute by one owner's keys together, the same way",
+        },
+    )
+    OWNER_RATE_LIMIT_CONCURRENT_RUNS: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_OWNER_RATE_LIMIT_CONCURRENT_RUNS",
+            "minimum": 0,
+            "help": "unfinished runs of one owner's keys together, the same way",
+        },
+    )
+    OWNER_RATE_LIMIT_TOKENS_PER_DAY: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_OWNER_RATE_LIMIT_TOKENS_PER_DAY",
+            "minimum": 0,
+            "help": "model tokens one owner's runs may use per UTC day, the same way; past it, 429 `quota_exceeded`",
+        },
+    )
     REPLICAS: list[str] = field(
         default_factory=list,
         metadata={
@@ -368,6 +404,13 @@ class PlatformSettings:
         metadata={
             "env": "AGENTPLATFORM_SCHEDULE_FIRING_RETENTION_DAYS",
             "help": "a schedule's firings are deleted after this, except its last one. 0: kept",
+        },
+    )
+    AUDIT_RETENTION_DAYS: int = field(
+        default=0,
+        metadata={
+            "env": "AGENTPLATFORM_AUDIT_RETENTION_DAYS",
+            "help": "audit entries older than this are deleted by the retention job. 0: kept forever",
         },
     )
     RETENTION_BATCH_SIZE: int = field(

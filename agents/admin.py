@@ -23,7 +23,18 @@ from agentplatform.audit.admin import AuditedAdmin
 from agentplatform.audit.models import Channel, TargetType
 from agentplatform.errors import PlatformError
 from agents import selectors, services
-from agents.models import Agent, ApiKey, Message, Run, RunEvent, Schedule, ScheduleFiring, Session, Tool
+from agents.models import (
+    Agent,
+    ApiKey,
+    Message,
+    OwnerLimits,
+    Run,
+    RunEvent,
+    Schedule,
+    ScheduleFiring,
+    Session,
+    Tool,
+)
 from agents.services import limits
 from agents.services.keys import AUDITED_FIELDS as KEY_FIELDS
 from context.admin import ContextInjectionInline
@@ -201,22 +212,9 @@ class ApiKeyAdmin(AuditedAdmin):
         if use is None:
             return "unknown (Redis cannot be reached)"
         caps = limits.limits_for(api_key)
-
-        if not (caps.concurrent_runs or caps.runs_per_minute or caps.tokens_per_day):
-            # Redis counts no runs for a key without run limits: its runs say.
+        if not caps.limits_runs:  # Redis counts no runs for a key without run limits: its runs say.
             use = dataclasses.replace(limits.use_from_database(api_key), requests_this_minute=use.requests_this_minute)
-
-        def of(value: int, cap: int) -> str:
-            return f"{value} of {cap}" if cap else f"{value} (unlimited)"
-
-        requests = "not counted (unlimited)"
-        if caps.requests_per_minute:
-            requests = of(use.requests_this_minute, caps.requests_per_minute)
-        return (
-            f"requests this minute: {requests}; "
-            f"runs in flight: {of(use.runs_in_flight, caps.concurrent_runs)}; "
-            f"tokens today (UTC): {of(use.tokens_today, caps.tokens_per_day)}"
-        )
+        return _use_shown(use, caps)
 
     @admin.display(description="status")
     def status(self, api_key: ApiKey) -> str:
@@ -245,6 +243,49 @@ class ApiKeyAdmin(AuditedAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         count = services.revoke_api_keys(queryset, actor=Actor.from_request(request, Channel.ADMIN))
         self.message_user(request, f"{count} key(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(OwnerLimits)
+class OwnerLimitsAdmin(AuditedAdmin):
+    """A user's limits over all of their keys together, and their current use."""
+
+    audit_target = TargetType.USER
+    audit_fields = ("user", *LIMIT_FIELDS)
+    audit_additions = True
+    list_display = ["user", *LIMIT_FIELDS]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    autocomplete_fields = ["user"]
+
+    def get_fields(self, request: HttpRequest, obj: OwnerLimits | None = None) -> Any:
+        return ["user", *LIMIT_FIELDS] if obj is None else ["user", *LIMIT_FIELDS, "current_use"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: OwnerLimits | None = None) -> list[str]:
+        return [] if obj is None else ["user", "current_use"]
+
+    @admin.display(description="current use (all of the owner's keys)")
+    def current_use(self, row: OwnerLimits) -> str:
+        use = limits.current_owner_use(row.user_id)
+        if use is None:
+            return "unknown (Redis cannot be reached)"
+        caps = limits.owner_limits_for(row.user)
+        if not caps.limits_runs:  # Redis counts no runs for an owner without run limits: their runs say.
+            use = dataclasses.replace(
+                limits.use_from_database(owner=row.user), requests_this_minute=use.requests_this_minute
+            )
+        return _use_shown(use, caps)
+
+
+def _use_shown(use: limits.CurrentUse, caps: limits.Limits) -> str:
+    def of(value: int, cap: int) -> str:
+        return f"{value} of {cap}" if cap else f"{value} (unlimited)"
+
+    requests = of(use.requests_this_minute, caps.requests_per_minute) if caps.requests_per_minute else None
+    return (
+        f"requests this minute: {requests or 'not counted (unlimited)'}; "
+        f"runs in flight: {of(use.runs_in_flight, caps.concurrent_runs)}; "
+        f"tokens today (UTC): {of(use.tokens_today, caps.tokens_per_day)}"
+    )
 
 
 class ScheduleForm(forms.ModelForm):

@@ -321,6 +321,34 @@ class ApiKey(models.Model):
         return f"{self.prefix}… ({self.name or self.user})"
 
 
+class OwnerLimits(models.Model):
+    """A user's limits over all of their API keys (and their own signed-in requests) together:
+    blank takes the deployment's setting, 0 is unlimited. Checked alongside each key's own."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="owner_limits"
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Blank: AGENTPLATFORM_OWNER_RATE_LIMIT_REQUESTS_PER_MINUTE. 0: unlimited."
+    )
+    runs_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Blank: AGENTPLATFORM_OWNER_RATE_LIMIT_RUNS_PER_MINUTE. 0: unlimited."
+    )
+    concurrent_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Blank: AGENTPLATFORM_OWNER_RATE_LIMIT_CONCURRENT_RUNS. 0: unlimited."
+    )
+    tokens_per_day = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Blank: AGENTPLATFORM_OWNER_RATE_LIMIT_TOKENS_PER_DAY. 0: unlimited."
+    )
+
+    class Meta:
+        verbose_name = "owner limits"
+        verbose_name_plural = "owner limits"
+
+    def __str__(self) -> str:
+        return f"limits of {self.user}"
+
+
 class SessionStrategy(models.TextChoices):
     NEW = "new", "A new session each time"
     FIXED = "fixed", "One fixed session"

@@ -22,6 +22,7 @@ from agents.models import (
     ApiKey,
     IdempotencyKey,
     Message,
+    OwnerLimits,
     Run,
     RunEvent,
     RunStatus,
@@ -40,13 +41,14 @@ def visible_agents(api_key: ApiKey | None) -> QuerySet[Agent]:
 
 
 def key_with_user(key_hash: str) -> ApiKey | None:
-    """The API key with this hash, its user loaded: read on every request made with a key
+    """The API key with this hash, its user and the user's limits loaded: read on every request made with a key
     (SQL, see `agentplatform.sql`)."""
     found = sql.rows(_key_sql(), sql.values(ApiKey, ("key_hash", key_hash)))
     if not found:
         return None
-    api_key = sql.instance(ApiKey, found[0])
-    api_key.user = sql.instance(get_user_model(), found[0], start=len(ApiKey._meta.concrete_fields))
+    row = found[0]
+    api_key = sql.instance(ApiKey, row)
+    api_key.user = _with_limits(row, len(ApiKey._meta.concrete_fields))
     return api_key
 
 
@@ -54,8 +56,9 @@ def key_with_user(key_hash: str) -> ApiKey | None:
 def _key_sql() -> str:
     users = get_user_model()
     return (
-        f"SELECT {sql.columns(ApiKey, 'k')}, {sql.columns(users, 'u')} FROM {sql.table(ApiKey)} k"  # noqa: S608
-        f" JOIN {sql.table(users)} u ON u.id = k.user_id WHERE k.key_hash = %s"
+        f"SELECT {sql.columns(ApiKey, 'k')}, {sql.columns(users, 'u')}, {sql.columns(OwnerLimits, 'o')}"  # noqa: S608
+        f" FROM {sql.table(ApiKey)} k JOIN {sql.table(users)} u ON u.id = k.user_id"
+        f" LEFT JOIN {sql.table(OwnerLimits)} o ON o.user_id = u.id WHERE k.key_hash = %s"
     )
 
 
@@ -152,23 +155,40 @@ def lock_session(owner: User, session_id: UUID | str) -> Session:
 
 
 def claimed_run(run_id: UUID) -> tuple[Run, int]:
-    """A run with its agent and API key, and its session's message count (where its messages
+    """A run with its agent, API key and owner (with their limits), and its session's message count (where its messages
     start): one join, on every run's path (SQL, see `agentplatform.sql`)."""
     row = sql.rows(_claimed_run_sql(), [sql.value(Run, "id", run_id)])[0]
     run = sql.instance(Run, row)
     width = len(Run._meta.concrete_fields)
     run.agent = sql.instance(Agent, row, start=width)
-    if run.api_key_id is not None:  # its limits say whether the run's end is counted
-        run.api_key = sql.instance(ApiKey, row, start=width + len(Agent._meta.concrete_fields))
+    start = width + len(Agent._meta.concrete_fields)
+    if run.api_key_id is not None:  # its limits, and its owner's, say whether the run's end is counted
+        run.api_key = sql.instance(ApiKey, row, start=start)
+    start += len(ApiKey._meta.concrete_fields)
+    run.owner = _with_limits(row, start)
     return run, int(row[-1])
+
+
+def _with_limits(row: Any, start: int) -> Any:
+    """The user in `row[start:]`, then their `OwnerLimits` (or none) cached on them."""
+    users = get_user_model()
+    user = sql.instance(users, row, start=start)
+    start += len(users._meta.concrete_fields)
+    owner_limits = sql.instance(OwnerLimits, row, start=start) if row[start] is not None else None
+    relation: Any = users._meta.get_field("owner_limits")
+    relation.set_cached_value(user, owner_limits)
+    return user
 
 
 @functools.cache
 def _claimed_run_sql() -> str:
+    users = get_user_model()
     return (
-        f"SELECT {sql.columns(Run, 'r')}, {sql.columns(Agent, 'a')}, {sql.columns(ApiKey, 'k')}, s.message_count"  # noqa: S608
+        f"SELECT {sql.columns(Run, 'r')}, {sql.columns(Agent, 'a')}, {sql.columns(ApiKey, 'k')},"  # noqa: S608
+        f" {sql.columns(users, 'u')}, {sql.columns(OwnerLimits, 'o')}, s.message_count"
         f" FROM {sql.table(Run)} r JOIN {sql.table(Agent)} a ON a.id = r.agent_id"
-        f" JOIN {sql.table(Session)} s ON s.id = r.session_id"
+        f" JOIN {sql.table(Session)} s ON s.id = r.session_id JOIN {sql.table(users)} u ON u.id = r.owner_id"
+        f" LEFT JOIN {sql.table(OwnerLimits)} o ON o.user_id = r.owner_id"
         f" LEFT JOIN {sql.table(ApiKey)} k ON k.id = r.api_key_id WHERE r.id = %s"
     )
 

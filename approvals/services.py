@@ -183,6 +183,15 @@ def expire_due(batch: int = 100) -> int:
             fields = {"status": ApprovalStatus.EXPIRED, "decided_at": now, "channel": Channel.EXPIRY}
             if ApprovalRequest.objects.filter(pk=pk, status=ApprovalStatus.PENDING).update(**fields):
                 request = ApprovalRequest.objects.select_related("agent").get(pk=pk)
+                record(
+                    Actor.system("expire_approvals"),
+                    Action.EXPIRED,
+                    TargetType.APPROVAL,
+                    target_id=request.pk,
+                    target_label=f"{request.tool_name} (run {request.run_id})",
+                    before={"status": str(ApprovalStatus.PENDING)},
+                    after={"status": str(ApprovalStatus.EXPIRED), "expiry_action": str(request.expiry_action)},
+                )
                 for hook in run_hooks.expired:
                     hook(request)
                 webhooks.emit_approvals(WebhookEvent.APPROVAL_EXPIRED, [request])

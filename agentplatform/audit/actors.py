@@ -57,3 +57,8 @@ class Actor:
     def command(cls, name: str, user: User | None = None) -> Actor:
         """A management command, run by whoever has a shell on the host."""
         return cls(channel=Channel.COMMAND, user=user, user_agent=f"manage.py {name}")
+
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        """The platform itself: `name` says what (a periodic task, a schedule's end)."""
+        return cls(channel=Channel.SYSTEM, user_agent=name[:USER_AGENT_CHARS])

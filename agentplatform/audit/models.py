@@ -20,6 +20,8 @@ class Action(models.TextChoices):
     REVOKED = "revoked"
     APPROVED = "approved"
     REJECTED = "rejected"
+    EXPIRED = "expired"  # an approval request that took its expiry action
+    UNLOCKED = "unlocked"  # a sign-in lockout lifted (its access attempts deleted in the admin)
     SIGNED_IN = "signed_in", "Signed in"
     SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
     LOCKED_OUT = (
@@ -36,7 +38,10 @@ class TargetType(models.TextChoices):
     WEBHOOK = "webhook"
     SCHEDULE = "schedule"
     CONTEXT_SOURCE = "context_source", "Context source"
-    USER = "user"  # sign-ins
+    USER = "user"  # users (and their sign-ins, and their limits)
+    GROUP = "group"
+    OTP_DEVICE = "otp_device", "OTP device"
+    SIGN_IN_ATTEMPTS = "sign_in_attempts", "Sign-in attempts"  # django-axes' record of failures
 
 
 class Channel(models.TextChoices):
@@ -46,6 +51,7 @@ class Channel(models.TextChoices):
     API = "api", "API"
     WEBSOCKET = "websocket", "WebSocket"
     COMMAND = "command"  # a management command
+    SYSTEM = "system"  # the platform itself (a periodic task, a schedule reaching its end)
 
 
 class AuditQuerySet(models.QuerySet["AuditEntry"]):

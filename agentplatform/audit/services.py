@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import models, transaction
 
 from agentplatform.audit.actors import Actor
 from agentplatform.audit.models import Action, AuditEntry, TargetType
@@ -126,3 +127,17 @@ def _address(value: str | None) -> str | None:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
         return None
+
+
+def delete_expired(cutoff: datetime, *, batch: int, dry_run: bool = False) -> int:
+    """Retention, the one way entries leave: delete those written before `cutoff`, oldest
+    first, `batch` per statement and transaction; the number deleted (dry run: that would be)."""
+    older = AuditEntry.objects.filter(created_at__lt=cutoff)
+    if dry_run:
+        return older.count()
+    deleted = 0
+    while ids := list(older.order_by("created_at", "id").values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            count, _ = models.QuerySet.delete(AuditEntry.objects.filter(pk__in=ids))  # past AuditQuerySet's refusal
+        deleted += count
+    return deleted

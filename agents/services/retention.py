@@ -14,6 +14,7 @@ settings; 0 keeps them forever, the default). Beat runs it (`agents.purge_expire
 - Webhook deliveries that are over (delivered or failed, no attempt in flight), with their
   attempts, go after WEBHOOK_DELIVERY_RETENTION_DAYS.
 - A schedule's firings go after SCHEDULE_FIRING_RETENTION_DAYS, except its last one.
+- Audit entries go after AUDIT_RETENTION_DAYS (the only way one is ever deleted).
 
 Every deletion is batched (`agentplatform.purge`): RETENTION_BATCH_SIZE rows per statement,
 each batch its own transaction. Run events go first (the cheapest walk through the most
@@ -33,6 +34,8 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from agentplatform.audit import services as audit_services
+from agentplatform.audit.models import AuditEntry
 from agentplatform.conf import platform_settings
 from agentplatform.purge import delete_in_batches, delete_oldest
 from agents.models import ACTIVE_RUN_STATUSES, Run, RunEvent, Schedule, ScheduleFiring, Session
@@ -58,6 +61,9 @@ def purge_expired(*, dry_run: bool = False) -> dict[str, int]:
         deleted += delete_in_batches(webhook_selectors.settled_deliveries(deliveries), batch=batch, dry_run=dry_run)
     if (firings := _cutoff(now, conf.SCHEDULE_FIRING_RETENTION_DAYS)) is not None:
         deleted += delete_oldest(_past_firings(), written="created_at", cutoff=firings, batch=batch, dry_run=dry_run)
+    if (audit := _cutoff(now, conf.AUDIT_RETENTION_DAYS)) is not None:
+        deleted[AuditEntry._meta.label] += audit_services.delete_expired(audit, batch=batch, dry_run=dry_run)
+    deleted = +deleted  # only what was deleted
     summary = dict(sorted(deleted.items()))
     logger.info(
         "retention%s: %s",

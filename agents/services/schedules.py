@@ -244,6 +244,9 @@ def _fire(schedule: Schedule) -> ScheduleFiring:
     if schedule.ends_at is not None and timezone.now() >= schedule.ends_at:
         schedule.enabled = False
         schedule.save(update_fields=["enabled", "updated_at"])
+        record_change(
+            Actor.system("schedule end"), TargetType.SCHEDULE, schedule, {"enabled": True}, {"enabled": False}
+        )
         _sync_periodic_task(schedule)
         return ScheduleFiring(outcome=FiringOutcome.ENDED)
     skip = schedule.overlap == OverlapPolicy.SKIP

@@ -56,7 +56,10 @@ def test_requests_past_the_minute_limit_get_429_with_headers_and_write_nothing(a
     assert (first.status_code, first["RateLimit-Limit"], first["RateLimit-Remaining"]) == (200, "2", "1")
     assert (second.status_code, second["RateLimit-Remaining"]) == (200, "0")
     error = _refusal(third)
-    assert (error["code"], error["details"]) == ("rate_limited", {"limit": "requests_per_minute", "value": 2})
+    assert (error["code"], error["details"]) == (
+        "rate_limited",
+        {"limit": "requests_per_minute", "value": 2, "scope": "key"},
+    )
     assert (third["RateLimit-Limit"], third["RateLimit-Remaining"]) == ("2", "0")
     assert 1 <= int(third["Retry-After"]) <= 60
     assert third["RateLimit-Reset"] == third["Retry-After"]
@@ -72,7 +75,10 @@ def test_runs_past_the_minute_limit_get_429_and_no_run(api, settings):
 
     assert started.status_code == 201
     error = _refusal(refused)
-    assert (error["code"], error["details"]) == ("rate_limited", {"limit": "runs_per_minute", "value": 1})
+    assert (error["code"], error["details"]) == (
+        "rate_limited",
+        {"limit": "runs_per_minute", "value": 1, "scope": "key"},
+    )
     assert (refused["RateLimit-Limit"], refused["RateLimit-Remaining"]) == ("1", "0")
     assert 1 <= int(refused["Retry-After"]) <= 60
     assert list(Run.objects.values_list("input", flat=True)) == ["1+1"]
@@ -89,7 +95,10 @@ def test_concurrent_runs_are_limited_until_one_finishes(api, settings):
     refused = _call(api, "post", "/api/v1/agents/calc/runs/", {"input": "1+1"})
 
     error = _refusal(refused)
-    assert (error["code"], error["details"]) == ("rate_limited", {"limit": "concurrent_runs", "value": 1})
+    assert (error["code"], error["details"]) == (
+        "rate_limited",
+        {"limit": "concurrent_runs", "value": 1, "scope": "key"},
+    )
     assert (refused["RateLimit-Limit"], refused["RateLimit-Remaining"], refused["Retry-After"]) == ("1", "0", "1")
     assert Run.objects.count() == 1
     assert api.post(f"/api/v1/runs/{paused['id']}/cancel")[0] == 200
@@ -117,7 +126,10 @@ def test_a_key_that_used_its_tokens_today_cannot_start_a_run(api, settings):
     refused = _call(api, "post", "/api/v1/agents/calc/runs/", {"input": "2+2"})
 
     error = _refusal(refused)
-    assert (error["code"], error["details"]) == ("quota_exceeded", {"limit": "tokens_per_day", "value": 4})
+    assert (error["code"], error["details"]) == (
+        "quota_exceeded",
+        {"limit": "tokens_per_day", "value": 4, "scope": "key"},
+    )
     assert (refused["RateLimit-Limit"], refused["RateLimit-Remaining"]) == ("4", "0")
     assert 1 <= int(refused["Retry-After"]) <= 86_401
     assert Run.objects.count() == 1
@@ -136,7 +148,7 @@ def test_a_limit_set_on_the_key_in_the_admin_wins_over_the_setting(admin_client,
     assert response.status_code == 302, response.content.decode()[:2000]
     assert api.get("/api/v1/sessions/")[0] == 200
     status, body = api.get("/api/v1/sessions/")
-    assert (status, body["error"]["details"]) == (429, {"limit": "requests_per_minute", "value": 1})
+    assert (status, body["error"]["details"]) == (429, {"limit": "requests_per_minute", "value": 1, "scope": "key"})
     page = admin_client.get(f"/admin/agents/apikey/{api_key.pk}/change/").content.decode()
     assert "requests this minute: 1 of 1; runs in flight: 0 (unlimited); tokens today (UTC): 0 (unlimited)" in page
     assert ApiKey.objects.get(pk=api_key.pk).runs_per_minute is None  # blank: the setting's
