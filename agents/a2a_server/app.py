@@ -1,0 +1,124 @@
+"""The A2A endpoints, an ASGI app mounted next to Django's (see `agentplatform.asgi`):
+
+    GET  /a2a/{agent}/.well-known/agent-card.json   the agent's card
+    POST /a2a/{agent}/                              JSON-RPC: SendMessage, SendStreamingMessage,
+                                                    GetTask, CancelTask (and 0.3's message/send,
+                                                    message/stream, tasks/get, tasks/cancel)
+
+Both need the caller's API key as a bearer token, and name an agent the key may use; the
+request is refused before the SDK's dispatcher sees it otherwise (401, 404, 429 in the
+platform's error format). The SDK's dispatcher parses JSON-RPC and answers its errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+from a2a.server.routes import DefaultServerCallContextBuilder
+from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+from a2a.types import a2a_pb2 as a2a
+from a2a.utils import constants
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from agentplatform.api.errors import error_body
+from agentplatform.errors import PlatformError, RateLimited, Unavailable
+from agentplatform.pools import web_pool
+from agents import selectors
+from agents.a2a_server.handler import CALLER, Caller, RunRequestHandler
+from agents.auth import authenticate_key
+from agents.errors import ApiKeyRejected
+from agents.models import Agent
+from agents.services import limits
+
+PREFIX = "/a2a"
+SCHEME = "bearer"  # the card's name for the security scheme: a platform API key
+
+
+def resolve(authorization: str, agent_name: str) -> tuple[Caller, Agent]:
+    """The caller a bearer key names, and the agent it may use (or the error that refuses it)."""
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiKeyRejected("Send an API key: Authorization: Bearer KEY.")
+    api_key = authenticate_key(key.strip())
+    limits.check_request(api_key.user, api_key)
+    agent = selectors.get_agent(agent_name, api_key)
+    return Caller(owner=api_key.user, api_key=api_key, agent=agent.name), agent
+
+
+async def _resolved(request: Request) -> tuple[Caller, Agent]:
+    return await web_pool().run(resolve, request.headers.get("authorization", ""), request.path_params["agent"])
+
+
+def _refused(exc: PlatformError) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unavailable):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, RateLimited):
+        headers = exc.headers
+    if isinstance(exc, ApiKeyRejected):
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers)
+
+
+def card(agent: Agent, base_url: str) -> a2a.AgentCard:
+    """The agent's card: its JSON-RPC endpoint (protocol 1.0 and 0.3), a bearer key to call it."""
+    url = f"{base_url}{PREFIX}/{agent.name}/"
+    interfaces = [
+        a2a.AgentInterface(url=url, protocol_binding=constants.TransportProtocol.JSONRPC, protocol_version=version)
+        for version in (constants.PROTOCOL_VERSION_1_0, constants.PROTOCOL_VERSION_0_3)
+    ]
+    bearer = a2a.HTTPAuthSecurityScheme(scheme="Bearer", description="An API key of the platform.")
+    description = agent.description or f"The {agent.name} agent."
+    return a2a.AgentCard(
+        name=agent.name,
+        description=description,
+        version="1.0.0",
+        supported_interfaces=interfaces,
+        capabilities=a2a.AgentCapabilities(streaming=True, push_notifications=False),
+        security_schemes={SCHEME: a2a.SecurityScheme(http_auth_security_scheme=bearer)},
+        security_requirements=[a2a.SecurityRequirement(schemes={SCHEME: a2a.StringList()})],
+        default_input_modes=["text/plain"],
+        default_output_modes=["text/plain"],
+        skills=[a2a.AgentSkill(id=agent.name, name=agent.name, description=description, tags=["agent"])],
+    )
+
+
+async def agent_card(request: Request) -> Response:
+    try:
+        _, agent = await _resolved(request)
+    except PlatformError as exc:
+        return _refused(exc)
+    return JSONResponse(agent_card_to_dict(card(agent, str(request.base_url).rstrip("/"))))
+
+
+class _ContextBuilder(DefaultServerCallContextBuilder):
+    """The SDK's call context, with the caller this app resolved."""
+
+    def build(self, request: Request) -> Any:
+        context = super().build(request)
+        context.state[CALLER] = request.scope[CALLER]
+        return context
+
+
+def json_rpc(dispatcher: JsonRpcDispatcher) -> Any:
+    async def endpoint(request: Request) -> Response:
+        try:
+            request.scope[CALLER], _ = await _resolved(request)
+        except PlatformError as exc:
+            return _refused(exc)
+        return await dispatcher.handle_requests(request)
+
+    return endpoint
+
+
+def build() -> Starlette:
+    dispatcher = JsonRpcDispatcher(RunRequestHandler(), _ContextBuilder(), enable_v0_3_compat=True)
+    return Starlette(
+        routes=[
+            Route(f"{PREFIX}/{{agent}}{constants.AGENT_CARD_WELL_KNOWN_PATH}", agent_card, methods=["GET"]),
+            Route(f"{PREFIX}/{{agent}}/", json_rpc(dispatcher), methods=["POST"]),
+        ]
+    )
