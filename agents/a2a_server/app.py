@@ -11,6 +11,8 @@ platform's error format). The SDK's dispatcher parses JSON-RPC and answers its e
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Any
 
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
@@ -18,13 +20,17 @@ from a2a.server.routes import DefaultServerCallContextBuilder
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 from a2a.types import a2a_pb2 as a2a
 from a2a.utils import constants
+from django.conf import settings
+from starlette import status
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from agentplatform import jsonlimits
 from agentplatform.api.errors import error_body
-from agentplatform.errors import PlatformError, RateLimited, Unavailable
+from agentplatform.errors import PayloadTooLarge, PlatformError, RateLimited, Unavailable
 from agentplatform.pools import web_pool
 from agents import selectors
 from agents.a2a_server.handler import CALLER, Caller, RunRequestHandler
@@ -103,10 +109,30 @@ class _ContextBuilder(DefaultServerCallContextBuilder):
         return context
 
 
+async def bounded(request: Request) -> Request:
+    """The request with its body read, refused past the API's body limit, and, when it is
+    JSON, past the API's JSON limits (malformed JSON is left for the dispatcher: -32700)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    read = bytearray()
+    async for chunk in request.stream():
+        read += chunk
+        if len(read) > limit:
+            raise PayloadTooLarge("The request body is too large.", details={"limit": limit})
+    body = bytes(read)
+    with contextlib.suppress(ValueError):  # not JSON: the dispatcher's parse error
+        jsonlimits.check(json.loads(body, parse_int=jsonlimits.parse_int))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
+
+
 def json_rpc(dispatcher: JsonRpcDispatcher) -> Any:
     async def endpoint(request: Request) -> Response:
         try:
             request.scope[CALLER], _ = await _resolved(request)
+            request = await bounded(request)
         except PlatformError as exc:
             return _refused(exc)
         return await dispatcher.handle_requests(request)
@@ -114,11 +140,20 @@ def json_rpc(dispatcher: JsonRpcDispatcher) -> Any:
     return endpoint
 
 
+async def _not_routed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = "not_found" if exc.status_code == status.HTTP_404_NOT_FOUND else "method_not_allowed"
+    card_path = f"{PREFIX}/{{agent}}{constants.AGENT_CARD_WELL_KNOWN_PATH}"
+    message = f"No A2A endpoint here: GET {card_path} or POST {PREFIX}/{{agent}}/."
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+
+
 def build() -> Starlette:
     dispatcher = JsonRpcDispatcher(RunRequestHandler(), _ContextBuilder(), enable_v0_3_compat=True)
     return Starlette(
+        exception_handlers={HTTPException: _not_routed},
         routes=[
             Route(f"{PREFIX}/{{agent}}{constants.AGENT_CARD_WELL_KNOWN_PATH}", agent_card, methods=["GET"]),
             Route(f"{PREFIX}/{{agent}}/", json_rpc(dispatcher), methods=["POST"]),
-        ]
+        ],
     )

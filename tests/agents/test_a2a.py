@@ -252,3 +252,16 @@ def test_bad_json_rpc_gets_json_rpc_errors_and_writes_nothing(daphne, api):
     assert rpc({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "nope"}})["code"] == -32001
     assert rpc({"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}})["code"] == -32004
     assert not Run.objects.exists()
+
+
+def test_bodies_past_the_apis_limits_and_unknown_paths_get_the_platforms_errors(daphne, api):
+    headers = {"Authorization": f"Bearer {api.key}"}
+    endpoint = base(daphne, "calc") + "/"
+
+    huge = httpx.post(endpoint, content=b'"' + b"x" * 2_000_000 + b'"', headers=headers)
+    deep = httpx.post(endpoint, content=b"[" * 100 + b"]" * 100, headers=headers)
+    lost = httpx.get(base(daphne, "calc") + "/tasks", headers=headers)
+
+    assert (huge.status_code, huge.json()["error"]["code"]) == (413, "payload_too_large")
+    assert (deep.status_code, deep.json()["error"]["code"]) == (400, "json_too_deep")
+    assert (lost.status_code, lost.json()["error"]["code"]) == (404, "not_found")
