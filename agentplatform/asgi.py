@@ -21,7 +21,7 @@ from agents.consumers import SessionConsumer  # noqa: E402
 
 websocket_urls = [path("ws/sessions/<str:session_id>/", SessionConsumer.as_asgi())]
 
-a2a_app = build()
+a2a_app = build(django_asgi_app.admit)  # the A2A app's requests count among the web process's
 
 
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
@@ -29,8 +30,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentplatform import jsonlimits
-from agentplatform.api.errors import error_body
+from agentplatform.api.errors import WebOverloaded, error_body
 from agentplatform.errors import PayloadTooLarge, PlatformError, RateLimited, Unavailable
+from agentplatform.handlers import ADMISSION, Admission
 from agentplatform.pools import web_pool
 from agents import selectors
 from agents.a2a_server.handler import CALLER, Caller, RunRequestHandler
@@ -40,6 +42,9 @@ from agents.models import Agent
 from agents.services import limits
 
 PREFIX = "/a2a"
+CARD_PATH = f"{PREFIX}/{{agent}}{constants.AGENT_CARD_WELL_KNOWN_PATH}"
+Admit = Callable[[], Admission | None]
+Endpoint = Callable[[Request], Awaitable[Response]]
 SCHEME = "bearer"  # the card's name for the security scheme: a platform API key
 
 
@@ -101,11 +106,12 @@ async def agent_card(request: Request) -> Response:
 
 
 class _ContextBuilder(DefaultServerCallContextBuilder):
-    """The SDK's call context, with the caller this app resolved."""
+    """The SDK's call context, with the caller this app resolved and the request's admission."""
 
     def build(self, request: Request) -> Any:
         context = super().build(request)
         context.state[CALLER] = request.scope[CALLER]
+        context.state[ADMISSION] = request.scope[ADMISSION]
         return context
 
 
@@ -128,7 +134,26 @@ async def bounded(request: Request) -> Request:
     return Request(request.scope, receive)
 
 
-def json_rpc(dispatcher: JsonRpcDispatcher) -> Any:
+def admitted(admit: Admit, endpoint: Endpoint) -> Endpoint:
+    """`endpoint` for a request the web process admits (see `agentplatform.handlers`): past
+    its limit, 503 `overloaded` with `Retry-After` at once, before anything is read or
+    written. The place is given back once the request's work on the web pool is done: when
+    it starts a run, once the run is written (waiting for the run holds none)."""
+
+    async def admitting(request: Request) -> Response:
+        admission = admit()
+        if admission is None:
+            return _refused(WebOverloaded(details={"scope": "web"}))
+        request.scope[ADMISSION] = admission
+        try:
+            return await endpoint(request)
+        finally:
+            admission.release()
+
+    return admitting
+
+
+def json_rpc(dispatcher: JsonRpcDispatcher) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         try:
             request.scope[CALLER], _ = await _resolved(request)
@@ -143,17 +168,16 @@ def json_rpc(dispatcher: JsonRpcDispatcher) -> Any:
 async def _not_routed(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = "not_found" if exc.status_code == status.HTTP_404_NOT_FOUND else "method_not_allowed"
-    card_path = f"{PREFIX}/{{agent}}{constants.AGENT_CARD_WELL_KNOWN_PATH}"
-    message = f"No A2A endpoint here: GET {card_path} or POST {PREFIX}/{{agent}}/."
+    message = f"No A2A endpoint here: GET {CARD_PATH} or POST {PREFIX}/{{agent}}/."
     return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
 
-def build() -> Starlette:
+def build(admit: Admit) -> Starlette:
     dispatcher = JsonRpcDispatcher(RunRequestHandler(), _ContextBuilder(), enable_v0_3_compat=True)
     return Starlette(
         exception_handlers={HTTPException: _not_routed},
         routes=[
-            Route(f"{PREFIX}/{{agent}}{constants.AGENT_CARD_WELL_KNOWN_PATH}", agent_card, methods=["GET"]),
-            Route(f"{PREFIX}/{{agent}}/", json_rpc(dispatcher), methods=["POST"]),
+            Route(CARD_PATH, admitted(admit, agent_card), methods=["GET"]),
+            Route(f"{PREFIX}/{{agent}}/", admitted(admit, json_rpc(dispatcher)), methods=["POST"]),
         ],
     )

@@ -24,6 +24,7 @@ from a2a.utils.errors import (
 
 from agentplatform.conf import platform_settings
 from agentplatform.errors import InvalidInput, NotFound, PlatformError
+from agentplatform.handlers import ADMISSION  # in the call context's state too
 from agentplatform.pools import web_pool
 from agentplatform.users import User
 from agents import services
@@ -96,7 +97,7 @@ class RunRequestHandler(RequestHandler):
     """Tasks are the caller's runs; every read and write goes through the platform's services."""
 
     async def on_message_send(self, params: a2a.SendMessageRequest, context: ServerCallContext) -> a2a.Task:
-        run = await web_pool().run(start, caller(context), params)
+        run = await _started(params, context)
         if not params.configuration.return_immediately:
             await services.await_run(run, platform_settings().RUN_WAIT_SECONDS)
         return await web_pool().run(selectors.task, run.pk)
@@ -104,7 +105,7 @@ class RunRequestHandler(RequestHandler):
     async def on_message_send_stream(
         self, params: a2a.SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event]:
-        run = await web_pool().run(start, caller(context), params)
+        run = await _started(params, context)
         yield shapes.task(run, [])  # as it was accepted: submitted
         async with contextlib.aclosing(streams.task_events(run)) as updates:
             async for update in updates:
@@ -140,6 +141,17 @@ class RunRequestHandler(RequestHandler):
 
     async def on_get_extended_agent_card(self, params: Any, context: ServerCallContext) -> Any:
         raise UnsupportedOperationError("There is no extended agent card.")
+
+
+async def _started(params: a2a.SendMessageRequest, context: ServerCallContext) -> Run:
+    """The run the message starts; then the request gives back its place among those the web
+    process admits (`agentplatform.handlers`): waiting for the run, or following it, holds none."""
+    try:
+        return await web_pool().run(start, caller(context), params)
+    finally:
+        admission = context.state.get(ADMISSION)
+        if admission is not None:
+            admission.release()
 
 
 def _no_push() -> A2AError:

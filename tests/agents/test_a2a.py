@@ -6,21 +6,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from uuid import uuid4
 
 import httpx
+import psycopg
 import pytest
 from a2a.client import A2ACardResolver, AgentCardResolutionError, Client, ClientConfig, ClientFactory
 from a2a.types import a2a_pb2 as a2a
 from a2a.utils.errors import InvalidParamsError, TaskNotCancelableError, TaskNotFoundError
+from django.db import connection
 
 from agents.models import Run, RunStatus
 from approvals.models import ApprovalRequest
 from tests import sample_agents
+from tests.conftest import serving_daphne
 from tests.factories import agent_row
 from tests.fakes.llm_server import Call, Text, ToolCalls
-from tests.infra import wait_until
+from tests.infra import database_url, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -265,3 +269,35 @@ def test_bodies_past_the_apis_limits_and_unknown_paths_get_the_platforms_errors(
     assert (huge.status_code, huge.json()["error"]["code"]) == (413, "payload_too_large")
     assert (deep.status_code, deep.json()["error"]["code"]) == (400, "json_too_deep")
     assert (lost.status_code, lost.json()["error"]["code"]) == (404, "not_found")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a table lock holds a request in the database")
+def test_a2a_requests_count_among_the_web_processs_admitted_requests(api, tmp_path):
+    # Given a web process that admits one request at a time, and an API request that holds that
+    # place (it waits in the database for a table lock held elsewhere)
+    settings = {"AGENTPLATFORM_WEB_THREADS": "1", "AGENTPLATFORM_WEB_QUEUE": "0"}
+    headers = {"Authorization": f"Bearer {api.key}"}
+    with serving_daphne(tmp_path / "daphne.log", **settings) as daphne:
+        card = base(daphne, "calc") + "/.well-known/agent-card.json"
+        sessions = daphne.url.replace("ws://", "http://") + "/api/v1/sessions/"
+        with psycopg.connect(database_url(connection.settings_dict)) as lock, ThreadPoolExecutor(1) as pool:
+            lock.execute("LOCK TABLE agents_session IN ACCESS EXCLUSIVE MODE")
+            held = pool.submit(httpx.get, sessions, headers=headers, timeout=60)
+
+            with psycopg.connect(database_url(connection.settings_dict), autocommit=True) as watch:
+                waiting = (
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                wait_until(lambda: watch.execute(waiting).fetchone() == (1,))
+
+            # When an A2A client asks meanwhile
+            refused = httpx.get(card, headers=headers)
+            lock.commit()
+            assert held.result().status_code == 200
+
+        # Then it is refused at once, as the API's clients are: 503 overloaded with Retry-After;
+        # and served once the place is free
+        assert (refused.status_code, refused.json()["error"]["code"]) == (503, "overloaded")
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert httpx.get(card, headers=headers).status_code == 200
