@@ -108,6 +108,11 @@ class PlatformASGIHandler(ASGIHandler):
 
         self._middleware_chain = run_chain
 
+    def admit(self) -> Admission | None:
+        """A place for a request served beside Django (an ASGI app mounted next to it, whose
+        sync work runs on the same pool), or None past the limit: it is then refused at once."""
+        return Admission(self) if self.admitted < self.admit_limit else None
+
     def resolve_request(self, request: HttpRequest) -> ResolverMatch:
         if request.resolver_match is not None and not hasattr(request, "urlconf"):
             return request.resolver_match
