@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 from agentplatform.api.base import CallerAPIView
 from agentplatform.api.schema import EVENT_STREAM
-from agentplatform.api.sse import EVENT_SCHEMA, EventStreamRenderer, event_stream_response
+from agentplatform.api.sse import EventStreamRenderer, event_stream_response
 from agents.ag_ui import conversation, runs, streams
 from agents.auth import ApiKeyAuthentication
 
@@ -24,6 +24,12 @@ RUN_AGENT_INPUT: dict[str, Any] = {
     "required": ["threadId", "runId", "messages"],
     "additionalProperties": True,
 }
+AG_UI_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string", "description": "One AG-UI event as JSON: RUN_STARTED, TEXT_MESSAGE_*, ..."},
+    },
+}
 
 
 class AgUiRunView(CallerAPIView):
@@ -33,7 +39,7 @@ class AgUiRunView(CallerAPIView):
     @extend_schema(
         tags=["AG-UI"],
         request={"application/json": RUN_AGENT_INPUT},
-        responses={200: OpenApiResponse({EVENT_STREAM: EVENT_SCHEMA}, description="The run's AG-UI events.")},
+        responses={(200, EVENT_STREAM): AG_UI_EVENT},
         summary="Run an agent over AG-UI (a thread is a session)",
     )
     def post(self, request: Request, agent: str) -> StreamingHttpResponse:
