@@ -50,6 +50,12 @@ def start(owner: User, api_key: ApiKey | None, agent_name: str, parsed: RunAgent
             owner=owner, api_key=api_key, agent_name=agent_name, input=said.text, session_id=session.pk
         )
         return Started(run)
-    run = services.start_run(owner=owner, api_key=api_key, agent_name=agent_name, input=said.text, history=said.history)
-    services.update_session(run.session, metadata={**run.session.metadata, THREAD_KEY: parsed.thread_id})
+    run = services.start_run(
+        owner=owner,
+        api_key=api_key,
+        agent_name=agent_name,
+        input=said.text,
+        history=said.history,
+        session_metadata={THREAD_KEY: parsed.thread_id},
+    )
     return Started(run)
