@@ -21,6 +21,7 @@ from agents import selectors, services
 from agents.ag_ui import conversation, decisions
 from agents.ag_ui import selectors as ag_selectors
 from agents.ag_ui.selectors import THREAD_KEY
+from agents.errors import SessionAgentMismatch
 from agents.models import ApiKey, Run
 
 
@@ -41,6 +42,10 @@ def start(owner: User, api_key: ApiKey | None, agent_name: str, parsed: RunAgent
         paused = ag_selectors.paused_run(session) if session is not None else None
         if paused is None:
             raise NothingToResume(details={"param": "resume"})
+        if paused.agent_id != selectors.get_agent(agent_name, api_key).pk:  # (an agent the key may not use: 404)
+            raise SessionAgentMismatch(
+                f"The thread's paused run is of agent {paused.agent.name!r}, not {agent_name!r}."
+            )
         after = selectors.last_seq(paused.pk)
         decisions.decide(owner, api_key, paused, parsed.resume, actor=actor)
         return Started(paused, after)

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(Event)  # any AG-UI event, by its type
 EMAIL = {"to": "ann@example.com", "subject": "Hi"}
+EDITED = {"to": "ann@example.org", "subject": "Hi"}
 
 
 @pytest.fixture
@@ -193,11 +194,10 @@ def test_a_confirm_call_ends_the_run_with_an_interrupt_and_resume_decides_it(pos
     assert Run.objects.get().status == RunStatus.AWAITING_APPROVAL
     assert sample_agents.CALLS == []
 
-    # When the client resumes the thread, approving
+    # When the client resumes the thread, approving with edited arguments
+    payload = {"approved": True, "arguments": EDITED}
     resume = run_input(
-        "",
-        "mail-thread",
-        resume=[{"interruptId": str(approval.pk), "status": "resolved", "payload": {"approved": True}}],
+        "", "mail-thread", resume=[{"interruptId": str(approval.pk), "status": "resolved", "payload": payload}]
     )
     done = decode(post("oai", key, resume))
 
@@ -209,8 +209,26 @@ def test_a_confirm_call_ends_the_run_with_an_interrupt_and_resume_decides_it(pos
     assert "TOOL_CALL_RESULT" in kinds(done)
     assert done[-1].type == EventType.RUN_FINISHED
     assert done[-1].result == "Sent."
-    assert sample_agents.CALLS == [("send_email", EMAIL)]
+    assert sample_agents.CALLS == [("send_email", EDITED)]  # what runs is what was approved
+    assert approval.approved_arguments == EDITED
     assert Run.objects.count() == 1
+
+
+def test_a_cancelled_interrupt_rejects_the_call_and_the_model_reads_why(post, make_api, llm):
+    llm.enqueue(ToolCalls([Call("send_email", EMAIL, id="call_e")]), Text("I did not send it."))
+    key = make_api("rita", scopes=["approvals:decide"]).key
+    paused = decode(post("oai", key, run_input("Email Ann", "t")))
+    (interrupt,) = paused[-1].outcome.interrupts
+
+    done = decode(post("oai", key, run_input("", "t", resume=[{"interruptId": interrupt.id, "status": "cancelled"}])))
+
+    assert ApprovalRequest.objects.get().status == ApprovalStatus.REJECTED
+    result = next(e for e in done if e.type == EventType.TOOL_CALL_RESULT)
+    assert result.tool_call_id == "call_e"
+    assert "The user cancelled the call." in result.content
+    assert "The user cancelled the call." in json.dumps(llm.requests[-1].body["messages"])
+    assert done[-1].result == "I did not send it."
+    assert sample_agents.CALLS == []
 
 
 def test_resuming_needs_the_right_to_decide(post, api, llm):
@@ -220,8 +238,10 @@ def test_resuming_needs_the_right_to_decide(post, api, llm):
     resume = run_input("", "t", resume=[{"interruptId": interrupt.id, "status": "resolved", "payload": True}])
 
     refused = post("oai", api.key, resume)
+    elsewhere = post("calc", api.key, resume)  # another agent's endpoint resumes nothing of this one's
 
     assert refused.status_code == 403
+    assert (elsewhere.status_code, elsewhere.json()["error"]["code"]) == (400, "session_agent_mismatch")
     assert ApprovalRequest.objects.get().status == ApprovalStatus.PENDING
     busy = post("oai", api.key, run_input("And now?", "t"))  # new input waits for the decisions
     assert (busy.status_code, busy.json()["error"]["code"]) == (409, "approval_pending")
