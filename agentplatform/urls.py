@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", include("agentplatform.audit.urls")),
     path("langgraph/", include("agents.langgraph.urls")),
     path("openai/v1/", include("agents.openai_compat.urls")),
+    path("ag-ui/", include("agents.ag_ui.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(permission_classes=[DocsAccess]), name="schema"),
     path(
         "api/v1/docs/",

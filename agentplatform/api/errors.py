@@ -135,7 +135,7 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
         return JsonResponse({"detail": "Not Found", "code": "not_found"}, status=404)
     if request.path.startswith(OPENAI_PREFIX):  # OpenAI's shape (agents.openai_compat)
         return JsonResponse(_openai_error("not_found", "No such endpoint.", "invalid_request_error"), status=404)
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/ag-ui/")):
         # No route matched: an unknown path, or an id in it that is not one (ids are UUIDs).
         return JsonResponse(error_body("not_found", "No such endpoint, or no object with this id."), status=404)
     return defaults.page_not_found(request, exception)
@@ -145,6 +145,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith(OPENAI_PREFIX):
         body = _openai_error("internal_error", "An unexpected error occurred.", "server_error")
         return JsonResponse(body, status=500)
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/ag-ui/")):
         return JsonResponse(error_body("internal_error", "An unexpected error occurred."), status=500)
     return defaults.server_error(request)

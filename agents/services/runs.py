@@ -66,12 +66,13 @@ def start_run(
     idempotency_key: str | None = None,
     schedule: Schedule | None = None,
     history: Sequence[ChatMessage] = (),
+    session_metadata: dict[str, Any] | None = None,
 ) -> Run:
     """Create the queued run and its user message in one transaction; a worker executes it.
 
     `history` (only for a new session) is the conversation before `input`, written to the
     new session, before the run, in the same transaction: the run reads it as the session's
-    earlier messages.
+    earlier messages. `session_metadata` (only for a new session) is the new session's.
 
     With an idempotency key, a request the caller already made answers its run again (an
     identical body) or 422 (a different one), and creates nothing.
@@ -81,8 +82,8 @@ def start_run(
     with its id: the publish on commit fails within its timeout and is logged, and the reaper
     hands the run to the broker again (RUN_REQUEUE_SECONDS).
     """
-    if history and session_id is not None:
-        raise ValueError("history starts a new session: pass no session_id with it")
+    if (history or session_metadata) and session_id is not None:
+        raise ValueError("history and session_metadata start a new session: pass no session_id with them")
     fingerprint = _fingerprint(agent_name, input, session_id, metadata, history)
     if idempotency_key is not None:
         earlier = selectors.idempotent_run(owner, idempotency_key)
@@ -111,6 +112,7 @@ def start_run(
             idempotency=(idempotency_key, fingerprint) if idempotency_key is not None else None,
             schedule=schedule,
             history=history,
+            session_metadata=session_metadata or {},
         )
     except _IdempotencyRace:  # the same key, sent twice at once: the other request won
         limits.release_run(owner, api_key, run_id)
@@ -177,12 +179,15 @@ def _create_run(
     idempotency: tuple[str, str] | None,
     schedule: Schedule | None,
     history: Sequence[ChatMessage] = (),
+    session_metadata: dict[str, Any] | None = None,
 ) -> Run:
     """The queued run. Its user message is written when a worker starts it, since the
     positions after the session's last message belong to the run in progress."""
     with transaction.atomic():
         if session_id is None:
-            session = Session(owner=owner, agent=agent, title=text[:80], message_count=len(history))
+            session = Session(
+                owner=owner, agent=agent, title=text[:80], message_count=len(history), metadata=session_metadata or {}
+            )
             sql.insert([session])  # on every new session's path: SQL, see `agentplatform.sql`
             if history:  # the conversation so far, at positions 0, 1, ... (the run's start after)
                 append_messages(session.pk, None, 0, list(history))
