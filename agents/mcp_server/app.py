@@ -1,0 +1,90 @@
+"""The ASGI app served at `/mcp`: the host and the API key are checked first (a missing or bad
+key is a 401 before any MCP message is read), then the SDK's streamable HTTP transport,
+stateless (any web process answers any request) with JSON responses.
+
+Daphne sends no lifespan events, so the SDK's session manager is started on the first
+request in the process and runs for the process's life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp_types import INVALID_REQUEST
+
+from agentplatform.pools import web_pool
+from agents.auth import authenticate_key
+from agents.errors import ApiKeyRejected
+from agents.mcp_server import server
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+LOCAL_HOSTS = [".localhost", "127.0.0.1", "[::1]"]  # what Django allows with DEBUG and no ALLOWED_HOSTS
+
+
+class McpApp:
+    def __init__(self) -> None:
+        self._manager = StreamableHTTPSessionManager(app=server.build(), stateless=True, json_response=True)
+        self._ready: asyncio.Event | None = None
+        self._running: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _allowed_host(scope):
+            await _error(send, 400, "Invalid Host header.")
+            return
+        try:
+            api_key = await web_pool().run(authenticate_key, _bearer(scope))
+        except ApiKeyRejected as exc:
+            await _error(send, 401, exc.message, {"WWW-Authenticate": 'Bearer realm="agentplatform"'}, code=exc.code)
+            return
+        await self._started()
+        await self._manager.handle_request({**scope, server.API_KEY: api_key}, receive, send)
+
+    async def _started(self) -> None:
+        if self._ready is None:
+            self._ready = asyncio.Event()
+            self._running = asyncio.get_running_loop().create_task(self._run(self._ready))
+        await self._ready.wait()
+
+    async def _run(self, ready: asyncio.Event) -> None:
+        async with self._manager.run():
+            ready.set()
+            await asyncio.Event().wait()  # until the process stops
+
+
+def _bearer(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and key.strip():
+                return key.strip()
+    raise ApiKeyRejected("Send the API key as `Authorization: Bearer <key>`.")
+
+
+def _allowed_host(scope: Scope) -> bool:
+    """The Host header checked against ALLOWED_HOSTS, as Django checks it for its own requests."""
+    host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), "")
+    domain, _ = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS or (LOCAL_HOSTS if settings.DEBUG else [])
+    return bool(domain) and validate_host(domain, allowed)
+
+
+async def _error(
+    send: Send, status: int, message: str, headers: dict[str, str] | None = None, *, code: str | None = None
+) -> None:
+    """A JSON-RPC error (no request id) with an HTTP status, as the SDK answers transport errors."""
+    error: dict[str, Any] = {"code": INVALID_REQUEST, "message": message}
+    if code is not None:
+        error["data"] = {"code": code}
+    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+    sent = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    sent += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": sent})
+    await send({"type": "http.response.body", "body": body})
