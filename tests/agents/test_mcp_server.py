@@ -14,6 +14,7 @@ import pytest
 from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from agents.models import Run, RunStatus, Session
 from approvals.models import ApprovalRequest
@@ -105,16 +106,18 @@ def test_the_modern_client_lists_and_calls_tools(daphne, api, llm):
     # The SDK's high-level client negotiates the protocol version by itself.
     llm.enqueue(Text("Hello."))
 
-    async def main() -> tuple[list[str], types.CallToolResult]:
+    async def main() -> tuple[str | None, list[str], types.CallToolResult]:
         async with (
             httpx2.AsyncClient(headers={"Authorization": f"Bearer {api.key}"}, timeout=60) as http,
             Client(streamable_http_client(_url(daphne), http_client=http)) as client,
         ):
             tools = await client.list_tools()
-            return [tool.name for tool in tools.tools], await client.call_tool("oai", {"input": "Hi"})
+            result = await client.call_tool("oai", {"input": "Hi"})
+            return client.session.protocol_version, [tool.name for tool in tools.tools], result
 
-    names, result = asyncio.run(main())
+    version, names, result = asyncio.run(main())
 
+    assert version in MODERN_PROTOCOL_VERSIONS  # one request per message, no handshake
     assert "oai" in names
     assert result.structured_content["answer"] == "Hello."
 
@@ -202,3 +205,13 @@ def test_a_missing_or_bad_key_is_refused_before_any_mcp_message(daphne, key):
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert response.json()["error"]["message"] == error.error.message
+
+
+def test_a_host_not_allowed_is_refused(daphne, api):
+    response = httpx2.post(
+        _url(daphne),
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Authorization": f"Bearer {api.key}", "Host": "attacker.example"},
+    )
+
+    assert response.status_code == 400
