@@ -34,4 +34,6 @@ def http_app(django_app: Any, mcp_app: Any) -> Any:
     return route
 
 
-application = ProtocolTypeRouter({"http": http_app(django_asgi_app, McpApp()), "websocket": URLRouter(websocket_urls)})
+application = ProtocolTypeRouter(
+    {"http": http_app(django_asgi_app, McpApp(django_asgi_app)), "websocket": URLRouter(websocket_urls)}
+)

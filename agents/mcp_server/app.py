@@ -2,6 +2,10 @@
 key is a 401 before any MCP message is read), then the SDK's streamable HTTP transport,
 stateless (any web process answers any request) with JSON responses.
 
+Requests are admitted like Django's (`agentplatform.handlers.Admission`): one counts from its
+arrival until its sync work is done (the run started, or the tools listed), and past the web
+tier's limit the next is refused 503 with `Retry-After` at once, before anything is read.
+
 Daphne sends no lifespan events, so the SDK's session manager is started on the first
 request in the process and runs for the process's life.
 """
@@ -17,6 +21,8 @@ from django.http.request import split_domain_port, validate_host
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types import INVALID_REQUEST
 
+from agentplatform.api.errors import WebOverloaded
+from agentplatform.handlers import ADMISSION, Admission, PlatformASGIHandler
 from agentplatform.pools import web_pool
 from agents.auth import authenticate_key
 from agents.errors import ApiKeyRejected
@@ -30,7 +36,8 @@ LOCAL_HOSTS = [".localhost", "127.0.0.1", "[::1]"]  # what Django allows with DE
 
 
 class McpApp:
-    def __init__(self) -> None:
+    def __init__(self, web: PlatformASGIHandler) -> None:
+        self._web = web  # whose admissions MCP requests share
         self._manager = StreamableHTTPSessionManager(app=server.build(), stateless=True, json_response=True)
         self._ready: asyncio.Event | None = None
         self._running: asyncio.Task[None] | None = None
@@ -39,13 +46,26 @@ class McpApp:
         if not _allowed_host(scope):
             await _error(send, 400, "Invalid Host header.")
             return
+        if self._web.admitted >= self._web.admit_limit:
+            refused = WebOverloaded(details={"scope": "web"})
+            await _error(
+                send, refused.status, refused.message, {"Retry-After": str(refused.retry_after)}, code=refused.code
+            )
+            return
+        admission = Admission(self._web)
+        try:
+            await self._admitted(scope, receive, send, admission)
+        finally:
+            admission.release()  # if the request ended before its sync work did
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send, admission: Admission) -> None:
         try:
             api_key = await web_pool().run(authenticate_key, _bearer(scope))
         except ApiKeyRejected as exc:
             await _error(send, 401, exc.message, {"WWW-Authenticate": 'Bearer realm="agentplatform"'}, code=exc.code)
             return
         await self._started()
-        await self._manager.handle_request({**scope, server.API_KEY: api_key}, receive, send)
+        await self._manager.handle_request({**scope, server.API_KEY: api_key, ADMISSION: admission}, receive, send)
 
     async def _started(self) -> None:
         if self._ready is None:

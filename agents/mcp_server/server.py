@@ -2,7 +2,8 @@
 through the platform's services and answers once the run has finished or paused.
 
 The caller's API key was checked before any MCP message was read (see `app`); the handlers
-find it in the HTTP request's scope. Database work runs on the web pool, and waiting for a
+find it in the HTTP request's scope, with the request's admission, which they release once
+their sync work is done (as Django's handler does before a wait). Database work runs on the web pool, and waiting for a
 run on the event loop, holding no thread, as the wait-mode API does.
 """
 
@@ -17,6 +18,7 @@ from mcp.shared.exceptions import MCPError
 
 from agentplatform.conf import platform_settings
 from agentplatform.errors import PlatformError
+from agentplatform.handlers import ADMISSION, Admission
 from agentplatform.pools import web_pool
 from agents import selectors, services
 from agents.errors import AgentNotFound, SessionNotFound
@@ -38,6 +40,13 @@ def build() -> Server[Any]:
     )
 
 
+def _admitted(ctx: ServerRequestContext[Any]) -> None:
+    """The request's sync work is done: it no longer counts against the web tier's limit."""
+    admission = ctx.request.scope.get(ADMISSION) if ctx.request is not None else None
+    if isinstance(admission, Admission):
+        admission.release()
+
+
 def _api_key(ctx: ServerRequestContext[Any]) -> ApiKey:
     request = ctx.request
     api_key = request.scope.get(API_KEY) if request is not None else None
@@ -49,7 +58,10 @@ def _api_key(ctx: ServerRequestContext[Any]) -> ApiKey:
 async def list_tools(
     ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
 ) -> types.ListToolsResult:
-    tools = await web_pool().run(_tools, _api_key(ctx))
+    try:
+        tools = await web_pool().run(_tools, _api_key(ctx))
+    finally:
+        _admitted(ctx)
     return types.ListToolsResult(tools=tools)
 
 
@@ -66,6 +78,8 @@ async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolReques
         raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}") from None
     except PlatformError as exc:  # refused (session not found or busy, rate limited, ...): nothing was written
         return shapes.refused(exc)
+    finally:
+        _admitted(ctx)
     timeout = platform_settings().RUN_WAIT_SECONDS
     await services.await_run(run, timeout)
     return await web_pool().run(_result, run, timeout)

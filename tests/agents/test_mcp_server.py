@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 
 import httpx2
 import mcp_types as types
+import psycopg
 import pytest
+from django.db import connection
 from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -19,13 +21,16 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from agents.models import Run, RunStatus, Session
 from approvals.models import ApprovalRequest
 from tests import sample_agents
+from tests.conftest import serving_daphne
 from tests.factories import agent_row
 from tests.fakes.llm_server import Call, Error, Text, ToolCalls
+from tests.infra import database_url, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EMAIL = {"to": "ann@example.com", "subject": "Hi"}
 T = TypeVar("T")
+REQUESTS = 6
 
 
 def _url(daphne: Any) -> str:
@@ -215,3 +220,34 @@ def test_a_host_not_allowed_is_refused(daphne, api):
     )
 
     assert response.status_code == 400
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="blocks reads with a PostgreSQL table lock")
+def test_past_the_web_tiers_limit_a_request_is_refused_503_with_retry_after(api, tmp_path):
+    # Given a web process with one thread and room for one more request, whose reads of
+    # agents block in the database (a table lock held elsewhere)
+    settings = {"AGENTPLATFORM_WEB_THREADS": "1", "AGENTPLATFORM_WEB_QUEUE": "1"}
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    headers = {"Authorization": f"Bearer {api.key}", "Accept": "application/json, text/event-stream"}
+    with serving_daphne(tmp_path / "daphne.log", **settings) as daphne:
+
+        async def flood() -> tuple[list[httpx2.Response], list[httpx2.Response]]:
+            async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
+                with psycopg.connect(database_url(connection.settings_dict)) as lock:
+                    lock.execute("LOCK TABLE agents_agent IN ACCESS EXCLUSIVE MODE")
+                    calls = [asyncio.create_task(http.post(_url(daphne), json=listing)) for _ in range(REQUESTS)]
+                    # When more requests come than it can serve or let wait: the others are answered at once
+                    await asyncio.to_thread(wait_until, lambda: sum(c.done() for c in calls) == REQUESTS - 2, 30)
+                    early = [c.result() for c in calls if c.done()]
+                    lock.commit()
+                return early, list(await asyncio.gather(*calls))
+
+        early, responses = asyncio.run(flood())
+
+    # Then those are 503 with Retry-After and the platform's code, and the two admitted are served
+    assert [r.status_code for r in early] == [503] * (REQUESTS - 2)
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in early)
+    assert {r.json()["error"]["data"]["code"] for r in early} == {"overloaded"}
+    served = [r for r in responses if r.status_code == 200]
+    assert len(served) == 2
+    assert all("oai" in {tool["name"] for tool in r.json()["result"]["tools"]} for r in served)
