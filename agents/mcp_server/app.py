@@ -1,6 +1,7 @@
 """The ASGI app served at `/mcp`: the host and the API key are checked first (a missing or bad
 key is a 401 before any MCP message is read), then the SDK's streamable HTTP transport,
-stateless (any web process answers any request) with JSON responses.
+stateless (any web process answers any request). Answers go as Server-Sent Events, so that a
+call waiting for its run sends a keep-alive ping every 15 seconds through proxies.
 
 Requests are admitted like Django's (`agentplatform.handlers.Admission`): one counts from its
 arrival until its sync work is done (the run started, or the tools listed), and past the web
@@ -38,9 +39,9 @@ LOCAL_HOSTS = [".localhost", "127.0.0.1", "[::1]"]  # what Django allows with DE
 class McpApp:
     def __init__(self, web: PlatformASGIHandler) -> None:
         self._web = web  # whose admissions MCP requests share
-        self._manager = StreamableHTTPSessionManager(app=server.build(), stateless=True, json_response=True)
+        self._manager = StreamableHTTPSessionManager(app=server.build(), stateless=True)
         self._ready: asyncio.Event | None = None
-        self._running: asyncio.Task[None] | None = None
+        self._running: asyncio.Task[None] | None = None  # the manager's task, referenced so it is not collected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not _allowed_host(scope):

@@ -3,8 +3,9 @@ through the platform's services and answers once the run has finished or paused.
 
 The caller's API key was checked before any MCP message was read (see `app`); the handlers
 find it in the HTTP request's scope, with the request's admission, which they release once
-their sync work is done (as Django's handler does before a wait). Database work runs on the web pool, and waiting for a
-run on the event loop, holding no thread, as the wait-mode API does.
+their sync work is done (as Django's handler does before a wait). Database work runs on the
+web pool, and waiting for a run on the event loop, holding no thread, as the wait-mode API
+does.
 """
 
 from __future__ import annotations

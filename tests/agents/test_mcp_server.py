@@ -64,6 +64,12 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     return [leaf for e in group.exceptions for leaf in (_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])]
 
 
+def _sse_message(response: httpx2.Response) -> Any:
+    """The JSON-RPC message of a response sent as Server-Sent Events."""
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return json.loads(next(line[5:] for line in response.text.splitlines() if line.startswith("data:")))
+
+
 def _texts(result: types.CallToolResult) -> list[str]:
     return [block.text for block in result.content if isinstance(block, types.TextContent)]
 
@@ -250,4 +256,4 @@ def test_past_the_web_tiers_limit_a_request_is_refused_503_with_retry_after(api,
     assert {r.json()["error"]["data"]["code"] for r in early} == {"overloaded"}
     served = [r for r in responses if r.status_code == 200]
     assert len(served) == 2
-    assert all("oai" in {tool["name"] for tool in r.json()["result"]["tools"]} for r in served)
+    assert all("oai" in {tool["name"] for tool in _sse_message(r)["result"]["tools"]} for r in served)
