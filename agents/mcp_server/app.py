@@ -6,6 +6,7 @@ call waiting for its run sends a keep-alive ping every 15 seconds through proxie
 Requests are admitted like Django's (`agentplatform.handlers.Admission`): one counts from its
 arrival until its sync work is done (the run started, or the tools listed), and past the web
 tier's limit the next is refused 503 with `Retry-After` at once, before anything is read.
+Each request counts against the key's requests per minute (429 past it), as an API request.
 
 Daphne sends no lifespan events, so the SDK's session manager is started on the first
 request in the process and runs for the process's life.
@@ -23,11 +24,14 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types import INVALID_REQUEST
 
 from agentplatform.api.errors import WebOverloaded
+from agentplatform.errors import RateLimited
 from agentplatform.handlers import ADMISSION, Admission, PlatformASGIHandler
 from agentplatform.pools import web_pool
 from agents.auth import authenticate_key
 from agents.errors import ApiKeyRejected
 from agents.mcp_server import server
+from agents.models import ApiKey
+from agents.services import limits
 
 Scope = dict[str, Any]
 Receive = Any
@@ -61,9 +65,12 @@ class McpApp:
 
     async def _admitted(self, scope: Scope, receive: Receive, send: Send, admission: Admission) -> None:
         try:
-            api_key = await web_pool().run(authenticate_key, _bearer(scope))
+            api_key = await web_pool().run(_caller, _bearer(scope))
         except ApiKeyRejected as exc:
             await _error(send, 401, exc.message, {"WWW-Authenticate": 'Bearer realm="agentplatform"'}, code=exc.code)
+            return
+        except RateLimited as exc:
+            await _error(send, exc.status, exc.message, exc.headers, code=exc.code)
             return
         await self._started()
         await self._manager.handle_request({**scope, server.API_KEY: api_key, ADMISSION: admission}, receive, send)
@@ -87,6 +94,13 @@ def _bearer(scope: Scope) -> str:
             if scheme.lower() == "bearer" and key.strip():
                 return key.strip()
     raise ApiKeyRejected("Send the API key as `Authorization: Bearer <key>`.")
+
+
+def _caller(key: str) -> ApiKey:
+    """The key's, counted against its requests per minute (as every API request is)."""
+    api_key = authenticate_key(key)
+    limits.check_request(api_key.user, api_key)
+    return api_key
 
 
 def _allowed_host(scope: Scope) -> bool:

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx2
 import mcp_types as types
 import psycopg
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.db import connection
 from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from agents.models import Run, RunStatus, Session
+from agents.models import ApiKey, Run, RunStatus, Session
 from approvals.models import ApprovalRequest
 from tests import sample_agents
 from tests.conftest import serving_daphne
@@ -216,6 +218,49 @@ def test_a_missing_or_bad_key_is_refused_before_any_mcp_message(daphne, key):
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert response.json()["error"]["message"] == error.error.message
+
+
+@pytest.fixture
+def fresh_counters() -> Iterator[None]:
+    """Key ids are reused once the database is reset: no rate-limit counter outlives a test."""
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+
+    def forget() -> None:
+        for key in client.scan_iter("agentplatform:limits:*"):
+            client.delete(key)
+
+    forget()
+    yield
+    forget()
+
+
+def test_the_keys_limits_are_a_tool_error_for_runs_and_429_for_requests(daphne, api, llm, fresh_counters):
+    # Given a key that may start one run a minute
+    ApiKey.objects.update(runs_per_minute=1)
+    llm.enqueue(Text("Hello."))
+
+    # When it calls twice
+    first = _call(daphne, api.key, "oai", {"input": "Hi"})
+    second = _call(daphne, api.key, "oai", {"input": "Hi again"})
+
+    # Then the second is refused with when to come back, and nothing is written
+    assert first.is_error is False
+    assert second.is_error is True
+    error = second.structured_content["error"]
+    assert (error["code"], error["details"]["limit"]) == ("rate_limited", "runs_per_minute")
+    assert 1 <= error["details"]["retry_after"] <= 61
+    assert "Retry after" in _texts(second)[0]
+    assert Run.objects.count() == 1
+
+    # And past its requests per minute, an HTTP request is refused 429 before MCP reads it
+    ApiKey.objects.update(requests_per_minute=1)
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    headers = {"Authorization": f"Bearer {api.key}", "Accept": "application/json, text/event-stream"}
+    statuses = [httpx2.post(_url(daphne), json=listing, headers=headers) for _ in range(2)]
+    assert [r.status_code for r in statuses] == [200, 429]
+    assert int(statuses[1].headers["Retry-After"]) >= 1
+    assert statuses[1].headers["RateLimit-Limit"] == "1"
+    assert statuses[1].json()["error"]["data"] == {"code": "rate_limited"}
 
 
 def test_a_host_not_allowed_is_refused(daphne, api):
