@@ -1,5 +1,6 @@
-"""The ASGI application served by Daphne: Django for HTTP, Channels consumers for WebSocket,
-and the A2A endpoints (under /a2a/) as the `a2a-sdk`'s own ASGI app.
+"""The ASGI application served by Daphne: Django for HTTP, but for the MCP server (`/mcp`)
+and the A2A endpoints (under `/a2a/`), each its SDK's own ASGI app; Channels consumers for
+WebSocket.
 
 Django's ASGI app is built first, so that the app registry is ready before any consumer
 module is imported.
@@ -18,14 +19,23 @@ from django.urls import path  # noqa: E402
 
 from agents.a2a_server.app import PREFIX, build  # noqa: E402
 from agents.consumers import SessionConsumer  # noqa: E402
+from agents.mcp_server.app import McpApp  # noqa: E402
 
 websocket_urls = [path("ws/sessions/<str:session_id>/", SessionConsumer.as_asgi())]
 
+MCP_PATHS = ("/mcp", "/mcp/")
+mcp_app = McpApp(django_asgi_app)
 a2a_app = build(django_asgi_app.admit)  # the A2A app's requests count among the web process's
 
 
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    app = a2a_app if scope["path"].startswith(f"{PREFIX}/") else django_asgi_app
+    path = scope["path"]
+    if path in MCP_PATHS:
+        app = mcp_app
+    elif path.startswith(f"{PREFIX}/"):
+        app = a2a_app
+    else:
+        app = django_asgi_app
     await app(scope, receive, send)
 
 
