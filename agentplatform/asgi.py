@@ -30,6 +30,7 @@ a2a_app = build(django_asgi_app.admit)  # the A2A app's requests count among the
 
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
     path = scope["path"]
+    app: Any
     if path in MCP_PATHS:
         app = mcp_app
     elif path.startswith(f"{PREFIX}/"):
