@@ -30,15 +30,16 @@ from agents.models import Run, RunStatus
 from agents.openai_compat import conversation, decisions, errors, items, shapes, streams
 from agents.openai_compat import selectors as oa_selectors
 from agents.openai_compat.conversation import Conversation
+from agents.openai_compat.schema import ANSWERED, OBJECT, OpenAISchema
 
 Answer = Callable[[Run], HttpResponse]  # the response to a run once it has been waited for
 
 
-@extend_schema(exclude=True)
 class OpenAIView(CallerAPIView):
     # The key as a bearer token; errors in OpenAI's shape.
     authentication_classes = [ApiKeyAuthentication]
     renderer_classes = [JSONRenderer, EventStreamRenderer]
+    schema = OpenAISchema()
 
     def get_exception_handler(self) -> Any:
         return errors.exception_handler
@@ -50,12 +51,16 @@ class OpenAIView(CallerAPIView):
 
 
 class ModelListView(OpenAIView):
+    @extend_schema(
+        responses={200: OBJECT}, summary="The agents the key may use, as models", operation_id="openai_models_list"
+    )
     def get(self, request: Request) -> Response:
         agents = selectors.visible_agents(self.api_key).order_by("name")
         return Response({"object": "list", "data": [shapes.model(agent) for agent in agents]})
 
 
 class ModelDetailView(OpenAIView):
+    @extend_schema(responses={200: OBJECT}, summary="An agent, as a model", operation_id="openai_models_retrieve")
     def get(self, request: Request, model: str) -> Response:
         return Response(shapes.model(selectors.get_agent(model, self.api_key)))
 
@@ -79,6 +84,12 @@ class ChatCompletionCreate(serializers.Serializer):
 
 
 class ChatCompletionsView(OpenAIView):
+    @extend_schema(
+        request=ChatCompletionCreate,
+        responses=ANSWERED,
+        summary="A chat completion: one run of the agent named `model`, on the messages given",
+        operation_id="openai_chat_completions_create",
+    )
     def post(self, request: Request) -> HttpResponse | StreamingHttpResponse:
         body = self.body(ChatCompletionCreate)
         said = conversation.chat_conversation(body["messages"])
@@ -117,6 +128,12 @@ class ResponseCreate(serializers.Serializer):
 
 
 class ResponsesView(OpenAIView):
+    @extend_schema(
+        request=ResponseCreate,
+        responses=ANSWERED,
+        summary="A response: a run (`previous_response_id` continues its session, or answers its approvals)",
+        operation_id="openai_responses_create",
+    )
     def post(self, request: Request) -> HttpResponse | StreamingHttpResponse:
         body = self.body(ResponseCreate)
         said = conversation.response_input(body["input"])
@@ -171,11 +188,20 @@ def _response(run: Run, background: bool | None = None) -> HttpResponse:
 
 
 class ResponseDetailView(OpenAIView):
+    @extend_schema(
+        responses={200: OBJECT}, summary="A response (a run), as it is now", operation_id="openai_responses_retrieve"
+    )
     def get(self, request: Request, response_id: str) -> HttpResponse:
         return _response(oa_selectors.response_run(self.owner, response_id))
 
 
 class ResponseCancelView(OpenAIView):
+    @extend_schema(
+        request=None,
+        responses={200: OBJECT},
+        summary="Cancel a response (its run)",
+        operation_id="openai_responses_cancel",
+    )
     def post(self, request: Request, response_id: str) -> HttpResponse:
         run = services.cancel_run(self.owner, oa_selectors.response_run(self.owner, response_id).pk)
         return _response(run)
