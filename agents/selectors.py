@@ -68,6 +68,9 @@ def get_agent(name: str, api_key: ApiKey | None, *, with_tools: bool = False) ->
     On the path of every run: two plain statements written as SQL (the agent, then the key's
     restriction; see `agentplatform.sql`), not one query with a subquery built by the ORM.
     """
+    if "\x00" in name or len(name) > Agent._meta.get_field("name").max_length:  # type: ignore[operator]
+        # No agent is named so, and PostgreSQL refuses NUL in a parameter (a name from a URL path)
+        raise AgentNotFound(f"No agent named {name[:100]!r}.")
     if with_tools:
         agent = Agent.objects.filter(registered=True).prefetch_related("tool_rows").filter(name=name).first()
     else:
@@ -75,7 +78,7 @@ def get_agent(name: str, api_key: ApiKey | None, *, with_tools: bool = False) ->
         agent = next(iter(sql.instances(Agent, _agent_sql(), params)), None)
     restricted_to = _restricted_to(api_key) if agent is not None else []
     if agent is None or (restricted_to and agent.pk not in restricted_to):
-        raise AgentNotFound(f"No agent named {name!r}.")
+        raise AgentNotFound(f"No agent named {name[:100]!r}.")
     return agent
 
 

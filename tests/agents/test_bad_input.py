@@ -339,3 +339,19 @@ def test_json_at_the_limits_is_accepted(api, existing_session):
 
     assert status == 201, run
     assert run["metadata"]["big"] == 2**63 - 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("name", ["%00", "x" * 10_000], ids=["NUL", "10000-chars"])
+def test_an_agent_name_that_cannot_be_one_is_404_in_every_protocol(api, name):
+    # (PostgreSQL refuses NUL in a parameter: the name must not reach the database)
+    said = {"id": "m1", "role": "user", "content": "hi"}
+    run_input = {"threadId": "t", "runId": "r", "messages": [said], "tools": [], "context": [], "state": {}}
+    for method, path in [
+        ("GET", f"/openai/v1/models/{name}"),
+        ("GET", f"/langgraph/assistants/{name}"),
+        ("POST", f"/ag-ui/{name}"),
+    ]:
+        status, body = api.request(method, path, {**run_input, "forwardedProps": {}} if method == "POST" else None)
+
+        assert status == 404, (method, path, body)
