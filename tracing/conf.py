@@ -12,10 +12,6 @@ from dataclasses import dataclass, field
 
 from agentplatform.appsettings import AppSettings
 
-# The embedded engine keeps up to 1,000 idle threads by default (removing outdated parts alone
-# starts about 130 at once), and each keeps its stack and its allocator's cache resident.
-CHDB_OPTIONS = "max_thread_pool_free_size=16"
-
 
 @dataclass(frozen=True)
 class TracingSettings:
@@ -50,16 +46,6 @@ class TracingSettings:
                 "processes route spans and queries through Redis"
             ),
             "default": "`<data dir>/clickhouse`",
-        },
-    )
-    CHDB_OPTIONS: str = field(
-        default=CHDB_OPTIONS,
-        metadata={
-            "env": "AGENTPLATFORM_CHDB_OPTIONS",
-            "help": (
-                "ClickHouse server settings of the embedded engine, `name=value&name=value` (chDB's connection "
-                "options); the default keeps the span sink's idle threads few"
-            ),
         },
     )
     REDIS_URL: str = field(

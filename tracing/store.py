@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 from django.conf import settings
 
@@ -104,18 +103,13 @@ def embedded_path() -> Path:
     return Path(tracing_settings().CHDB_PATH or settings.DATA_DIR / "clickhouse")
 
 
-def engine_options() -> dict[str, str]:
-    """The embedded engine's server settings (CHDB_OPTIONS), passed to chDB as it starts."""
-    return dict(parse_qsl(tracing_settings().CHDB_OPTIONS, keep_blank_values=True))
-
-
 def open_embedded(path: Path | None = None) -> None:
     """Open the embedded engine in this process, which then owns it (one process per directory)."""
     directory = path or embedded_path()
     directory.mkdir(parents=True, exist_ok=True)
     with _state.lock:
         try:
-            client = _driver().get_client(dsn=f"chdb://{directory}", chdb_options=engine_options())
+            client = _driver().get_client(dsn=f"chdb://{directory}")
         except _failures() as exc:  # e.g. another process holds the directory's lock
             raise StoreUnavailable(f"Cannot open the embedded trace store at {directory}: {exc}") from exc
         _state.embedded = (os.getpid(), str(directory), client)
