@@ -15,7 +15,7 @@ def _tables() -> set[str]:
     return {str(row[0]) for row in result.rows}
 
 
-def _ttl(table: str) -> str:
+def _create_query(table: str) -> str:
     result = store.run_read(
         "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
         {"t": table},
@@ -26,7 +26,9 @@ def _ttl(table: str) -> str:
 def test_migrations_are_applied_once_and_recorded(span_store):
     # Given a store the session migrated already
     assert (
-        migrate.applied() == {m.name for m in migrate.migrations()} == {"0001_spans", "0002_traces", "0003_span_times"}
+        migrate.applied()
+        == {m.name for m in migrate.migrations()}
+        == {"0001_spans", "0002_traces", "0003_span_times", "0004_part_removal"}
     )
 
     # When the command runs again, twice
@@ -38,7 +40,14 @@ def test_migrations_are_applied_once_and_recorded(span_store):
     assert first.getvalue().strip() == second.getvalue().strip() == "No ClickHouse migrations to apply."
     assert {"spans", "traces", "traces_mv", "clickhouse_migrations"} <= _tables()
     recorded = store.run_read("SELECT name, count() FROM clickhouse_migrations GROUP BY name ORDER BY name", {})
-    assert recorded.rows == [["0001_spans", 1], ["0002_traces", 1], ["0003_span_times", 1]]
+    assert recorded.rows == [["0001_spans", 1], ["0002_traces", 1], ["0003_span_times", 1], ["0004_part_removal", 1]]
+
+
+@pytest.mark.parametrize("table", ["spans", "traces"])
+def test_outdated_parts_are_removed_without_a_burst_of_threads(span_store, table):
+    # Given the migrated store: the engine reports the table's threshold for concurrent removal
+    # (past it, up to 128 threads start, and the embedded engine keeps them all)
+    assert "concurrent_part_removal_threshold = 1000000" in _create_query(table)
 
 
 def test_every_operation_can_run_again_without_harm(span_store):
@@ -54,6 +63,6 @@ def test_every_operation_can_run_again_without_harm(span_store):
 def test_retention_follows_the_setting(span_store, days):
     migrate.set_retention(days)
 
-    assert f"toIntervalDay({days})" in _ttl("spans")
-    assert f"toIntervalDay({days})" in _ttl("traces")
+    assert f"toIntervalDay({days})" in _create_query("spans")
+    assert f"toIntervalDay({days})" in _create_query("traces")
     assert migrate.set_retention(days) == []  # unchanged: nothing to alter
