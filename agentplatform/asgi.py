@@ -9,6 +9,7 @@ module is imported.
 import os
 from typing import Any
 
+from agentplatform import heap
 from agentplatform.handlers import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
@@ -41,3 +42,4 @@ async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 application = ProtocolTypeRouter({"http": http, "websocket": URLRouter(websocket_urls)})
+heap.settle()  # everything loaded so far lives as long as the process

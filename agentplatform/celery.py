@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready
 
-from agentplatform import beat_thread
+from agentplatform import beat_thread, heap
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentplatform.settings")
 
@@ -49,3 +51,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_routes = {str(name): {"queue": str(route["queue"])} for name, route in ROUTES.items()}
 app.autodiscover_tasks()
 beat_thread.install(app)  # `worker --beat-thread`: the embedded topology's beat
+
+
+@worker_ready.connect
+def _settle_heap(**_: Any) -> None:
+    heap.settle()  # the worker has loaded everything it runs with (agentplatform.heap)

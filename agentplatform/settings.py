@@ -81,7 +81,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "agentplatform.admin_site.LazyMessageMiddleware",  # Django's, its store made only when used
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # a locked-out sign-in gets the lockout page (429)
     "agentplatform.replicas.ReadYourWritesMiddleware",  # a caller that wrote reads from the primary for a while

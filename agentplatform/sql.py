@@ -8,15 +8,21 @@ The models' own fields prepare the parameters and convert the results, so that t
 statements write and read exactly the values the ORM would, on SQLite and PostgreSQL.
 Everything else uses the ORM. These statements always run on the primary (`connection`),
 never on a read replica: the run's path reads what it has just written.
+
+`Keyset` answers a hot list's pages (a session's history) the same way: one statement per
+page, rows that are not model instances, on the database the router picks for reads (a
+replica inside `agentplatform.replicas.read`).
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections, router
 from django.db.models import Field, Model
 from django.db.models.fields import AutoFieldMixin
 
@@ -57,9 +63,9 @@ def execute(sql: str, params: Sequence[Any]) -> int:
         return int(cursor.rowcount)
 
 
-def rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+def rows(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[tuple[Any, ...]]:
     """The rows a query returns, as the driver gives them (plain columns: ints, strings)."""
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
 
@@ -103,11 +109,11 @@ def _quoted(field: Field[Any, Any]) -> str:
     return connection.ops.quote_name(str(field.column))
 
 
-def _convert(field: Field[Any, Any], raw: Any) -> Any:
+def _convert(field: Field[Any, Any], raw: Any, db: Any = connection) -> Any:
     if raw is None:
         return None
     for converter, col in _converters(field):
-        raw = converter(raw, col, connection)
+        raw = converter(raw, col, db)
     return raw
 
 
@@ -118,3 +124,79 @@ def _converters(field: Field[Any, Any]) -> list[tuple[Callable[..., Any], Any]]:
     col = field.get_col(field.model._meta.db_table)
     found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
     return [(converter, col) for converter in found]
+
+
+# A keyset page's bound: DRF's CursorPagination filters `field__gt` or `field__lt`.
+_BOUNDS = {"gt": ">", "lt": "<"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Keyset(Generic[M]):
+    """The rows of `model` matching `where` (field name, value pairs), as far as cursor
+    pagination (`CursorPagination`) asks for them of a queryset: `order_by` one column,
+    `filter` to one side of a position in it, one slice. Each page is one statement written
+    once per shape, with no query building and no model instances: its rows are named tuples
+    of the model's concrete fields (by `attname`: `run_id`), converted as the ORM would."""
+
+    model: type[M]
+    where: tuple[tuple[str, Any], ...]
+    order: str = ""  # a field name, "-" first for descending
+    bound: tuple[str, Any] | None = None  # ("position__lt", 10)
+
+    def order_by(self, *fields: str) -> Keyset[M]:
+        (order,) = fields  # one column: the pagination's, unique among these rows
+        return dataclasses.replace(self, order=order)
+
+    def filter(self, **lookups: Any) -> Keyset[M]:
+        ((lookup, position),) = lookups.items()
+        return dataclasses.replace(self, bound=(lookup, position))
+
+    def __getitem__(self, part: slice) -> list[Any]:
+        offset, stop = part.start or 0, part.stop
+        assert part.step is None, "a page: no step"
+        assert stop is not None, "a page: with an end"
+        assert self.order, "a page: ordered"
+        alias = router.db_for_read(self.model) or DEFAULT_DB_ALIAS
+        lookup = self.bound[0] if self.bound is not None else ""
+        statement, bounded = _keyset_sql(self.model, tuple(name for name, _ in self.where), self.order, lookup)
+        params = [_prepare(self.model, name, given, alias) for name, given in self.where]
+        if self.bound is not None:
+            params.append(_prepare(self.model, bounded, self.bound[1], alias))
+        found = rows(statement, [*params, stop - offset, offset], using=alias)
+        record, converted = _record(self.model)
+        out = []
+        for row in found:
+            values = list(row)
+            for i, field in converted:
+                values[i] = _convert(field, values[i], connections[alias])
+            out.append(record._make(values))
+        return out
+
+
+def _prepare(model: type[Model], name: str, given: Any, alias: str) -> Any:
+    field: Any = model._meta.get_field(name)
+    return field.get_db_prep_value(given, connections[alias], prepared=False)
+
+
+@functools.cache
+def _keyset_sql(model: type[Model], names: tuple[str, ...], order: str, lookup: str) -> tuple[str, str]:
+    """The statement for a page of this shape (`lookup`: the bound's, or ""), and the field
+    the bound compares."""
+    conditions = [f"{column(model, name)} = %s" for name in names]
+    bounded, _, comparison = lookup.partition("__")
+    if lookup:
+        conditions.append(f"{column(model, bounded)} {_BOUNDS[comparison]} %s")
+    direction = "DESC" if order.startswith("-") else "ASC"
+    statement = (
+        f"SELECT {columns(model)} FROM {table(model)} WHERE {' AND '.join(conditions)}"  # noqa: S608
+        f" ORDER BY {column(model, order.lstrip('-'))} {direction} LIMIT %s OFFSET %s"
+    )
+    return statement, bounded
+
+
+@functools.cache
+def _record(model: type[Model]) -> tuple[type[Any], list[tuple[int, Field[Any, Any]]]]:
+    """The row type of a model's keyset pages, and which of its columns need converting."""
+    fields = model._meta.concrete_fields
+    record = collections.namedtuple(f"{model.__name__}Row", [f.attname for f in fields])  # type: ignore[misc]
+    return record, [(i, f) for i, f in enumerate(fields) if _converters(f)]

@@ -249,6 +249,11 @@ def session_messages(session: Session) -> QuerySet[Message]:
     return Message.objects.filter(session=session)
 
 
+def message_history(session: Session) -> sql.Keyset[Message]:
+    """A session's messages for its history pages: each page one statement (`sql.Keyset`)."""
+    return sql.Keyset(Message, (("session", session.pk),))
+
+
 def recent_messages(session_id: UUID, *, before_position: int, limit: int) -> list[Message]:
     """The last `limit` messages before a position, oldest first (one indexed range scan)."""
     rows = list(

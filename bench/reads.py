@@ -8,7 +8,8 @@ then Daphne serving `agentplatform.asgi:application`, Redis beside it, no worker
 none); the peer is Agno's AgentOS under uvicorn on `PostgresDb`. At each C, the platform
 then the peer get C closed-loop readers (bench/reads_load.py): the platform's
 `GET /api/v1/sessions/{id}/messages/?order=desc&limit=50` with an API key, the peer's
-`GET /sessions/{id}/runs?type=agent` (no auth: AgentOS has none by default). After each
+`GET /sessions/{id}/runs?type=agent` (no auth: AgentOS has none by default). The span sink runs beside
+the platform, as `up` starts it (the reads are traced). After each
 level, 20 reads one at a time and the readiness check say whether the server came back.
 """
 
@@ -189,6 +190,9 @@ def start_platform(cleanup: contextlib.ExitStack, workdir: Path, ports: set[int]
     api_key = stack.create_api_key(env)
     stack.log(f"seeding {SESSIONS:,} sessions of {MESSAGES} messages for the platform (COPY)")
     ids = _seed_platform(database_url, api_key)
+    # The span sink, as `up` starts it beside the web process: the reads' spans reach the
+    # embedded trace store, and the readiness check finds the span route alive.
+    stack.spawn(cleanup, [stack.PYTHON, "-m", "tracing.sink"], env, workdir / "span-sink.log", "span sink")
     port = stack.free_port(ports)
     process = stack.start_daphne(cleanup, "agentplatform.asgi:application", env, workdir / "daphne.log", port)
     paths = [f"/api/v1/sessions/{session_id}/messages/?order=desc&limit=50" for session_id in ids]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -27,7 +27,9 @@ from approvals import selectors as approval_selectors
 from approvals.api.serializers import comment_field
 
 METADATA_MAX_BYTES = 16_384
-_DATETIME = serializers.DateTimeField()  # DRF's own rendering of a datetime (ISO 8601, the current time zone)
+# DRF's own rendering of a datetime (ISO 8601), in UTC as every API time is (TIME_ZONE): told
+# so, it does not convert each value read (already UTC) into the current time zone's UTC.
+_DATETIME = serializers.DateTimeField(default_timezone=UTC)
 
 
 def _metadata(value: Any) -> None:

@@ -199,7 +199,7 @@ class SessionMessagesView(CallerAPIView):
     @lag_tolerant
     def get(self, request: Request, session_id: UUID) -> Response:
         session = selectors.get_session(self.owner, session_id)
-        return self.page(selectors.session_messages(session), MessageSerializer)
+        return self.page(selectors.message_history(session), MessageSerializer)
 
 
 class SessionRunsView(CallerAPIView):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents.api.serializers import MessageSerializer
 from agents.models import Message, Run, Session
 
 
@@ -77,6 +78,40 @@ def test_messages_page_oldest_first_and_newest_first(api, llm):
     assert _messages(api, run["session_id"], "limit=7&order=desc") == list(reversed(range(24)))
     _, page = api.get(f"/api/v1/sessions/{run['session_id']}/messages/?order=desc&limit=2")
     assert [m["role"] for m in page["results"]] == ["assistant", "tool"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_previous_links_walk_back_through_the_same_pages(api, llm, order):
+    _, run = api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})
+    for _ in range(2):
+        api.post("/api/v1/agents/calc/runs/", {"input": "2+2", "session_id": run["session_id"]})
+    forward, url = [], f"/api/v1/sessions/{run['session_id']}/messages/?order={order}&limit=4"
+    while url:
+        page = api.get(url)[1]
+        forward.append(page["results"])
+        url = page["next"] and page["next"].removeprefix("http://testserver")
+
+    backward, url = [forward[-1]], page["previous"].removeprefix("http://testserver")
+    while url:
+        page = api.get(url)[1]
+        backward.append(page["results"])
+        url = page["previous"] and page["previous"].removeprefix("http://testserver")
+
+    assert len(forward) == 5  # 18 messages, 4 to a page
+    assert list(reversed(backward)) == forward
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_history_page_shows_each_message_as_the_model_serializer_does(api, llm):
+    _, run = api.post("/api/v1/agents/calc/runs/", {"input": "1+1"})  # a tool call, its result, answers
+
+    page = api.get(f"/api/v1/sessions/{run['session_id']}/messages/")[1]
+
+    stored = Message.objects.filter(session_id=run["session_id"]).order_by("position")
+    assert page["results"] == MessageSerializer(stored, many=True).data
+    assert any(m["tool_calls"] for m in page["results"])
+    assert all(m["run_id"] == run["id"] for m in page["results"])
 
 
 @pytest.mark.django_db(transaction=True)
