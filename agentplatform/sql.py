@@ -63,9 +63,9 @@ def execute(sql: str, params: Sequence[Any]) -> int:
         return int(cursor.rowcount)
 
 
-def rows(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[tuple[Any, ...]]:
+def rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """The rows a query returns, as the driver gives them (plain columns: ints, strings)."""
-    with connections[using].cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
 
@@ -157,25 +157,28 @@ class Keyset(Generic[M]):
         assert stop is not None, "a page: with an end"
         assert self.order, "a page: ordered"
         alias = router.db_for_read(self.model) or DEFAULT_DB_ALIAS
+        db = connections[alias]  # looked up once: each lookup is a context-local's
         lookup = self.bound[0] if self.bound is not None else ""
         statement, bounded = _keyset_sql(self.model, tuple(name for name, _ in self.where), self.order, lookup)
-        params = [_prepare(self.model, name, given, alias) for name, given in self.where]
+        params = [_prepare(self.model, name, given, db) for name, given in self.where]
         if self.bound is not None:
-            params.append(_prepare(self.model, bounded, self.bound[1], alias))
-        found = rows(statement, [*params, stop - offset, offset], using=alias)
+            params.append(_prepare(self.model, bounded, self.bound[1], db))
+        with db.cursor() as cursor:
+            cursor.execute(statement, [*params, stop - offset, offset])
+            found = cursor.fetchall()
         record, converted = _record(self.model)
         out = []
         for row in found:
             values = list(row)
             for i, field in converted:
-                values[i] = _convert(field, values[i], connections[alias])
+                values[i] = _convert(field, values[i], db)
             out.append(record._make(values))
         return out
 
 
-def _prepare(model: type[Model], name: str, given: Any, alias: str) -> Any:
+def _prepare(model: type[Model], name: str, given: Any, db: Any) -> Any:
     field: Any = model._meta.get_field(name)
-    return field.get_db_prep_value(given, connections[alias], prepared=False)
+    return field.get_db_prep_value(given, db, prepared=False)
 
 
 @functools.cache

@@ -141,6 +141,23 @@ def get_session(owner: User, session_id: UUID | str) -> Session:
     return session
 
 
+def owned_session_id(owner: User, session_id: UUID | str) -> UUID:
+    """The id of the caller's session, or SessionNotFound: for a read that needs no more of it
+    (a history page), one statement that makes no instance."""
+    try:
+        params = sql.values(Session, ("id", session_id), ("owner", owner.pk))
+    except (ValidationError, ValueError):
+        params = None
+    if params is None or not sql.rows(_owned_session_sql(), params):
+        raise SessionNotFound(f"No session {session_id}.")
+    return UUID(str(session_id))
+
+
+@functools.cache
+def _owned_session_sql() -> str:
+    return f"SELECT 1 FROM {sql.table(Session)} WHERE id = %s AND owner_id = %s"  # noqa: S608
+
+
 @functools.cache
 def _session_sql() -> str:
     return (
@@ -249,9 +266,9 @@ def session_messages(session: Session) -> QuerySet[Message]:
     return Message.objects.filter(session=session)
 
 
-def message_history(session: Session) -> sql.Keyset[Message]:
+def message_history(session_id: UUID) -> sql.Keyset[Message]:
     """A session's messages for its history pages: each page one statement (`sql.Keyset`)."""
-    return sql.Keyset(Message, (("session", session.pk),))
+    return sql.Keyset(Message, (("session", session_id),))
 
 
 def recent_messages(session_id: UUID, *, before_position: int, limit: int) -> list[Message]:

@@ -198,8 +198,8 @@ class SessionMessagesView(CallerAPIView):
     )
     @lag_tolerant
     def get(self, request: Request, session_id: UUID) -> Response:
-        session = selectors.get_session(self.owner, session_id)
-        return self.page(selectors.message_history(session), MessageSerializer)
+        owned = selectors.owned_session_id(self.owner, session_id)
+        return self.page(selectors.message_history(owned), MessageSerializer)
 
 
 class SessionRunsView(CallerAPIView):
