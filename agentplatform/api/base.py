@@ -53,13 +53,30 @@ class CallerAPIView(APIView):
         for name, value in getattr(request, "rate_limit_headers", {}).items():
             if name not in response:
                 response[name] = value
-        return super().finalize_response(request, response, *args, **kwargs)
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response._resource_closers.append(self._forget)
+        return response
+
+    def _forget(self) -> None:
+        # Once the response is sent (closed), the view, DRF's request and its response let go
+        # of one another (DRF's parser and renderer contexts refer back to them): what a
+        # request made, the page it read included, then goes at once, not when the cycle
+        # collector next runs.
+        request, response = self.__dict__.get("request"), self.__dict__.get("response")
+        if request is not None:
+            request.parser_context = None
+        if response is not None:
+            response.renderer_context = None
+        self.__dict__.clear()
 
     def page(self, queryset: Any, serializer: type[serializers.BaseSerializer]) -> Response:
         assert self.pagination_class is not None, f"{type(self).__name__} has no pagination_class"
         paginator = self.pagination_class()
         rows = paginator.paginate_queryset(queryset, self.request, self)
-        return paginator.get_paginated_response(serializer(rows, many=True).data)
+        listing = serializer(rows, many=True)
+        results = list(listing.data)
+        listing.__dict__.clear()  # DRF's list serializer and its child refer to each other: the rows go now
+        return paginator.get_paginated_response(results)
 
     @property
     def owner(self) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from django.middleware.security import SecurityMiddleware
 
 from agentplatform.asgi import django_asgi_app
 from agentplatform.handlers import PlatformASGIHandler
+from agents.models import Agent, Message, Session
 from tests.factories import create_api_key
 
 
@@ -44,3 +46,29 @@ def test_an_api_request_goes_through_the_whole_middleware_chain_off_the_event_lo
     assert headers[b"X-Frame-Options"] == b"DENY"
     assert len(threads) == 1
     assert threads[0].name.startswith("web")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_a_history_read_made_is_freed_when_it_is_answered_not_left_to_the_cycle_collector():
+    # Given a session with a page of history, read once (what is loaded on first use stays)
+    api_key, key = create_api_key()
+    session = Session.objects.create(owner=api_key.user, agent=Agent.objects.get(name="oai"))
+    Message.objects.bulk_create(Message(session=session, position=i, role="user", content="hi") for i in range(20))
+    path = f"/api/v1/sessions/{session.pk}/messages/"
+    assert _get(path, key)["status"] == 200
+
+    # When it is read again through the ASGI app, with the cycle collector's finds kept
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        responses = [_get(path, key) for _ in range(5)]
+        gc.collect()
+        left = list(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+    # Then every read was answered, and nothing the reads made (the request, the view, the
+    # page's rows) was left in reference cycles: it went as soon as its response was sent
+    assert [r["status"] for r in responses] == [200] * 5
+    assert [type(o).__name__ for o in left if type(o).__module__.startswith(("django", "rest_framework", "agent"))] == []
