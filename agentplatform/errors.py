@@ -61,6 +61,11 @@ class Unavailable(PlatformError):
     default_message = "The service cannot take this request now; try again shortly."
     retry_after: int = 5
 
+    def __init__(self, message: str | None = None, *, details: Any = None, retry_after: int | None = None) -> None:
+        super().__init__(message, details=details)
+        if retry_after is not None:
+            self.retry_after = retry_after
+
 
 class RateLimited(PlatformError):
     """A caller over one of its limits: nothing was written. Answered 429 with `Retry-After`

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import IO, Any
 
@@ -50,6 +52,46 @@ class Admission:
         if self._handler is not None:
             self._handler.admitted -= 1
             self._handler = None
+
+
+class Pacing:
+    """How long the refused should wait before they try again (`Retry-After`).
+
+    A refused client that tries again after 1 s comes back while the process is still full:
+    with thousands of clients the refusals alone (about a millisecond each) would fill the
+    process, and new clients would wait for any answer at all. Each second the wait is
+    scaled by how many refusals that second saw against REFUSALS_PER_SECOND, so that the
+    retries settle near that rate (from 1 s, up to MAX_RETRY_AFTER): under a short burst
+    clients come back after 1 s; under thousands, later, and each gets its answer at once.
+    """
+
+    REFUSALS_PER_SECOND = 100
+    MAX_RETRY_AFTER = 60
+
+    def __init__(self) -> None:
+        self.retry_after = 1
+        self._since = time.monotonic()
+        self._refused = 0
+
+    def refuse(self) -> int:
+        """Count a refusal; the `Retry-After` (seconds) it is answered with."""
+        now = time.monotonic()
+        elapsed = now - self._since
+        if elapsed >= 1.0:
+            rate = self._refused / elapsed
+            scaled = math.ceil(self.retry_after * rate / self.REFUSALS_PER_SECOND)
+            self.retry_after = min(self.MAX_RETRY_AFTER, max(1, scaled))
+            self._since, self._refused = now, 0
+        self._refused += 1
+        return self.retry_after
+
+
+_pacing = Pacing()
+
+
+def overloaded() -> WebOverloaded:
+    """The refusal of a request this web process has no place for, its `Retry-After` paced."""
+    return WebOverloaded(details={"scope": "web"}, retry_after=_pacing.refuse())
 
 
 class Deferred(HttpResponse):
@@ -124,7 +166,7 @@ class PlatformASGIHandler(ASGIHandler):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         if self.admitted >= self.admit_limit:  # before Django sees it: a refusal costs no thread and no wait
-            await self.send_response(unavailable_response(WebOverloaded(details={"scope": "web"})), send)
+            await self.send_response(unavailable_response(overloaded()), send)
             return
         scope[ADMISSION] = admission = Admission(self)
         try:
@@ -162,19 +204,34 @@ class PlatformASGIHandler(ASGIHandler):
         # Watch for the client leaving while the response is made (a wait is then given up).
         listening = asyncio.create_task(self.listen_for_disconnect(receive))
         processing = asyncio.create_task(process_request())
-        await asyncio.wait([listening, processing], return_when=asyncio.FIRST_COMPLETED)
-        for task in (listening, processing):
-            if not task.done():
-                task.cancel()
-            with contextlib.suppress(RequestAborted, asyncio.CancelledError):
-                await task
+        try:
+            await asyncio.wait([listening, processing], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server gave up on this request
+            listening.cancel()
+            processing.cancel()
+            raise
+        # The tasks' errors are looked at, never raised here and caught: an error raised in this
+        # frame would refer to it, and through it to the task that holds the error (a cycle
+        # that kept each request's objects until the cycle collector ran).
+        listening.cancel()
+        listening.add_done_callback(_looked_at)
+        if not processing.done():  # the client left first: the view stops
+            processing.cancel()
+            await asyncio.wait([processing])
+        self._end(request, response, body_file)
+        error = None if processing.cancelled() else processing.exception()
+        if error is not None and not isinstance(error, RequestAborted):
+            raise error
+
+    @staticmethod
+    def _end(request: HttpRequest, response: HttpResponseBase | None, body_file: IO[bytes]) -> None:
         if response is None:
-            signals.request_finished.send(sender=self.__class__)
+            signals.request_finished.send(sender=PlatformASGIHandler)
         else:
             response.close()  # sends request_finished
         body_file.close()
-        # Django's request refers to itself (its lazy user and the like hold it): let go of
-        # what it holds now, rather than when the cycle collector next runs.
+        # Django's request refers to itself (its lazy user and the like hold it): what it
+        # holds goes now, rather than when the cycle collector next runs.
         request.__dict__.clear()
 
     def create_request(
@@ -190,6 +247,12 @@ class PlatformASGIHandler(ASGIHandler):
         if isinstance(response, Deferred):
             await response.resolve()
         return response
+
+
+def _looked_at(task: asyncio.Task[Any]) -> None:
+    """A task's error is retrieved (asyncio would log it as never retrieved)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def deferrable(request: Any) -> bool:

@@ -100,7 +100,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
     """One listening socket that several server processes accept on (the kernel spreads them)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -1,4 +1,4 @@
-"""A web process: Daphne, stopping gracefully. `python -m agentplatform.web` takes Daphne's
+"""A web process: Daphne, stopping gracefully, with a longer listen queue. `python -m agentplatform.web` takes Daphne's
 arguments (`manage.py up` runs it; run it instead of `daphne` elsewhere too).
 
 On SIGTERM or SIGINT it stops accepting connections (the other processes on the same port
@@ -26,8 +26,22 @@ from agentplatform.conf import platform_settings
 logger = logging.getLogger(__name__)
 
 
+# Connections the kernel holds for the process before it accepts them. Twisted's default is
+# 50: a burst of new clients beyond that (thousands of readers at once) had their connection
+# attempts dropped and retried after seconds, and many got no answer at all, not even a 503.
+BACKLOG = 2048
+
+
+def with_backlog(endpoint: str) -> str:
+    """A Twisted endpoint description: a TCP one listens with BACKLOG unless it says otherwise."""
+    if endpoint.startswith(("tcp:", "tcp6:")) and ":backlog=" not in endpoint:
+        return f"{endpoint}:backlog={BACKLOG}"
+    return endpoint
+
+
 class GracefulServer(Server):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["endpoints"] = [with_backlog(endpoint) for endpoint in kwargs.get("endpoints") or []]
         super().__init__(*args, **{**kwargs, "signal_handlers": False})
         self.ports: list[Any] = []
         self.draining_since: float | None = None

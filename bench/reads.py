@@ -4,12 +4,12 @@ One PostgreSQL holds both data sets: 10,000 sessions of 20 messages each for the
 (COPY into its tables, as bench/history.py seeds them) and the same 10,000 sessions of five
 4-message runs for the peer (written by Agno's own `PostgresDb`, bench/peer_agno_seed.py).
 The platform is one web process as the distributed recipe runs it (`manage.py migrate`,
-then Daphne serving `agentplatform.asgi:application`, Redis beside it, no worker: reads need
-none); the peer is Agno's AgentOS under uvicorn on `PostgresDb`. At each C, the platform
-then the peer get C closed-loop readers (bench/reads_load.py): the platform's
+then `python -m agentplatform.web`, Daphne serving `agentplatform.asgi:application`; Redis
+and the span sink beside it; no worker: reads need none); the peer is Agno's AgentOS under
+uvicorn on `PostgresDb`. At each C, the platform then the peer get C closed-loop readers
+(bench/reads_load.py): the platform's
 `GET /api/v1/sessions/{id}/messages/?order=desc&limit=50` with an API key, the peer's
-`GET /sessions/{id}/runs?type=agent` (no auth: AgentOS has none by default). The span sink runs beside
-the platform, as `up` starts it (the reads are traced). After each
+`GET /sessions/{id}/runs?type=agent` (no auth: AgentOS has none by default). After each
 level, 20 reads one at a time and the readiness check say whether the server came back.
 """
 
@@ -194,7 +194,9 @@ def start_platform(cleanup: contextlib.ExitStack, workdir: Path, ports: set[int]
     # embedded trace store, and the readiness check finds the span route alive.
     stack.spawn(cleanup, [stack.PYTHON, "-m", "tracing.sink"], env, workdir / "span-sink.log", "span sink")
     port = stack.free_port(ports)
-    process = stack.start_daphne(cleanup, "agentplatform.asgi:application", env, workdir / "daphne.log", port)
+    process = stack.start_daphne(
+        cleanup, "agentplatform.asgi:application", env, workdir / "daphne.log", port, module="agentplatform.web"
+    )
     paths = [f"/api/v1/sessions/{session_id}/messages/?order=desc&limit=50" for session_id in ids]
     headers = {"Authorization": f"Bearer {api_key}"}
     target = Target("agentplatform (Daphne)", "127.0.0.1", port, paths, headers, _platform_page)

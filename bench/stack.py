@@ -127,10 +127,17 @@ def accepts(port: int) -> bool:
 
 
 def start_daphne(
-    cleanup: contextlib.ExitStack, application: str, env: dict[str, str], logfile: Path, port: int
+    cleanup: contextlib.ExitStack,
+    application: str,
+    env: dict[str, str],
+    logfile: Path,
+    port: int,
+    *,
+    module: str = "daphne",
 ) -> subprocess.Popen[bytes]:
-    """One Daphne process serving `application` on 127.0.0.1:port (as the README's distributed setup runs it)."""
-    argv = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application]
+    """One Daphne process serving `application` on 127.0.0.1:port; `module` "agentplatform.web"
+    runs it as the distributed setup does (docs/guides/deploying.md)."""
+    argv = [PYTHON, "-m", module, "-b", "127.0.0.1", "-p", str(port), application]
     process = spawn(cleanup, argv, env, logfile, f"daphne {application}")
     wait_for(lambda: accepts(port), process, f"daphne {application}")
     return process

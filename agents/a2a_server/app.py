@@ -30,9 +30,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentplatform import jsonlimits
-from agentplatform.api.errors import WebOverloaded, error_body
+from agentplatform.api.errors import error_body
 from agentplatform.errors import PayloadTooLarge, PlatformError, RateLimited, Unavailable
-from agentplatform.handlers import ADMISSION, Admission
+from agentplatform.handlers import ADMISSION, Admission, overloaded
 from agentplatform.pools import web_pool
 from agents import selectors
 from agents.a2a_server.handler import CALLER, Caller, RunRequestHandler
@@ -143,7 +143,7 @@ def admitted(admit: Admit, endpoint: Endpoint) -> Endpoint:
     async def admitting(request: Request) -> Response:
         admission = admit()
         if admission is None:
-            return _refused(WebOverloaded(details={"scope": "web"}))
+            return _refused(overloaded())
         request.scope[ADMISSION] = admission
         try:
             return await endpoint(request)

@@ -23,9 +23,8 @@ from django.http.request import split_domain_port, validate_host
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types import INVALID_REQUEST
 
-from agentplatform.api.errors import WebOverloaded
 from agentplatform.errors import RateLimited
-from agentplatform.handlers import ADMISSION, Admission, PlatformASGIHandler
+from agentplatform.handlers import ADMISSION, Admission, PlatformASGIHandler, overloaded
 from agentplatform.pools import web_pool
 from agents.auth import authenticate_key
 from agents.errors import ApiKeyRejected
@@ -52,7 +51,7 @@ class McpApp:
             await _error(send, 400, "Invalid Host header.")
             return
         if self._web.admitted >= self._web.admit_limit:
-            refused = WebOverloaded(details={"scope": "web"})
+            refused = overloaded()
             await _error(
                 send, refused.status, refused.message, {"Retry-After": str(refused.retry_after)}, code=refused.code
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 
@@ -10,6 +11,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
 from django.middleware.security import SecurityMiddleware
 
+from agentplatform import handlers
 from agentplatform.asgi import django_asgi_app
 from agentplatform.handlers import PlatformASGIHandler
 from agents.models import Agent, Message, Session
@@ -48,6 +50,36 @@ def test_an_api_request_goes_through_the_whole_middleware_chain_off_the_event_lo
     assert threads[0].name.startswith("web")
 
 
+def _serve(path: str, key: str) -> int:
+    """A GET served by the ASGI app to its end, as a server runs it (the client then leaves); its status."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"localhost"), (b"authorization", f"Bearer {key}".encode())],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    sent: list[dict] = []
+
+    async def serve() -> None:
+        answered, requests = asyncio.Event(), [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict:
+            if requests:
+                return requests.pop()
+            await answered.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered.set()
+
+        await django_asgi_app(scope, receive, send)
+
+    asyncio.run(serve())
+    return int(sent[0]["status"])
+
+
 @pytest.mark.django_db(transaction=True)
 def test_what_a_history_read_made_is_freed_when_it_is_answered_not_left_to_the_cycle_collector():
     # Given a session with a page of history, read once (what is loaded on first use stays)
@@ -55,13 +87,13 @@ def test_what_a_history_read_made_is_freed_when_it_is_answered_not_left_to_the_c
     session = Session.objects.create(owner=api_key.user, agent=Agent.objects.get(name="oai"))
     Message.objects.bulk_create(Message(session=session, position=i, role="user", content="hi") for i in range(20))
     path = f"/api/v1/sessions/{session.pk}/messages/"
-    assert _get(path, key)["status"] == 200
+    assert _serve(path, key) == 200
 
     # When it is read again through the ASGI app, with the cycle collector's finds kept
     gc.collect()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        responses = [_get(path, key) for _ in range(5)]
+        statuses = [_serve(path, key) for _ in range(5)]
         gc.collect()
         left = list(gc.garbage)
     finally:
@@ -70,5 +102,32 @@ def test_what_a_history_read_made_is_freed_when_it_is_answered_not_left_to_the_c
 
     # Then every read was answered, and nothing the reads made (the request, the view, the
     # page's rows) was left in reference cycles: it went as soon as its response was sent
-    assert [r["status"] for r in responses] == [200] * 5
-    assert [type(o).__name__ for o in left if type(o).__module__.startswith(("django", "rest_framework", "agent"))] == []
+    assert statuses == [200] * 5
+    ours = ("django", "rest_framework", "agents", "agentplatform")
+    assert [type(o).__name__ for o in left if type(o).__module__.startswith(ours)] == []
+
+
+def test_the_wait_asked_of_the_refused_grows_with_the_refusals_and_comes_back_down(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(handlers.time, "monotonic", lambda: now[0])
+    pacing = handlers.Pacing()
+
+    def second(refusals: int) -> int:
+        """`refusals` in one second; the Retry-After the first of the next second gets."""
+        for _ in range(refusals):
+            pacing.refuse()
+        now[0] += 1.0
+        return pacing.refuse()
+
+    # A short burst under the rate: try again after 1 s
+    assert second(50) == 1
+    # Thousands of refused clients coming back every second: the wait grows until their
+    # retries settle near the rate the process can afford to refuse
+    waits = [second(pacing.REFUSALS_PER_SECOND * 20 // pacing.retry_after) for _ in range(4)]
+    assert waits[0] > 1
+    assert waits == sorted(waits)
+    assert waits[-1] <= pacing.MAX_RETRY_AFTER
+    # When the crowd is gone, the wait comes back to 1 s
+    for _ in range(3):
+        second(1)
+    assert pacing.retry_after == 1
