@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from bench.capacity import CapacityResults, LevelResult
 from bench.capacity_drivers import POLL_SECONDS, Kind
 from bench.capacity_load import LevelLoad, percentile
+from bench.capacity_probe import ProcessMemory
 from bench.capacity_stack import MODEL_LATENCY
 from bench.report import cpu_model
 from bench.streaming_report import num
@@ -171,6 +172,40 @@ def _memory(results: CapacityResults) -> list[str]:
     return lines
 
 
+WORKER = "celery worker"  # bench.capacity_probe.process_name
+
+
+def _kib(processes: list[ProcessMemory], name: str | None = None) -> int:
+    return sum(p.rss_kib for p in processes if name is None or p.name == name)
+
+
+def _memory_per_run(results: CapacityResults) -> list[str]:
+    """What one run in flight costs: how much the processes grew from the fewest clients to
+    the most, over how many more runs were in flight (queued or running)."""
+    lines = [
+        "",
+        (
+            "Memory per run in flight: how much the processes' RSS grew from the smallest level to the largest "
+            "(at each level's highest total), over how many more runs were in flight (queued or running):"
+        ),
+        "",
+    ]
+    lines += ["| Server | Mode | Runs in flight | All processes KiB/run | Workers KiB/run |", "|---|---|---|---|---|"]
+    for target, mode in dict.fromkeys((r.target, r.mode) for r in results.levels):
+        levels = sorted((r for r in results.levels if (r.target, r.mode) == (target, mode)), key=lambda r: r.users)
+        low, high = levels[0], levels[-1]
+        runs = high.load.peak_in_flight - low.load.peak_in_flight
+        if len(levels) < 2 or runs <= 0:
+            continue
+        tree = (high.peak.rss_kib - low.peak.rss_kib) / runs
+        workers: str = "-"
+        if _kib(high.peak.processes, WORKER):
+            workers = num((_kib(high.peak.processes, WORKER) - _kib(low.peak.processes, WORKER)) / runs, 1)
+        span = f"{low.load.peak_in_flight:,} → {high.load.peak_in_flight:,}"
+        lines.append(f"| {target} | {mode} | {span} | {num(tree, 1)} | {workers} |")
+    return lines
+
+
 def _setup(results: CapacityResults, where: Machine) -> list[str]:
     config, phases = results.config, results.config.phases
     concurrency = (
@@ -254,7 +289,7 @@ def as_json(results: CapacityResults, where: Machine) -> str:
 def render(results: CapacityResults, where: Machine) -> str:
     lines = _setup(results, where)
     lines += [_row(level) for level in results.levels]
-    lines += _targets(results) + _errors(results) + _memory(results)
+    lines += _targets(results) + _errors(results) + _memory(results) + _memory_per_run(results)
     if results.notes:
         lines += ["", *(f"Note: {note}" for note in results.notes)]
     return "\n".join(lines) + "\n"
