@@ -35,7 +35,7 @@ PAGES = {"inbox": INBOX, "inbox, pending only": f"{INBOX}?status__exact=pending"
 PASSWORD = "bench-admin-password"
 COLUMNS = (
     "id, run_id, session_id, agent_id, owner_id, call_id, tool_name, arguments, arguments_hash, parameters, "
-    "status, requested_at, expires_at, expiry_action, approved_hash, diff, reason, channel"
+    "status, requested_at, expires_at, expiry_action, approved_hash, diff, reason, comment, channel"
 )
 
 
@@ -118,9 +118,10 @@ class Seeder:
         with self.conn.cursor().copy(f"COPY approvals_approvalrequest ({COLUMNS}) FROM STDIN") as copy:
             for n in range(first, end):
                 requested = now - timedelta(seconds=n + 10)  # older than the real one
+                expires = now + timedelta(days=1)
                 copy.write_row((uuid.uuid4(), run_id, session_id, agent_id, owner_id, f"seed-{n}", tool,
                                 Jsonb(arguments), "0" * 64, Jsonb(parameters),
-                                "pending", requested, now + timedelta(days=1), action, "", "[]", "", ""))  # fmt: skip
+                                "pending", requested, expires, action, "", "[]", "", "", ""))  # fmt: skip
 
     def counts(self) -> tuple[int, int]:
         """(pending, all) requests."""
