@@ -223,10 +223,9 @@ class PlatformASGIHandler(ASGIHandler):
         if error is not None and not isinstance(error, RequestAborted):
             raise error
 
-    @staticmethod
-    def _end(request: HttpRequest, response: HttpResponseBase | None, body_file: IO[bytes]) -> None:
+    def _end(self, request: HttpRequest, response: HttpResponseBase | None, body_file: IO[bytes]) -> None:
         if response is None:
-            signals.request_finished.send(sender=PlatformASGIHandler)
+            signals.request_finished.send(sender=self.__class__)
         else:
             response.close()  # sends request_finished
         body_file.close()

@@ -100,7 +100,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+# Connections the kernel holds for a web process before it accepts them. Twisted's default is
+# 50: a burst of new clients beyond that (thousands of readers at once) had their connection
+# attempts dropped and retried after seconds, and many got no answer at all, not even a 503.
+LISTEN_BACKLOG = 2048
+
+
+def listening_socket(host: str, port: int, backlog: int = LISTEN_BACKLOG) -> socket.socket:
     """One listening socket that several server processes accept on (the kernel spreads them)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -1,5 +1,6 @@
-"""A web process: Daphne, stopping gracefully, with a longer listen queue. `python -m agentplatform.web` takes Daphne's
-arguments (`manage.py up` runs it; run it instead of `daphne` elsewhere too).
+"""A web process: Daphne, stopping gracefully, with a longer listen queue (LISTEN_BACKLOG).
+`python -m agentplatform.web` takes Daphne's arguments (`manage.py up` runs it; run it
+instead of `daphne` elsewhere too).
 
 On SIGTERM or SIGINT it stops accepting connections (the other processes on the same port
 keep serving), ends the streams it serves with an SSE `retry:` hint (an EventSource
@@ -22,20 +23,16 @@ from twisted.internet import reactor
 
 from agentplatform import draining
 from agentplatform.conf import platform_settings
+from agentplatform.supervisor import LISTEN_BACKLOG
 
 logger = logging.getLogger(__name__)
 
 
-# Connections the kernel holds for the process before it accepts them. Twisted's default is
-# 50: a burst of new clients beyond that (thousands of readers at once) had their connection
-# attempts dropped and retried after seconds, and many got no answer at all, not even a 503.
-BACKLOG = 2048
-
-
 def with_backlog(endpoint: str) -> str:
-    """A Twisted endpoint description: a TCP one listens with BACKLOG unless it says otherwise."""
+    """A Twisted endpoint description: a TCP one listens with LISTEN_BACKLOG (as `up`'s shared
+    socket does) unless it says otherwise."""
     if endpoint.startswith(("tcp:", "tcp6:")) and ":backlog=" not in endpoint:
-        return f"{endpoint}:backlog={BACKLOG}"
+        return f"{endpoint}:backlog={LISTEN_BACKLOG}"
     return endpoint
 
 

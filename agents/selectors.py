@@ -129,10 +129,7 @@ def owned_sessions(owner: User) -> QuerySet[Session]:
 def get_session(owner: User, session_id: UUID | str) -> Session:
     """The caller's session, its agent loaded: read on every request about a session (SQL,
     see `agentplatform.sql`)."""
-    try:
-        params = sql.values(Session, ("id", session_id), ("owner", owner.pk))
-    except (ValidationError, ValueError):
-        params = None
+    params = _session_key(owner, session_id)
     found = sql.rows(_session_sql(), params) if params is not None else []
     if not found:
         raise SessionNotFound(f"No session {session_id}.")
@@ -144,13 +141,18 @@ def get_session(owner: User, session_id: UUID | str) -> Session:
 def owned_session_id(owner: User, session_id: UUID | str) -> UUID:
     """The id of the caller's session, or SessionNotFound: for a read that needs no more of it
     (a history page), one statement that makes no instance."""
-    try:
-        params = sql.values(Session, ("id", session_id), ("owner", owner.pk))
-    except (ValidationError, ValueError):
-        params = None
+    params = _session_key(owner, session_id)
     if params is None or not sql.rows(_owned_session_sql(), params):
         raise SessionNotFound(f"No session {session_id}.")
     return UUID(str(session_id))
+
+
+def _session_key(owner: User, session_id: UUID | str) -> list[Any] | None:
+    """The parameters that find the caller's session (id, owner), or None for an id no session has."""
+    try:
+        return sql.values(Session, ("id", session_id), ("owner", owner.pk))
+    except (ValidationError, ValueError):
+        return None
 
 
 @functools.cache
