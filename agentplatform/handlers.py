@@ -244,8 +244,22 @@ class PlatformASGIHandler(ASGIHandler):
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
         response = await super().run_get_response(request)
         if isinstance(response, Deferred):
+            _let_go(request, response)
             await response.resolve()
         return response
+
+
+def _let_go(request: HttpRequest, response: Deferred) -> None:
+    """Before a deferred response's wait, what made it goes: Django's and DRF's requests,
+    the view and the URL match (and what they refer to). Only the response waits, and a
+    process holding thousands of waiting requests holds that much less for each.
+
+    The response's closers run now (they let go of the view and the request; the response
+    has no content to close yet); `request_finished` is still sent when it is closed."""
+    closers, response._resource_closers = response._resource_closers, []  # type: ignore[attr-defined]  # untyped in the stubs
+    for closer in closers:
+        closer()
+    request.__dict__.clear()
 
 
 def _looked_at(task: asyncio.Task[Any]) -> None:

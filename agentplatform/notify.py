@@ -170,6 +170,7 @@ class Completions:
     def __init__(self, url: str) -> None:
         self._url = url
         self._waiting: dict[str, set[asyncio.Future[None]]] = {}
+        self._count = 0  # futures in _waiting
         self._heard: dict[str, float] = {}  # name: when, oldest first
         self._subscribed = asyncio.Event()
         self._subscribed_at = math.inf  # (monotonic) since when nothing published is missed
@@ -177,7 +178,7 @@ class Completions:
 
     @property
     def waiting(self) -> int:
-        return sum(len(futures) for futures in self._waiting.values())
+        return self._count
 
     async def wait(self, name: str, timeout: float, *, since: float | None = None) -> bool:
         """True once `signal_done(name)` has been called, before or during the wait; False
@@ -192,6 +193,7 @@ class Completions:
             return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(name, set()).add(future)
+        self._count += 1
         try:
             unheard = since is None or since < self._subscribed_at  # it may have come before the subscription
             if unheard and await _async_client(self._url, asyncio.get_running_loop()).exists(_key(name)):
@@ -201,6 +203,7 @@ class Completions:
         except TimeoutError:
             return False
         finally:
+            self._count -= 1
             futures = self._waiting.get(name, set())
             futures.discard(future)
             if not futures:

@@ -60,9 +60,12 @@ def process_name(pid: int) -> str:
     joined = " ".join(argv)
     for marker, name in (
         ("daphne", "daphne"),
+        ("agentplatform.web", "web"),
         (" worker", "celery worker"),
         (" beat", "celery beat"),
         ("span_sink", "span sink"),
+        ("tracing.sink", "span sink"),
+        ("agentplatform.supervisor", "supervisor"),
         ("manage.py up", "manage.py up"),
         ("uvicorn", "uvicorn"),
         ("postgres", "postgres"),

@@ -173,36 +173,42 @@ def _memory(results: CapacityResults) -> list[str]:
 
 
 WORKER = "celery worker"  # bench.capacity_probe.process_name
+WEB = "web"
+SINK = "span sink"
+PER_RUN_COLUMNS = (("Web", (WEB, "daphne")), ("Workers", (WORKER,)), ("Span sink", (SINK,)))
 
 
-def _kib(processes: list[ProcessMemory], name: str | None = None) -> int:
-    return sum(p.rss_kib for p in processes if name is None or p.name == name)
+def _kib(processes: list[ProcessMemory], names: tuple[str, ...] | None = None) -> int:
+    return sum(p.rss_kib for p in processes if names is None or p.name in names)
 
 
 def _memory_per_run(results: CapacityResults) -> list[str]:
     """What one run in flight costs: how much the processes grew from the fewest clients to
-    the most, over how many more runs were in flight (queued or running)."""
+    the most, over how many more runs were in flight (queued or running), in all and by kind
+    of process (the span sink's growth follows how many spans it has stored, not runs in flight)."""
     lines = [
         "",
         (
             "Memory per run in flight: how much the processes' RSS grew from the smallest level to the largest "
-            "(at each level's highest total), over how many more runs were in flight (queued or running):"
+            "(at each level's highest total), over how many more runs were in flight (queued or running), "
+            "in KiB per run:"
         ),
         "",
     ]
-    lines += ["| Server | Mode | Runs in flight | All processes KiB/run | Workers KiB/run |", "|---|---|---|---|---|"]
+    heads = " | ".join(head for head, _ in PER_RUN_COLUMNS)
+    lines += [f"| Server | Mode | Runs in flight | All processes | {heads} |", "|---|---|---|---|---|---|---|"]
     for target, mode in dict.fromkeys((r.target, r.mode) for r in results.levels):
         levels = sorted((r for r in results.levels if (r.target, r.mode) == (target, mode)), key=lambda r: r.users)
         low, high = levels[0], levels[-1]
         runs = high.load.peak_in_flight - low.load.peak_in_flight
         if len(levels) < 2 or runs <= 0:
             continue
-        tree = (high.peak.rss_kib - low.peak.rss_kib) / runs
-        workers: str = "-"
-        if _kib(high.peak.processes, WORKER):
-            workers = num((_kib(high.peak.processes, WORKER) - _kib(low.peak.processes, WORKER)) / runs, 1)
+        cells = [num((high.peak.rss_kib - low.peak.rss_kib) / runs, 1)]
+        for _, names in PER_RUN_COLUMNS:
+            grew = _kib(high.peak.processes, names) - _kib(low.peak.processes, names)
+            cells.append(num(grew / runs, 1) if _kib(high.peak.processes, names) else "-")
         span = f"{low.load.peak_in_flight:,} → {high.load.peak_in_flight:,}"
-        lines.append(f"| {target} | {mode} | {span} | {num(tree, 1)} | {workers} |")
+        lines.append(f"| {target} | {mode} | {span} | {' | '.join(cells)} |")
     return lines
 
 
@@ -267,6 +273,7 @@ def summary(level: LevelResult) -> dict[str, object]:
         "errors_by_kind": dict(load.errors),
         "rss_mib": peak.rss_kib / 1024,
         "pss_mib": peak.pss_kib / 1024,
+        "rss_mib_by_process": {p.name: _kib(peak.processes, (p.name,)) / 1024 for p in peak.processes},
         "db_connections": peak.db_connections,
         "db_active": peak.db_active,
         **{f"{part}_cpu_s": peak.seconds(part) for part in ("server", "database", "model", "client")},

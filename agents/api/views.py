@@ -105,20 +105,20 @@ class AgentRunsView(CallerAPIView):
             return _run_response(run, [], accepted=True)
         timeout = platform_settings().RUN_WAIT_SECONDS
         if deferrable(request):  # the wait is on the event loop, holding no thread
-            return Deferred(functools.partial(_finished, run, timeout))
+            return Deferred(functools.partial(_finished, services.Awaited.of(run), timeout))
         return _run_response(*services.wait_for_run(run, timeout))
 
 
 MAX_IDEMPOTENCY_KEY = 200
 
 
-async def _finished(run: Run, timeout: float) -> HttpResponse:
+async def _finished(run: services.Awaited, timeout: float) -> HttpResponse:
     """The run's response once it has finished (201), or past `timeout` as it is (202)."""
     await services.await_run(run, timeout)
     return await web_pool().run(_rendered, run)
 
 
-def _rendered(run: Run) -> HttpResponse:
+def _rendered(run: services.Awaited) -> HttpResponse:
     response = _run_response(*services.read_back(run))
     headers = {"Location": response["Location"]}
     body = JSONRenderer().render(response.data)

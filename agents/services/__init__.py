@@ -6,7 +6,7 @@ from agents.services.keys import create_api_key, revoke_api_keys
 from agents.services.leases import reap_expired_runs
 from agents.services.record import RunRecord
 from agents.services.retention import purge_expired
-from agents.services.runs import await_run, cancel_run, cancel_session_run, read_back, start_run, wait_for_run
+from agents.services.runs import Awaited, await_run, cancel_run, cancel_session_run, read_back, start_run, wait_for_run
 from agents.services.schedules import (
     check_schedule,
     create_schedule,
@@ -18,6 +18,7 @@ from agents.services.schedules import (
 from agents.services.sessions import assign_agent, create_session, delete_session, update_session
 
 __all__ = [
+    "Awaited",
     "RunRecord",
     "assign_agent",
     "await_run",

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -282,6 +283,20 @@ def _cancel(run: Run) -> Run:
     return run
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Awaited:
+    """What a request waiting for its run keeps of it: not the run, which refers to its
+    session, owner and key (a web process holds thousands of waiting requests at once)."""
+
+    pk: UUID
+    created_at: datetime
+    agent: Agent  # its response names it
+
+    @classmethod
+    def of(cls, run: Run) -> Awaited:
+        return cls(run.pk, run.created_at, run.agent)
+
+
 def wait_for_run(run: Run, timeout: float) -> tuple[Run, list[Message]]:
     """The run once a worker has finished it, or as it is when `timeout` runs out (in this
     thread: under WSGI; the ASGI handler awaits `await_run` instead)."""
@@ -291,7 +306,7 @@ def wait_for_run(run: Run, timeout: float) -> tuple[Run, list[Message]]:
     return read_back(run)
 
 
-async def await_run(run: Run, timeout: float) -> bool:
+async def await_run(run: Run | Awaited, timeout: float) -> bool:
     """Wait on the event loop (no thread, no connection) until a worker has finished the run;
     False at the timeout, when the process already holds MAX_WAITERS, or when Redis cannot be
     reached, or when the web process stops: the caller then answers with the run as it is
@@ -314,7 +329,7 @@ async def await_run(run: Run, timeout: float) -> bool:
 CLOCK_MARGIN = 1.0  # seconds: the wall clock and the monotonic one may disagree by less
 
 
-def read_back(run: Run) -> tuple[Run, list[Message]]:
+def read_back(run: Run | Awaited) -> tuple[Run, list[Message]]:
     """A run as it is now, with its messages."""
     fresh, messages = selectors.run_with_messages(run.pk)
     fresh.agent = run.agent  # the caller has it

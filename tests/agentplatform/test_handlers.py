@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import threading
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
+from django.core.handlers.asgi import ASGIRequest
 from django.middleware.security import SecurityMiddleware
+from rest_framework.request import Request
 
-from agentplatform import handlers
+from agentplatform import handlers, notify
 from agentplatform.asgi import django_asgi_app
 from agentplatform.handlers import PlatformASGIHandler
-from agents.models import Agent, Message, Session
+from agents.api.views import AgentRunsView
+from agents.models import Agent, ApiKey, Message, Run, Session
 from tests.factories import create_api_key
 
 
@@ -131,3 +135,57 @@ def test_the_wait_asked_of_the_refused_grows_with_the_refusals_and_comes_back_do
     for _ in range(3):
         second(1)
     assert pacing.retry_after == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_waiting_for_its_run_keeps_only_its_response_not_its_request_view_or_run(settings):
+    # Given a key and no worker (a run stays queued), and a wait of a second at most
+    settings.AGENTPLATFORM = {**getattr(settings, "AGENTPLATFORM", {}), "RUN_WAIT_SECONDS": 1.0}
+    key = create_api_key()[1]
+    body = b'{"input": "hi"}'
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/api/v1/agents/oai/runs/", "raw_path": b"/api/v1/agents/oai/runs/", "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+        "headers": [
+            (b"host", b"localhost"), (b"authorization", f"Bearer {key}".encode()),
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        ],
+    }  # fmt: skip
+    sent: list[dict] = []
+    held: list[str] = []
+    kinds = (ASGIRequest, Request, AgentRunsView, Run, ApiKey, Session)
+
+    async def serve() -> None:
+        answered, requests = asyncio.Event(), [{"type": "http.request", "body": body}]
+
+        async def receive() -> dict:
+            if requests:
+                return requests.pop()
+            await answered.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered.set()
+
+        serving = asyncio.create_task(django_asgi_app(scope, receive, send))
+        waiters = notify.completions()
+        while not waiters.waiting and not serving.done():
+            await asyncio.sleep(0.01)
+        # When the request waits for its run on the event loop
+        held.append(f"waiting: {waiters.waiting}")
+        gc.collect()
+        held.extend(
+            type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds) and vars(o)
+        )  # a request: emptied
+        await serving
+
+    asyncio.run(serve())
+
+    # Then it waited holding no request (Django's or DRF's), no view and no model instance
+    # (the run, its session, the caller's key), and was answered with the run when the wait ran out
+    assert held == ["waiting: 1"]
+    assert sent[0]["status"] == 202
+    assert json.loads(sent[1]["body"])["status"] == "queued"
