@@ -12,6 +12,7 @@ once none is left, or after WEB_DRAIN_SECONDS at most.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
@@ -53,6 +54,7 @@ class GracefulServer(Server):
             loop.add_signal_handler(sig, self.drain)
 
     def listen_success(self, port: Any) -> None:
+        accept_eagerly(port)
         self.ports.append(port)
         super().listen_success(port)
 
@@ -76,6 +78,31 @@ class GracefulServer(Server):
             asyncio.get_event_loop().call_later(0.05, self._stop_when_done)  # the reactor runs on asyncio
             return
         self.stop()
+
+
+def accept_eagerly(port: Any) -> None:
+    """Twisted's listening port accepts at most `numberAccepts` connections per turn of the
+    event loop, and after a turn that found fewer it lowers that to what it found: to 1 after
+    a quiet moment, growing by 20 a turn after that. When thousands of clients connect at
+    once to a loop busy with the requests of those already connected, the rest wait in the
+    listen queue (and past it, retry their handshakes) for many seconds before they are even
+    accepted. The port accepts whatever is waiting instead, up to the listen queue's length,
+    each turn."""
+    port_class: type = type(port)
+    port.__class__ = _eager(port_class)
+
+
+@functools.cache
+def _eager(port_class: type) -> type:
+    return type(f"Eager{port_class.__name__}", (port_class,), {"numberAccepts": _AcceptsAll()})
+
+
+class _AcceptsAll:
+    def __get__(self, port: Any, owner: type | None = None) -> int:
+        return LISTEN_BACKLOG
+
+    def __set__(self, port: Any, value: int) -> None:
+        pass  # Twisted's adjustment, ignored
 
 
 class GracefulCommandLine(CommandLineInterface):
