@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -42,6 +43,15 @@ SESSIONS = 10_000
 MESSAGES = 20  # per session: five runs of four messages
 PROBES = 20
 SETTLE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    clients: int
+    seconds: float
+
+
+WARM_UP = WarmUp(100, 15.0)  # per server, before the first level, not reported
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,9 @@ def measure_reads(config: ReadsConfig, *, peer: bool) -> ReadsResults:
                 servers.append(start_peer(cleanup, workdir, ports, database_url))
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 results.notes.append(f"the peer was skipped: {exc}")
+        for served in servers:  # each server's first requests, and its tables' pages, are not what is measured
+            stack.log(f"reads: warming {served.target.label} up ({WARM_UP.clients} readers, {WARM_UP.seconds:g} s)")
+            measure_level(served, WARM_UP.clients, dataclasses.replace(config, warmup=0, window=WARM_UP.seconds))
         for clients in config.levels:
             for served in servers:
                 stack.log(f"reads: {served.target.label}, C={clients:,}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from bench.capacity_report import Machine
-from bench.reads import MESSAGES, PROBES, SESSIONS, LevelResult, ReadsResults
+from bench.reads import MESSAGES, PROBES, SESSIONS, WARM_UP, LevelResult, ReadsResults
 from bench.reads_load import percentile
 from bench.streaming_report import num
 
@@ -59,7 +59,8 @@ def render(results: ReadsResults, where: Machine) -> str:
         f"## Reads: session history under many concurrent readers ({config.name})",
         "",
         (
-            f"{SESSIONS:,} sessions of {MESSAGES} messages on one PostgreSQL; C closed-loop readers on keep-alive "
+            f"{SESSIONS:,} sessions of {MESSAGES} messages on one PostgreSQL; each server first warmed up "
+            f"({WARM_UP.clients} readers for {WARM_UP.seconds:g} s, not reported); C closed-loop readers on keep-alive "
             f"connections, each reading a random session's history; {config.warmup:g} s warm-up, {config.window:g} s "
             f"measured; a request unanswered after {config.timeout:g} s counts as a timeout. {where.cores} cores "
             f"({where.cpu}), commit {where.commit}, load average {where.load_before[0]:.2f} before and "
