@@ -9,6 +9,7 @@ the same run, rounds interleaved (`--compare`), and read the ratio.
 
     python bench/cpu_per_run.py                              # this checkout
     python bench/cpu_per_run.py --compare ../other-checkout  # A/B, 3 interleaved rounds each
+    python bench/cpu_per_run.py --database-url postgresql://...  # on PostgreSQL
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def _load(port: int, key: str, runs: int, clients: int) -> float:
     return runs / (time.monotonic() - started)
 
 
-def measure(checkout: Path, runs: int, clients: int) -> tuple[dict[str, float], float]:
-    """ms of CPU per run by process kind, and runs/s, for `up` from `checkout`."""
+def measure(checkout: Path, runs: int, clients: int, database_url: str | None) -> tuple[dict[str, float], float]:
+    """ms of CPU per run by process kind, and runs/s, for `up` from `checkout` (on SQLite, or
+    on `database_url`: a PostgreSQL, whose own CPU is not counted)."""
     python = str(checkout / ".venv" / "bin" / "python")
     with tempfile.TemporaryDirectory() as work:
         model_port, port = _free_port(), _free_port()
@@ -110,6 +112,8 @@ def measure(checkout: Path, runs: int, clients: int) -> tuple[dict[str, float], 
         }
         for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
             env.pop(name, None)
+        if database_url is not None:
+            env["DATABASE_URL"] = database_url
         model_argv = [python, "-m", "tests.fakes.llm_server", "--port", str(model_port), "--mode", "one-tool-call"]
         model = _spawn(model_argv, checkout, env)
         up = _spawn([python, "manage.py", "up", "--port", str(port)], checkout, env)
@@ -171,12 +175,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compare", type=Path, help="another checkout (with its .venv) to measure in turn")
+    parser.add_argument("--database-url", help="a PostgreSQL for `up` (each round migrates it), instead of SQLite")
     args = parser.parse_args()
     checkouts = [ROOT, *([args.compare.resolve()] if args.compare else [])]
     results: dict[Path, list[tuple[dict[str, float], float]]] = {checkout: [] for checkout in checkouts}
     for _ in range(args.rounds):
         for checkout in checkouts:
-            results[checkout].append(measure(checkout, args.runs, args.clients))
+            results[checkout].append(measure(checkout, args.runs, args.clients, args.database_url))
     totals = [_report(str(checkout), rounds) for checkout, rounds in results.items()]
     if len(totals) == 2:
         print(f"ratio (this checkout / the other): {totals[0] / totals[1]:.2f}")
