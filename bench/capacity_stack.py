@@ -33,12 +33,14 @@ class Server:
     api_key: str = ""
 
 
-def start_model(cleanup: contextlib.ExitStack, workdir: Path, ports: set[int]) -> tuple[str, int]:
-    """The asyncio fake model in `one-tool-call` mode, each call answered after MODEL_LATENCY."""
+def start_model(
+    cleanup: contextlib.ExitStack, workdir: Path, ports: set[int], latency: float = MODEL_LATENCY
+) -> tuple[str, int]:
+    """The asyncio fake model in `one-tool-call` mode, each call answered after `latency` seconds."""
     port = free_port(ports)
     logfile = workdir / "llm_async_server.log"
     argv = [PYTHON, "-m", "tests.fakes.llm_async_server", "--port", str(port), "--mode", "one-tool-call"]
-    argv += ["--latency", str(MODEL_LATENCY)]
+    argv += ["--latency", str(latency)]
     process = spawn(cleanup, argv, dict(os.environ), logfile, "fake model server (asyncio)")
     wait_for(lambda: "listening on" in logfile.read_text(errors="replace"), process, "fake model server")
     return f"http://127.0.0.1:{port}", process.pid
