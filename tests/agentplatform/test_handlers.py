@@ -19,6 +19,7 @@ from agentplatform.asgi import django_asgi_app
 from agentplatform.handlers import PlatformASGIHandler
 from agents.api.views import AgentRunsView
 from agents.models import Agent, ApiKey, Message, Run, Session
+from agents.services import runs
 from tests.factories import create_api_key
 
 
@@ -138,8 +139,9 @@ def test_the_wait_asked_of_the_refused_grows_with_the_refusals_and_comes_back_do
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_request_waiting_for_its_run_keeps_only_its_response_not_its_request_view_or_run(settings):
-    # Given a key and no worker (a run stays queued), and a wait of a second at most
+def test_a_request_waiting_for_its_run_keeps_only_its_response_not_its_request_view_or_run(settings, monkeypatch):
+    # Given a key, runs that no worker is given (they stay queued), and a wait of a second at most
+    monkeypatch.setattr(runs, "dispatch_on_commit", lambda run_id: None)
     settings.AGENTPLATFORM = {**getattr(settings, "AGENTPLATFORM", {}), "RUN_WAIT_SECONDS": 1.0}
     key = create_api_key()[1]
     body = b'{"input": "hi"}'
