@@ -138,6 +138,12 @@ def test_the_wait_asked_of_the_refused_grows_with_the_refusals_and_comes_back_do
     assert pacing.retry_after == 1
 
 
+def _live(kinds: tuple[type, ...]) -> list[object]:
+    """Objects of `kinds` with state (an emptied request has none), found by their own type
+    (a dead weak proxy in the heap raises when asked for its class)."""
+    return [o for o in gc.get_objects() if issubclass(type(o), kinds) and vars(o)]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_request_waiting_for_its_run_keeps_only_its_response_not_its_request_view_or_run(settings, monkeypatch):
     # Given a key, runs that no worker is given (they stay queued), and a wait of a second at most
@@ -172,6 +178,8 @@ def test_a_request_waiting_for_its_run_keeps_only_its_response_not_its_request_v
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 answered.set()
 
+        gc.collect()
+        before = _live(kinds)  # what other tests left (kept alive here, so that no id is reused)
         serving = asyncio.create_task(django_asgi_app(scope, receive, send))
         waiters = notify.completions()
         while not waiters.waiting and not serving.done():
@@ -179,9 +187,8 @@ def test_a_request_waiting_for_its_run_keeps_only_its_response_not_its_request_v
         # When the request waits for its run on the event loop
         held.append(f"waiting: {waiters.waiting}")
         gc.collect()
-        # Objects with state left (an emptied request has none), by their own type (a dead weak
-        # proxy among them raises when asked for its class)
-        held.extend(t.__name__ for o in gc.get_objects() if issubclass(t := type(o), kinds) and vars(o))
+        known = {id(o) for o in before}
+        held.extend(type(o).__name__ for o in _live(kinds) if id(o) not in known)
         await serving
 
     asyncio.run(serve())
