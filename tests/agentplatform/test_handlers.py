@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import threading
+from collections.abc import Awaitable, Callable
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -55,18 +56,24 @@ def test_an_api_request_goes_through_the_whole_middleware_chain_off_the_event_lo
     assert threads[0].name.startswith("web")
 
 
-def _serve(path: str, key: str) -> int:
-    """A GET served by the ASGI app to its end, as a server runs it (the client then leaves); its status."""
+Meanwhile = Callable[[asyncio.Task], Awaitable[None]]  # given the task serving the request
+
+
+def _exchange(method: str, path: str, key: str, body: bytes = b"", *, meanwhile: Meanwhile | None = None) -> list[dict]:
+    """A request served by the ASGI app to its end, as a server runs it (the client then
+    leaves), with `meanwhile(serving)` awaited while it is served; the messages sent."""
+    headers = [(b"host", b"localhost"), (b"authorization", f"Bearer {key}".encode())]
+    if body:
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"localhost"), (b"authorization", f"Bearer {key}".encode())],
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
         "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
     }  # fmt: skip
     sent: list[dict] = []
 
     async def serve() -> None:
-        answered, requests = asyncio.Event(), [{"type": "http.request", "body": b"", "more_body": False}]
+        answered, requests = asyncio.Event(), [{"type": "http.request", "body": body, "more_body": False}]
 
         async def receive() -> dict:
             if requests:
@@ -79,10 +86,18 @@ def _serve(path: str, key: str) -> int:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 answered.set()
 
-        await django_asgi_app(scope, receive, send)
+        serving = asyncio.create_task(django_asgi_app(scope, receive, send))
+        if meanwhile is not None:
+            await meanwhile(serving)
+        await serving
 
     asyncio.run(serve())
-    return int(sent[0]["status"])
+    return sent
+
+
+def _serve(path: str, key: str) -> int:
+    """A GET served to its end; its status."""
+    return int(_exchange("GET", path, key)[0]["status"])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -150,48 +165,22 @@ def test_a_request_waiting_for_its_run_keeps_only_its_response_not_its_request_v
     monkeypatch.setattr(runs, "dispatch_on_commit", lambda run_id: None)
     settings.AGENTPLATFORM = {**getattr(settings, "AGENTPLATFORM", {}), "RUN_WAIT_SECONDS": 1.0}
     key = create_api_key()[1]
-    body = b'{"input": "hi"}'
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/api/v1/agents/oai/runs/", "raw_path": b"/api/v1/agents/oai/runs/", "query_string": b"",
-        "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
-        "headers": [
-            (b"host", b"localhost"), (b"authorization", f"Bearer {key}".encode()),
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        ],
-    }  # fmt: skip
-    sent: list[dict] = []
     held: list[str] = []
     kinds = (ASGIRequest, Request, AgentRunsView, Run, ApiKey, Session)
+    gc.collect()
+    before = _live(kinds)  # what other tests left (kept alive here, so that no id is reused)
 
-    async def serve() -> None:
-        answered, requests = asyncio.Event(), [{"type": "http.request", "body": body}]
-
-        async def receive() -> dict:
-            if requests:
-                return requests.pop()
-            await answered.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict) -> None:
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                answered.set()
-
-        gc.collect()
-        before = _live(kinds)  # what other tests left (kept alive here, so that no id is reused)
-        serving = asyncio.create_task(django_asgi_app(scope, receive, send))
+    async def look(serving: asyncio.Task) -> None:
         waiters = notify.completions()
         while not waiters.waiting and not serving.done():
             await asyncio.sleep(0.01)
-        # When the request waits for its run on the event loop
         held.append(f"waiting: {waiters.waiting}")
         gc.collect()
         known = {id(o) for o in before}
         held.extend(type(o).__name__ for o in _live(kinds) if id(o) not in known)
-        await serving
 
-    asyncio.run(serve())
+    # When it posts a run, and the request waits for it on the event loop
+    sent = _exchange("POST", "/api/v1/agents/oai/runs/", key, b'{"input": "hi"}', meanwhile=look)
 
     # Then it waited holding no request (Django's or DRF's), no view and no model instance
     # (the run, its session, the caller's key), and was answered with the run when the wait ran out
