@@ -52,13 +52,15 @@ def test_a_run_whose_lease_expired_fails_with_a_clear_error(alice):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_running_run_keeps_its_lease_renewed(api, llm, settings):
-    settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "RUN_LEASE_SECONDS": 0.3}
+    # (a lease of 1 s: renewed every third of it, so that a pause of the worker under 0.6 s on a
+    # busy machine costs no lease; with 0.3 s, a pause of 0.2 s failed this test in CI)
+    settings.AGENTPLATFORM = {**settings.AGENTPLATFORM, "RUN_LEASE_SECONDS": 1.0}
     sample_agents.GATE.clear()
     llm.enqueue(ToolCalls([Call("wait_at_gate", {})]), Text("done"))
     _, run = api.post("/api/v1/agents/oai/runs/", {"input": "wait", "background": True})
     try:
         wait_until(lambda: ("wait_at_gate", {}) in sample_agents.CALLS)
-        time.sleep(1.0)  # over three lease lengths inside one tool call: only renewals keep it
+        time.sleep(3.5)  # over three lease lengths inside one tool call: only renewals keep it
 
         assert tasks.reap_runs()["reaped"] == 0
     finally:
