@@ -145,16 +145,17 @@ def _when_finished(request: Request, run: Run, after: int = 0) -> HttpResponse:
     """The thread's values once the run has finished or paused (or, past the wait limit, as
     they are). A resumed run is waited for through its events after `after`."""
     timeout = platform_settings().RUN_WAIT_SECONDS
+    awaited = services.Awaited.of(run)  # what the wait keeps (not the run, its session, owner and key)
     if after:
-        wait = functools.partial(_resumed_values, run, after, timeout)
+        wait = functools.partial(_resumed_values, awaited, after, timeout)
         return Deferred(wait) if deferrable(request) else async_to_sync(wait)()
     if deferrable(request):  # the wait is on the event loop, holding no thread
-        return Deferred(functools.partial(_awaited_values, run, timeout))
+        return Deferred(functools.partial(_awaited_values, awaited, timeout))
     services.wait_for_run(run, timeout)
     return _values_response(run)
 
 
-async def _resumed_values(run: Run, after: int, timeout: float) -> HttpResponse:
+async def _resumed_values(run: services.Awaited, after: int, timeout: float) -> HttpResponse:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             followed: Any = run_events(run.pk, run.session_id, after)  # an async generator, closed at once
@@ -165,12 +166,12 @@ async def _resumed_values(run: Run, after: int, timeout: float) -> HttpResponse:
     return await web_pool().run(_values_response, run)
 
 
-async def _awaited_values(run: Run, timeout: float) -> HttpResponse:
+async def _awaited_values(run: services.Awaited, timeout: float) -> HttpResponse:
     await services.await_run(run, timeout)
     return await web_pool().run(_values_response, run)
 
 
-def _values_response(run: Run) -> HttpResponse:
+def _values_response(run: Run | services.Awaited) -> HttpResponse:
     fresh, _ = services.read_back(run)
     if fresh.status == RunStatus.FAILED:
         error = fresh.error or {}

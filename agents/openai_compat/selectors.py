@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from agentplatform.users import User
@@ -11,6 +11,9 @@ from agents.errors import RunNotFound
 from agents.models import Run, RunEvent
 from agents.openai_compat.shapes import ResponseNotFound, run_id
 from approvals.models import ApprovalRequest, ApprovalStatus
+
+if TYPE_CHECKING:
+    from agents.services import Awaited
 
 
 def response_run(owner: User, response: str) -> Run:
@@ -35,7 +38,7 @@ def previous_run(run: Run) -> UUID | None:
     return earlier.values_list("pk", flat=True).first()
 
 
-def fresh_run(run: Run) -> Run:
+def fresh_run(run: Run | Awaited) -> Run:
     """The run as it is now (its agent as the caller has it)."""
     fresh = Run.objects.get(pk=run.pk)
     fresh.agent = run.agent

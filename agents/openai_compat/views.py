@@ -32,7 +32,7 @@ from agents.openai_compat import selectors as oa_selectors
 from agents.openai_compat.conversation import Conversation
 from agents.openai_compat.schema import ANSWERED, OBJECT, OpenAISchema
 
-Answer = Callable[[Run], HttpResponse]  # the response to a run once it has been waited for
+Answer = Callable[[Run | services.Awaited], HttpResponse]  # the response to a run once it has been waited for
 
 
 class OpenAIView(CallerAPIView):
@@ -107,7 +107,7 @@ class ChatCompletionsView(OpenAIView):
         return _when_finished(request, run, _completion)
 
 
-def _completion(run: Run) -> HttpResponse:
+def _completion(run: Run | services.Awaited) -> HttpResponse:
     fresh = oa_selectors.fresh_run(run)
     if fresh.status == RunStatus.COMPLETED:
         return JsonResponse(shapes.chat_completion(fresh))
@@ -178,7 +178,7 @@ class ResponsesView(OpenAIView):
         return _when_finished(self.request, run, answer, after)
 
 
-def _response(run: Run, background: bool | None = None) -> HttpResponse:
+def _response(run: Run | services.Awaited, background: bool | None = None) -> HttpResponse:
     fresh = oa_selectors.fresh_run(run)
     output = items.Output(run.pk)
     for event in oa_selectors.stored_events(run.pk):
@@ -212,21 +212,22 @@ def _when_finished(request: Request, run: Run, answer: Answer, after: int = 0) -
     run is waited for through its events after `after`; the wait is on the event loop where
     the server allows it, holding no thread."""
     timeout = platform_settings().RUN_WAIT_SECONDS
+    awaited = services.Awaited.of(run)  # what the wait keeps (not the run, its session, owner and key)
     if after:
-        wait = functools.partial(_resumed, run, after, timeout, answer)
+        wait = functools.partial(_resumed, awaited, after, timeout, answer)
         return Deferred(wait) if deferrable(request) else async_to_sync(wait)()
     if deferrable(request):
-        return Deferred(functools.partial(_awaited, run, timeout, answer))
+        return Deferred(functools.partial(_awaited, awaited, timeout, answer))
     services.wait_for_run(run, timeout)
     return answer(run)
 
 
-async def _awaited(run: Run, timeout: float, answer: Answer) -> HttpResponse:
+async def _awaited(run: services.Awaited, timeout: float, answer: Answer) -> HttpResponse:
     await services.await_run(run, timeout)
     return await web_pool().run(answer, run)
 
 
-async def _resumed(run: Run, after: int, timeout: float, answer: Answer) -> HttpResponse:
+async def _resumed(run: services.Awaited, after: int, timeout: float, answer: Answer) -> HttpResponse:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             async for event in run_events(run.pk, run.session_id, after):

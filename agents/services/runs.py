@@ -290,11 +290,12 @@ class Awaited:
 
     pk: UUID
     created_at: datetime
+    session_id: UUID
     agent: Agent  # its response names it
 
     @classmethod
     def of(cls, run: Run) -> Awaited:
-        return cls(run.pk, run.created_at, run.agent)
+        return cls(run.pk, run.created_at, run.session_id, run.agent)
 
 
 def wait_for_run(run: Run, timeout: float) -> tuple[Run, list[Message]]:

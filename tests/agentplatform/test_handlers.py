@@ -14,11 +14,11 @@ from channels.testing import HttpCommunicator
 from django.core.handlers.asgi import ASGIRequest
 from django.middleware.security import SecurityMiddleware
 from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from agentplatform import handlers, notify
 from agentplatform.asgi import django_asgi_app
 from agentplatform.handlers import PlatformASGIHandler
-from agents.api.views import AgentRunsView
 from agents.models import Agent, ApiKey, Message, Run, Session
 from agents.services import runs
 from tests.factories import create_api_key
@@ -159,14 +159,36 @@ def _live(kinds: tuple[type, ...]) -> list[object]:
     return [o for o in gc.get_objects() if issubclass(type(o), kinds) and vars(o)]
 
 
+WAITS = {
+    # protocol: (path, body, the answer when the wait runs out: status, what the body tells)
+    "native": ("/api/v1/agents/oai/runs/", {"input": "hi"}, 202, lambda body: body["status"] == "queued"),
+    "openai": (
+        "/openai/v1/chat/completions",
+        {"model": "oai", "messages": [{"role": "user", "content": "hi"}]},
+        504,
+        lambda body: body["error"]["code"] == "run_in_progress",
+    ),
+    "langgraph": (
+        "/langgraph/runs/wait",
+        {"assistant_id": "oai", "input": {"messages": [{"role": "user", "content": "hi"}]}},
+        200,
+        lambda body: body == {"messages": []},  # the thread as it is: no worker took the run
+    ),
+}
+
+
+@pytest.mark.parametrize("protocol", WAITS)
 @pytest.mark.django_db(transaction=True)
-def test_a_request_waiting_for_its_run_keeps_only_its_response_not_its_request_view_or_run(settings, monkeypatch):
+def test_a_request_waiting_for_its_run_keeps_only_its_response_not_its_request_view_or_run(
+    protocol, settings, monkeypatch
+):
     # Given a key, runs that no worker is given (they stay queued), and a wait of a second at most
     monkeypatch.setattr(runs, "dispatch_on_commit", lambda run_id: None)
     settings.AGENTPLATFORM = {**getattr(settings, "AGENTPLATFORM", {}), "RUN_WAIT_SECONDS": 1.0}
     key = create_api_key()[1]
+    path, body, status, told = WAITS[protocol]
     held: list[str] = []
-    kinds = (ASGIRequest, Request, AgentRunsView, Run, ApiKey, Session)
+    kinds = (ASGIRequest, Request, APIView, Run, ApiKey, Session)
     gc.collect()
     before = _live(kinds)  # what other tests left (kept alive here, so that no id is reused)
 
@@ -179,11 +201,12 @@ def test_a_request_waiting_for_its_run_keeps_only_its_response_not_its_request_v
         known = {id(o) for o in before}
         held.extend(type(o).__name__ for o in _live(kinds) if id(o) not in known)
 
-    # When it posts a run, and the request waits for it on the event loop
-    sent = _exchange("POST", "/api/v1/agents/oai/runs/", key, b'{"input": "hi"}', meanwhile=look)
+    # When it starts a run (natively, as a chat completion, as a LangGraph wait), and the
+    # request waits for it on the event loop
+    sent = _exchange("POST", path, key, json.dumps(body).encode(), meanwhile=look)
 
     # Then it waited holding no request (Django's or DRF's), no view and no model instance
-    # (the run, its session, the caller's key), and was answered with the run when the wait ran out
+    # (the run, its session, the caller's key), and was answered when the wait ran out
     assert held == ["waiting: 1"]
-    assert sent[0]["status"] == 202
-    assert json.loads(sent[1]["body"])["status"] == "queued"
+    assert sent[0]["status"] == status, sent[1]["body"]
+    assert told(json.loads(sent[1]["body"]))
