@@ -26,6 +26,7 @@ from bench.cpu import machine, process_cpu, process_tree
 
 SAMPLE_SECONDS = 1.0
 ACTIVE_RUNS_SQL = "SELECT count(*) FROM agents_run WHERE status IN ('queued', 'running')"
+RUNNING_RUNS_SQL = "SELECT count(*) FROM agents_run WHERE status = 'running'"
 PG_CONNECTIONS_SQL = (
     "SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity "
     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -90,7 +91,8 @@ class Database(Protocol):
     server_pid: int | None  # the database server's main process (None: in the platform's own processes)
 
     def connections(self) -> tuple[int, int | None]: ...  # open, and running a statement (None: unknown)
-    def active_runs(self) -> int: ...
+    def active_runs(self) -> int: ...  # queued or running
+    def running_runs(self) -> int: ...  # taken by a worker
 
 
 class PostgresDatabase:
@@ -113,6 +115,9 @@ class PostgresDatabase:
 
     def active_runs(self) -> int:
         return self._query(ACTIVE_RUNS_SQL)[0]
+
+    def running_runs(self) -> int:
+        return self._query(RUNNING_RUNS_SQL)[0]
 
     def close(self) -> None:
         if self._conn is not None:
@@ -140,11 +145,17 @@ class SqliteDatabase:
                     continue
         return count, None
 
-    def active_runs(self) -> int:
+    def _count(self, sql: str) -> int:
         if not self.has_runs:
             return 0
         with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute(ACTIVE_RUNS_SQL).fetchone()[0])
+            return int(conn.execute(sql).fetchone()[0])
+
+    def active_runs(self) -> int:
+        return self._count(ACTIVE_RUNS_SQL)
+
+    def running_runs(self) -> int:
+        return self._count(RUNNING_RUNS_SQL)
 
 
 @dataclass(frozen=True)
