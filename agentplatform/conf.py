@@ -163,7 +163,8 @@ class PlatformSettings:
             "help": (
                 "requests a web process lets wait for one of those threads, first come first served; "
                 "past it, a request gets 503 `overloaded` with `Retry-After` at once (a request waiting for "
-                "its run holds no place: only those not yet handled count)"
+                "its run holds no place: only those not yet handled count). While it refuses, a client "
+                "served within the last `Retry-After` may take only half of these places"
             ),
         },
     )

@@ -104,6 +104,12 @@ class Level:
         return self.clients - len({o.client for o in self.outcomes if o.kind == READ})
 
     @property
+    def fewest_unread(self) -> int:
+        """Clients that would have had no read had every read of the level gone to a different
+        client: the fewest any server answering this many reads could leave unread."""
+        return max(0, self.clients - sum(1 for o in self.outcomes if o.kind == READ))
+
+    @property
     def drain_seconds(self) -> float:
         return self.drained_at - self.window_end
 

@@ -11,7 +11,8 @@ from bench.streaming_report import num
 
 HEADER = (
     "| Server | C | Reads/s | p50 ms | p99 ms | 503/s | 503 p99 ms | Other errors | Clients unanswered "
-    "| Clients never read | RSS MiB idle / peak | Threads | Server CPU ms/read | Client cores | After: reads, ready |"
+    "| Clients never read (fewest possible) | RSS MiB idle / peak | Threads | Server CPU ms/read | Client cores "
+    "| After: reads, ready |"
 )
 
 
@@ -34,7 +35,7 @@ def _row(result: LevelResult) -> str:
         _ms(percentile(level.refusal_latencies, 99)),
         f"{other:,}",
         f"{level.unanswered_clients:,}",
-        f"{level.unread_clients:,}",
+        f"{level.unread_clients:,} ({level.fewest_unread:,})",
         f"{result.idle_rss_kib / 1024:.0f} / {watch.rss_kib / 1024:.0f}",
         str(watch.threads),
         num(watch.cpu_seconds * 1000 / reads, 2) if reads else "-",

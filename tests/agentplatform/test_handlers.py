@@ -59,7 +59,15 @@ def test_an_api_request_goes_through_the_whole_middleware_chain_off_the_event_lo
 Meanwhile = Callable[[asyncio.Task], Awaitable[None]]  # given the task serving the request
 
 
-def _exchange(method: str, path: str, key: str, body: bytes = b"", *, meanwhile: Meanwhile | None = None) -> list[dict]:
+def _exchange(
+    method: str,
+    path: str,
+    key: str,
+    body: bytes = b"",
+    *,
+    meanwhile: Meanwhile | None = None,
+    client: tuple[str, int] = ("127.0.0.1", 50000),
+) -> list[dict]:
     """A request served by the ASGI app to its end, as a server runs it (the client then
     leaves), with `meanwhile(serving)` awaited while it is served; the messages sent."""
     headers = [(b"host", b"localhost"), (b"authorization", f"Bearer {key}".encode())]
@@ -68,7 +76,7 @@ def _exchange(method: str, path: str, key: str, body: bytes = b"", *, meanwhile:
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
         "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+        "client": client, "server": ("127.0.0.1", 80),
     }  # fmt: skip
     sent: list[dict] = []
 
@@ -151,6 +159,39 @@ def test_the_wait_asked_of_the_refused_grows_with_the_refusals_and_comes_back_do
     for _ in range(3):
         second(1)
     assert pacing.retry_after == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_it_refuses_a_client_just_answered_waits_its_turn_behind_those_refused(monkeypatch):
+    # Given a process with 10 places, of which a client answered within the last
+    # Retry-After may take 6 while it refuses, and a clock
+    now = [1000.0]
+    monkeypatch.setattr(handlers.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(handlers, "_pacing", handlers.Pacing())
+    monkeypatch.setattr(handlers, "_turns", handlers.Turns())
+    monkeypatch.setattr(django_asgi_app, "admit_limit", 10)
+    monkeypatch.setattr(django_asgi_app, "turn_limit", 6)
+    key = create_api_key()[1]
+    a, b, c, d = (("10.0.0.1", port) for port in (1001, 1002, 1003, 1004))
+
+    def status(client: tuple[str, int], taken: int) -> int:
+        """A request from `client` while `taken` places are taken; its status."""
+        monkeypatch.setattr(django_asgi_app, "admitted", taken)
+        return int(_exchange("GET", "/api/v1/agents/", key, client=client)[0]["status"])
+
+    # While nothing is refused, a client served asks again and is served, up to the last place
+    assert [status(b, 9), status(b, 9)] == [200, 200]
+    # When every place is taken, a client is refused; then a client is served
+    assert status(a, 10) == 503
+    assert status(b, 5) == 200
+    # Then, with places free but over 6 taken, the client just served waits its turn, while
+    # the one refused before and a new one are served
+    assert [status(b, 7), status(a, 7), status(c, 7)] == [503, 200, 200]
+    # And once its Retry-After has passed, it is served like the others, though the process
+    # still refuses
+    now[0] += handlers._pacing.retry_after + 0.1
+    assert status(d, 10) == 503
+    assert status(b, 7) == 200
 
 
 def _live(kinds: tuple[type, ...]) -> list[object]:
