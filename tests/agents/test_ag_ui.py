@@ -148,6 +148,28 @@ def test_a_second_run_on_the_thread_continues_its_session(post, api, llm):
     assert Session.objects.count() == 1
 
 
+def test_a_retried_run_input_replays_its_run_and_starts_no_other(post, api, llm):
+    # Given a run input on a new thread, answered
+    llm.enqueue(Text("Paris is sunny today."))
+    body = run_input("Weather in Paris?", "chat-retry")
+    first = decode(post("oai", api.key, body))
+
+    # When the client sends it again (its connection dropped before it read the stream's end)
+    again = decode(post("oai", api.key, body))
+
+    # Then it gets the same run's stream from its start, and no run or model call is added
+    assert kinds(again) == kinds(first)
+    assert again[0].metadata == first[0].metadata
+    assert again[-1].result == first[-1].result == "Paris is sunny today."
+    assert Run.objects.count() == 1
+    assert len(llm.requests) == 1
+    # And the same runId with another message is refused, with nothing written
+    other = post("oai", api.key, {**body, "messages": [{"id": "u2", "role": "user", "content": "And Rome?"}]})
+    assert (other.status_code, other.json()["error"]["code"]) == (422, "idempotency_key_reused")
+    assert other.json()["error"]["details"]["run_id"] == first[0].metadata["agentplatform"]["run_id"]
+    assert (Run.objects.count(), Session.objects.count()) == (1, 1)
+
+
 def test_a_new_thread_takes_the_earlier_messages_as_its_history(post, api, llm):
     llm.enqueue(Text("You asked about Paris."))
     body = run_input("What did I ask?")
