@@ -124,6 +124,7 @@ class Engine:
         self._leased: set[UUID] = set()
         self._flags = notify.Flags(settings.REDIS_URL, lambda: [f"cancel:{run_id}" for run_id in self._leased])
         self._running = 0
+        self._carried: set[asyncio.Task[None]] = set()
         self._idle = threading.Condition()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="run-engine", daemon=True)
@@ -144,9 +145,15 @@ class Engine:
             return False
         with self._idle:
             self._running += 1
-        future = asyncio.run_coroutine_threadsafe(self._carry(work), self.loop)
-        future.add_done_callback(self._done)
+        # A task started on the loop, not `run_coroutine_threadsafe`: no future (and its
+        # condition variable) per run for a result nobody reads.
+        self.loop.call_soon_threadsafe(self._start, work)
         return True
+
+    def _start(self, work: Callable[[Engine], Coroutine[Any, Any, Any]]) -> None:
+        task = self.loop.create_task(self._carry(work))
+        self._carried.add(task)  # the loop keeps only weak references to its tasks
+        task.add_done_callback(self._done)
 
     async def _carry(self, work: Callable[[Engine], Coroutine[Any, Any, Any]]) -> None:
         try:
@@ -154,7 +161,8 @@ class Engine:
         except Exception:  # a bug in a run's execution must not end the loop's other runs
             logger.exception("a run's execution failed")
 
-    def _done(self, _: Any) -> None:
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._carried.discard(task)
         self._slots.release()
         with self._idle:
             self._running -= 1
