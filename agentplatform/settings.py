@@ -199,6 +199,8 @@ CHANNEL_LAYERS = {
     }
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+if CELERY_BROKER_URL.partition("://")[0] in ("redis", "rediss"):
+    CELERY_BROKER_TRANSPORT = "agentplatform.broker:Transport"  # one redis-py client per channel, not per command
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
     **_REDIS_TIMEOUTS,  # a publish to a stalled broker fails (the reaper sends the run again) instead of hanging
