@@ -48,6 +48,18 @@ def signal_done(name: str) -> None:
     _announce(_key(name), SIGNAL_TTL_SECONDS)
 
 
+WITHDRAWN = "~"  # published as `_key(WITHDRAWN + name)`: `name` is no longer done
+
+
+def withdraw_done(name: str) -> None:
+    """Take `signal_done(name)` back (a run paused for approval and now resumed will stop
+    again): from here on, a waiter waits for the next signal."""
+    with _client(settings.REDIS_URL).pipeline() as pipe:
+        pipe.delete(_key(name))
+        pipe.publish(_key(WITHDRAWN + name), 1)
+        pipe.execute()
+
+
 def _flag(name: str) -> str:
     return f"agentplatform:flag:{name}"
 
@@ -226,6 +238,9 @@ class Completions:
         self._subscribed_at = math.inf
 
     def _wake(self, name: str) -> None:
+        if name.startswith(WITHDRAWN):
+            self._heard.pop(name.removeprefix(WITHDRAWN), None)
+            return
         now = time.monotonic()
         self._heard.pop(name, None)
         self._heard[name] = now

@@ -54,3 +54,23 @@ def test_a_run_that_does_not_finish_is_a_timeout_not_an_error() -> None:
         return await waiters.wait(_name(), timeout=0.3, since=time.monotonic())
 
     assert asyncio.run(scenario()) is False
+
+
+def test_a_withdrawn_completion_is_waited_for_again() -> None:
+    # A run that paused (done), then was resumed (withdrawn), then finished (done again)
+    async def scenario() -> tuple[bool, bool, bool]:
+        waiters = notify.Completions(settings.REDIS_URL)
+        assert await waiters.wait(_name(), timeout=0.1) is False  # subscribes
+        created, name = time.monotonic(), _name()
+        notify.signal_done(name)
+        paused = await waiters.wait(name, timeout=5.0, since=created)
+        notify.withdraw_done(name)
+        while name in waiters._heard:  # the subscription hears the withdrawal
+            await asyncio.sleep(0.01)
+        resumed = await waiters.wait(name, timeout=0.3, since=created)
+        waiting = asyncio.create_task(waiters.wait(name, timeout=5.0))  # asks Redis too: nothing there
+        await asyncio.sleep(0.1)
+        notify.signal_done(name)
+        return paused, resumed, await waiting
+
+    assert asyncio.run(scenario()) == (True, False, True)

@@ -15,7 +15,7 @@ from agents.langgraph.selectors import thread_messages
 from agents.models import Run, RunEvent
 from tests import sample_agents
 from tests.agents.langgraph import lg_url, says
-from tests.fakes.llm_server import Call, Text, ToolCalls
+from tests.fakes.llm_server import Call, Delay, Text, ToolCalls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -267,3 +267,20 @@ def test_a_streamed_resume_sends_what_the_run_does_after_the_decision(daphne, co
     # joined from the start, the run's stream has both halves, the pause in between
     joined = list(client.runs.join_stream(tid, paused[0].data["run_id"], stream_mode="updates"))
     assert joined == paused + resumed[1:]
+
+
+def test_joining_a_resumed_run_waits_for_its_end_not_its_pause(daphne, connect, make_api, llm):
+    # Given a run paused for approval, then resumed (its answer takes a second)
+    llm.enqueue(ToolCalls([Call("send_email", {"to": "ann@example.com", "subject": "Hi"})]), Delay(1.0, Text("Sent.")))
+    client = connect(make_api("rita", scopes=["approvals:decide"]).key)
+    tid = client.threads.create()["thread_id"]
+    paused = list(client.runs.stream(tid, "oai", input=says("Email Ann"), stream_mode="updates"))
+    rid = paused[0].data["run_id"]
+    client.runs.create(tid, "oai", command=Command(resume={"approved": True}))
+
+    # When the client joins the run while the model answers
+    values = client.runs.join(tid, rid)
+
+    # Then the join answers once the run has finished (the pause's signal was withdrawn)
+    assert values["messages"][-1]["content"] == "Sent."
+    assert client.runs.get(tid, rid)["status"] == "success"
