@@ -24,6 +24,7 @@ from agents import events, selectors
 from agents.models import ACTIVE_RUN_STATUSES
 
 HEARTBEAT_SECONDS = 15.0
+REPLAY_PAGE = 500  # stored events read at once
 
 EventPayload = dict[str, Any]
 
@@ -66,10 +67,11 @@ def _closing(function: Any) -> Any:
     return call
 
 
-def _stored_run(run_id: UUID, after: int) -> tuple[list[EventPayload], bool]:
-    """Stored events of a run after `after`, and whether the run has ended."""
-    rows, status = selectors.run_events_after(run_id, after)
-    return [events.payload(row) for row in rows], status not in ACTIVE_RUN_STATUSES
+def _stored_run(run_id: UUID, after: int) -> tuple[list[EventPayload], bool, bool]:
+    """Stored events of a run after `after` (a page); whether the run has ended; whether
+    the page was full (more may follow it)."""
+    rows, status = selectors.run_events_after(run_id, after, REPLAY_PAGE)
+    return [events.payload(row) for row in rows], status not in ACTIVE_RUN_STATUSES, len(rows) == REPLAY_PAGE
 
 
 def _stored_session(session_id: UUID, since: datetime, cursor: Cursor) -> list[EventPayload]:
@@ -100,15 +102,15 @@ async def run_events(run_id: UUID, session_id: UUID, after: int) -> AsyncGenerat
         replay, idle = True, False  # first, what was stored before the subscription
         while run not in cursor.ended:
             if replay:
-                stored, ended = await stored_run(run_id, cursor.last[run])
+                stored, ended, full = await stored_run(run_id, cursor.last[run])
                 found, _ = cursor.take(stored)
                 for event in found:
                     yield event
-                if found:
-                    continue  # the next page
+                if full:
+                    continue  # the next page (what was stored after this one arrives live)
                 if ended:
                     break
-                if idle:
+                if idle and not found:
                     yield None
             try:
                 message = await asyncio.wait_for(layer.receive(channel), HEARTBEAT_SECONDS)

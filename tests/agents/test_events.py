@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import threading
 import time
+import uuid
 
 import pytest
 import redis
@@ -92,6 +94,66 @@ def test_a_client_resumes_after_its_last_event_without_loss_or_duplicates(api, l
     assert [e["seq"] for e in rest] == [e["seq"] for e in everything[2:]]
     assert rest == everything[2:]
     assert nothing == []
+
+
+def _counting_pages(monkeypatch: pytest.MonkeyPatch, page: int) -> list[int]:
+    """Stored events are read back `page` at a time; the sizes of the pages read, in order."""
+    monkeypatch.setattr(streams, "REPLAY_PAGE", page)
+    pages: list[int] = []
+    read_page = streams.selectors.run_events_after
+
+    def counted(run_id, after, limit):
+        rows, status = read_page(run_id, after, limit)
+        pages.append(len(rows))
+        return rows, status
+
+    monkeypatch.setattr(streams.selectors, "run_events_after", counted)
+    return pages
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_finished_runs_stream_is_read_back_page_by_page(api, llm, monkeypatch):
+    # Given a finished run with a tool call (more events than a page of 2)
+    llm.enqueue(ToolCalls([Call("add", {"a": 1, "b": 1})]), Text("2"))
+    _, run = api.post("/api/v1/agents/oai/runs/", {"input": "go"})
+    stored = RunEvent.objects.filter(run_id=run["id"]).count()
+    pages = _counting_pages(monkeypatch, 2)
+
+    # When a client reads its stream
+    _, _, everything = _read_sse(f"/api/v1/runs/{run['id']}/events/", api.key)
+
+    # Then every event came once, in order, a page at a time up to the final event
+    assert stored > 4
+    assert [e["seq"] for e in everything] == list(range(1, stored + 1))
+    assert pages == [2] * (stored // 2) + ([1] if stored % 2 else [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_that_read_back_a_page_short_of_full_waits_live_without_reading_again(api, llm, monkeypatch):
+    # Given a run paused for approval: its events are stored and it has not ended
+    llm.enqueue(ToolCalls([Call("send_email", {"to": "ann@example.com", "subject": "Hi"})]))
+    _, run = api.post("/api/v1/agents/oai/runs/", {"input": "Email Ann"})
+    assert run["status"] == "awaiting_approval"
+    pages = _counting_pages(monkeypatch, 500)
+
+    async def follow() -> list[str]:
+        """The run's events, until none comes for half a second."""
+        followed = streams.run_events(uuid.UUID(run["id"]), uuid.UUID(run["session_id"]), 0)
+        kinds = []
+        async with contextlib.aclosing(followed):
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    event = await asyncio.wait_for(anext(followed), 0.5)
+                    kinds.append(event["type"])
+        return kinds
+
+    # When a client follows it from the start
+    kinds = asyncio.run(follow())
+
+    # Then it got the stored events, read in one page, and then waited for the rest live
+    # (what is stored after that page arrives through its subscription)
+    assert kinds[-1] == "run.awaiting_approval"
+    assert pages == [len(kinds)]
 
 
 @pytest.mark.django_db(transaction=True)
