@@ -3,10 +3,14 @@ a request to a traced Daphne process and the run a worker executes for it are on
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 
+import httpx2
 import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from websockets.sync.client import connect
 
 from agentplatform.sdk import attributes as attr
@@ -64,3 +68,30 @@ def test_a_websocket_message_and_the_run_it_starts_are_one_trace(tracing_on, sin
     assert message.parent_span_id == ""
     assert message.attributes[attr.SESSION_ID] == session["id"]
     assert task.parent_span_id == message.span_id
+
+
+def test_a_tool_call_to_the_mcp_server_and_its_run_are_one_trace(tracing_on, sink, traced_daphne, api, llm):
+    llm.enqueue(Text("Paris is sunny."))
+    url = traced_daphne.url.replace("ws://", "http://", 1) + "/mcp"
+
+    async def call() -> dict:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {api.key}"}, timeout=60) as http,
+            streamable_http_client(url, http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return (await session.call_tool("oai", {"input": "Weather in Paris?"})).structured_content
+
+    # When an MCP client calls the agent's tool (the MCP server is an ASGI app beside Django)
+    answered = asyncio.run(call())
+    assert answered["answer"] == "Paris is sunny."
+
+    # Then the MCP SDK's server span for the call (it continues the client's trace, sent in
+    # the message's _meta) is the parent of the run's spans: one trace from client to model
+    trace = tracing_on.trace_of(answered["run_id"], {"tools/call oai", TASK, "agent.run"})
+    task = next(span for span in trace.spans if span.name == TASK)
+    call_span = next(span for span in trace.spans if span.span_id == task.parent_span_id)
+    assert (call_span.name, call_span.kind) == ("tools/call oai", "server")
+    client_span = next(span for span in trace.spans if span.span_id == call_span.parent_span_id)
+    assert (client_span.kind, client_span.parent_span_id) == ("client", "")
