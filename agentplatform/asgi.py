@@ -21,12 +21,14 @@ from django.urls import path  # noqa: E402
 from agents.a2a_server.app import PREFIX, build  # noqa: E402
 from agents.consumers import SessionConsumer  # noqa: E402
 from agents.mcp_server.app import McpApp  # noqa: E402
+from tracing.setup import traced_asgi  # noqa: E402
 
 websocket_urls = [path("ws/sessions/<str:session_id>/", SessionConsumer.as_asgi())]
 
 MCP_PATHS = ("/mcp", "/mcp/")
 mcp_app = McpApp(django_asgi_app)
-a2a_app = build(django_asgi_app.admit)  # the A2A app's requests count among the web process's
+# The A2A app's requests count among the web process's, and each has a request span (tracing on).
+a2a_app = traced_asgi(build(django_asgi_app.admit))
 
 
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:

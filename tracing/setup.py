@@ -21,6 +21,7 @@ from typing import Any
 
 from celery import signals
 from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Span as SDKSpan
@@ -73,6 +74,18 @@ def install() -> Installed | None:
     propagation.connect()
     _Process.installed = Installed(processor, provider, ours)
     return _Process.installed
+
+
+def traced_asgi(app: Any) -> Any:
+    """An ASGI app served beside Django (the A2A endpoints) with a server span for each
+    request, as Django's requests have, when tracing is installed: the runs its requests
+    start are its children. (The MCP server needs none: the mcp SDK makes a server span
+    for each call, continuing the client's trace.)"""
+    done = installed()
+    if done is None:
+        return app
+    provider = done.provider if done.ours else None
+    return OpenTelemetryMiddleware(app, tracer_provider=provider, exclude_spans=["receive", "send"])
 
 
 STATUS_ATTRIBUTES = ("http.status_code", "http.response.status_code")  # old and new HTTP conventions

@@ -7,8 +7,11 @@ import asyncio
 import json
 import urllib.request
 
+import httpx
 import httpx2
 import pytest
+from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+from a2a.types import a2a_pb2 as a2a
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from websockets.sync.client import connect
@@ -95,3 +98,30 @@ def test_a_tool_call_to_the_mcp_server_and_its_run_are_one_trace(tracing_on, sin
     assert (call_span.name, call_span.kind) == ("tools/call oai", "server")
     client_span = next(span for span in trace.spans if span.span_id == call_span.parent_span_id)
     assert (client_span.kind, client_span.parent_span_id) == ("client", "")
+
+
+def test_a_message_to_an_a2a_agent_and_its_run_are_one_trace(tracing_on, sink, traced_daphne, api, llm):
+    llm.enqueue(Text("Paris is sunny."))
+    base = traced_daphne.url.replace("ws://", "http://", 1) + "/a2a/oai"
+
+    async def send() -> a2a.Task:
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api.key}"}, timeout=60) as http:
+            card = await A2ACardResolver(http, base).get_agent_card()
+            client = ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card)
+            said = a2a.Message(message_id="m1", role=a2a.ROLE_USER, parts=[a2a.Part(text="Weather in Paris?")])
+            (response,) = [r async for r in client.send_message(a2a.SendMessageRequest(message=said))]
+            await client.close()
+            return response.task
+
+    # When an A2A client sends the agent a message (the A2A endpoints are an ASGI app beside Django)
+    task = asyncio.run(send())
+
+    # Then the request's span is the root of the trace the run's spans are in (the A2A SDK's
+    # dispatcher spans in between), with the response's status: the task is the run
+    trace = tracing_on.trace_of(task.id, {"POST /a2a/oai/", TASK, "agent.run"})
+    by_id = {span.span_id: span for span in trace.spans}
+    ancestor = next(span for span in trace.spans if span.name == TASK)
+    while ancestor.parent_span_id:
+        ancestor = by_id[ancestor.parent_span_id]
+    assert (ancestor.name, ancestor.kind) == ("POST /a2a/oai/", "server")
+    assert ancestor.attributes["http.status_code"] == 200
