@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.capacity import settle
 from bench.capacity_drivers import RUN_INPUT, RUNS_PATH
 from bench.capacity_probe import tree_memory
 from bench.capacity_stack import PlatformOptions, Server, start_model, start_platform
@@ -90,9 +91,7 @@ async def _in_flight(server: Server, counts: tuple[int, ...], stream: bool) -> l
 
 
 def _idle(server: Server) -> None:
-    deadline = time.monotonic() + 3 * LATENCY * 2 + 120
-    while server.database.active_runs() and time.monotonic() < deadline:
-        time.sleep(1.0)
+    settle(server, 3 * LATENCY * 2 + 120)
     time.sleep(SETTLE_SECONDS)
 
 
