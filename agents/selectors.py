@@ -282,8 +282,8 @@ def recent_messages(session_id: UUID, *, before_position: int, limit: int) -> li
     return rows
 
 
-def run_events_after(run_id: UUID, after: int, limit: int = 500) -> tuple[list[RunEvent], str]:
-    """The next events of a run after sequence number `after`, and the run's status."""
+def run_events_after(run_id: UUID, after: int, limit: int) -> tuple[list[RunEvent], str]:
+    """The next `limit` events of a run after sequence number `after`, and the run's status."""
     status = Run.objects.values_list("status", flat=True).get(pk=run_id)
     return list(RunEvent.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")[:limit]), status
 
